@@ -1,0 +1,49 @@
+# Thin wrapper over meson/ninja: the README's two commands and a few more.
+BUILD     ?= build
+SAN_BUILD ?= build-san
+ROSTER_DB ?= sqlite:var/roster.db
+export ROSTER_DB
+
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: all deps build build-san run test test-unit test-http test-san format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(SAN_BUILD)/build.ninja:
+	meson setup $(SAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+build-san: deps $(SAN_BUILD)/build.ninja
+	ninja -C $(SAN_BUILD)
+
+# Builds, migrates the default SQLite database under var/, serves on 127.0.0.1:8000.
+run: build
+	$(BUILD)/roster migrate
+	exec $(BUILD)/roster serve
+
+# Every test: unit and black-box, on the development build and under ASan+UBSan.
+test: build build-san
+	meson test -C $(BUILD) --print-errorlogs --num-processes 1
+	$(SAN_ENV) meson test -C $(SAN_BUILD) --print-errorlogs --num-processes 1
+
+test-unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+test-http: build
+	meson test -C $(BUILD) --suite http --print-errorlogs
+
+format:
+	clang-format -i src/*.[ch] src/*/*.[ch] tests/unit/*.c
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

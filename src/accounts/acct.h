@@ -1,0 +1,156 @@
+/*
+ * accounts: the domain rules of roster, with no I/O. Normalisation of usernames
+ * and emails into their uniqueness keys, field validation with every problem
+ * collected per field, the password policy, and the role set.
+ * Includes no MHD, jansson or database header.
+ */
+#ifndef ROSTER_ACCT_H
+#define ROSTER_ACCT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ACCT_USERNAME_MAX 150	/* characters, as Django's User.username */
+#define ACCT_EMAIL_MAX 254	/* characters */
+#define ACCT_BIO_MAX 500	/* characters */
+#define ACCT_PASSWORD_MIN 8	/* characters */
+#define ACCT_PASSWORD_MAX_BYTES 4096	/* checked before any hashing */
+#define ACCT_ERRORS_MAX 16
+
+/* The exact messages of the contract (API.md); clients compare some of them. */
+#define ACCT_MSG_REQUIRED "This field is required."
+#define ACCT_MSG_NOT_STRING "Not a valid string."
+#define ACCT_MSG_BLANK "This field may not be blank."
+#define ACCT_MSG_USERNAME_INVALID \
+	"Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
+#define ACCT_MSG_USERNAME_TOO_LONG "Ensure this field has no more than 150 characters."
+#define ACCT_MSG_INVISIBLE "This value contains invisible or bidirectional control characters."
+#define ACCT_MSG_EMAIL_INVALID "Enter a valid email address."
+#define ACCT_MSG_BIO_TOO_LONG "Ensure this field has no more than 500 characters."
+#define ACCT_MSG_ROLE_INVALID "Not a valid role."
+#define ACCT_MSG_PW_TOO_SHORT "This password is too short. It must contain at least 8 characters."
+#define ACCT_MSG_PW_TOO_LONG "This password is too long. It must contain at most 4096 bytes."
+#define ACCT_MSG_PW_NUMERIC "This password is entirely numeric."
+#define ACCT_MSG_PW_COMMON "This password is too common."
+#define ACCT_MSG_PW_SIMILAR_USERNAME "The password is too similar to the username."
+#define ACCT_MSG_PW_SIMILAR_EMAIL "The password is too similar to the email address."
+
+/* One problem: `field` and `message` point to static strings. */
+struct acct_error {
+	const char *field;
+	const char *message;
+};
+
+/* Every problem found, in the order the fields are checked. */
+struct acct_errors {
+	struct acct_error items[ACCT_ERRORS_MAX];
+	size_t n;
+};
+
+void acct_errors_add(struct acct_errors *errs, const char *field, const char *message);
+
+enum acct_status {
+	ACCT_OK = 0,
+	ACCT_INVALID,	/* a message says why */
+	ACCT_NOMEM,
+};
+
+/*
+ * Username: NFKC-normalises `in` (valid UTF-8, `len` bytes) into `*display`
+ * and NFKC + case folding into `*key`; both malloc'd, the caller frees them.
+ * On ACCT_INVALID both are NULL and `*msg` is one of the ACCT_MSG_ strings.
+ */
+enum acct_status acct_username_normalize(const char *in, size_t len,
+    /* OUT: */ char **display, char **key, const char **msg);
+
+/*
+ * Email: trims ASCII and Unicode white space, NFKC-normalises into `*display`,
+ * lowercases the whole address into `*key`, and checks the syntax
+ * (dot-atom local part, a domain of at least two labels).
+ */
+enum acct_status acct_email_normalize(const char *in, size_t len,
+    /* OUT: */ char **display, char **key, const char **msg);
+
+/*
+ * True when the UTF-8 string has a format character (category Cf: the bidi
+ * controls and zero-width characters) or any other Default_Ignorable_Code_Point
+ * (soft hyphen, variation selectors, Hangul fillers, ...).
+ */
+bool acct_has_invisible(const char *s, size_t len);
+
+/* Length of valid UTF-8 in code points; -1 when it is not valid UTF-8. */
+long acct_utf8_chars(const char *s, size_t len);
+
+/*
+ * Password policy, equivalent to Django's four default validators: minimum
+ * length, not entirely numeric, not in the common-password list (Django's own
+ * list, embedded at build time), not too similar (quick ratio >= 0.7) to the
+ * username or the email or their parts. `username`/`email` may be NULL.
+ * Adds every problem to `errs` under the field "password"; true when none.
+ */
+bool acct_password_check(const char *pw, size_t len, const char *username, const char *email,
+    struct acct_errors *errs);
+
+/* True when `pw` (any case, surrounding spaces ignored) is in the common list. */
+bool acct_password_is_common(const char *pw, size_t len);
+
+/* Number of entries in the embedded common-password list. */
+size_t acct_common_password_count(void);
+
+/* Django's UserAttributeSimilarityValidator quick ratio of two strings, 0..1. */
+double acct_similarity(const char *a, const char *b);
+
+/* Roles that exist at all (the profiles table's check constraint). */
+bool acct_role_known(const char *role);
+
+/*
+ * A comma-separated role list, as in --self-register-roles ("explorer,teacher";
+ * no spaces; empty items are ignored, so "" lets nobody self-register). True
+ * when `role` is in it.
+ */
+bool acct_role_in_list(const char *list, const char *role);
+
+/* True when every item of the comma-separated list is a known role. */
+bool acct_role_list_valid(const char *list);
+
+/* Raw registration input, borrowed from the request: NULL means absent. */
+struct acct_signup_input {
+	const char *username;
+	size_t username_len;
+	const char *email;
+	size_t email_len;
+	const char *password;
+	size_t password_len;
+	const char *role;	/* NULL: the default role */
+	const char *bio;	/* NULL: empty */
+	size_t bio_len;
+};
+
+/* A validated registration: everything owned; release with acct_signup_clear. */
+struct acct_signup {
+	char *username;
+	char *username_key;
+	char *email;
+	char *email_key;
+	char *password;		/* wiped on clear */
+	size_t password_len;
+	char *role;
+	char *bio;
+};
+
+#define ACCT_DEFAULT_ROLE "explorer"
+
+/*
+ * Validates and normalises `in` into `out`, collecting every problem per field
+ * into `errs`. A field that already has an error in `errs` (the caller found
+ * it was not a string) is not checked again. An absent field is "required",
+ * an empty one "blank". Returns ACCT_OK with `out` filled, ACCT_INVALID with `out`
+ * cleared and `errs` non-empty, or ACCT_NOMEM. Role policy (who may
+ * self-register as what) is the caller's next step, not a validation error.
+ */
+enum acct_status acct_signup_validate(const struct acct_signup_input *in,
+    /* OUT: */ struct acct_signup *out, struct acct_errors *errs);
+
+void acct_signup_clear(struct acct_signup *s);
+
+#endif

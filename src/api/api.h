@@ -1,0 +1,70 @@
+/*
+ * api: one file per resource. Handlers take a parsed request from http/, apply
+ * the rules of accounts/ and the operations of store/, and set a JSON reply.
+ * errors.c holds the one table of every error the API can answer.
+ */
+#ifndef ROSTER_API_H
+#define ROSTER_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct http_req;
+
+enum api_err {
+	API_ERR_NONE = 0,
+	API_ERR_MALFORMED_JSON,
+	API_ERR_INVALID,
+	API_ERR_USERNAME_TAKEN,
+	API_ERR_EMAIL_TAKEN,
+	API_ERR_INVITATION_INVALID,
+	API_ERR_ROLE_NOT_ALLOWED,
+	API_ERR_NOT_FOUND,
+	API_ERR_METHOD_NOT_ALLOWED,
+	API_ERR_LENGTH_REQUIRED,
+	API_ERR_BODY_TOO_LARGE,
+	API_ERR_UNSUPPORTED_MEDIA_TYPE,
+	API_ERR_UNAVAILABLE,
+	API_ERR_INTERNAL,
+	API_ERR_INTERNAL_REGISTER,
+	API_ERR_COUNT_
+};
+
+struct api_err_info {
+	int status;
+	const char *code;
+	const char *message;
+};
+
+/* The row of `err` in the error table. */
+const struct api_err_info *api_err_info(enum api_err err);
+
+/*
+ * Sets the error reply for `err`: {"error", "code", "request_id"}, with
+ * Retry-After on 503. Callable on I/O and worker threads.
+ */
+void api_reply_error(struct http_req *req, enum api_err err);
+
+struct acct_errors;
+
+/* 400 `invalid` with "fields": every problem, per field, in order. */
+void api_reply_invalid(struct http_req *req, const struct acct_errors *errs);
+
+/* JSON nesting deeper than this is malformed input. */
+#define API_JSON_MAX_DEPTH 8
+
+/*
+ * Parses a request body that must be one JSON object: valid UTF-8, no NUL in
+ * strings, no duplicate keys, nesting at most API_JSON_MAX_DEPTH levels (the
+ * top-level object is level 1, so `{}` has depth 1). On success
+ * returns API_ERR_NONE and a new reference in `*out`; otherwise
+ * API_ERR_MALFORMED_JSON and `*out` is NULL.
+ */
+enum api_err api_body_object_new(const char *body, size_t len, /* OUT: */ json_t **out);
+
+/* Handlers, called by the router with a complete request. */
+void api_register(struct http_req *req);
+void api_healthz(struct http_req *req);
+void api_readyz(struct http_req *req);
+
+#endif

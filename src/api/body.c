@@ -1,0 +1,48 @@
+/* Request bodies: exactly one JSON object, strict. */
+#include "api.h"
+
+static size_t
+depth(const json_t *v)
+{
+	size_t max = 0, d;
+	const char *key;
+	json_t *child;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, child) {
+			d = depth(child);
+			max = d > max ? d : max;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child) {
+			d = depth(child);
+			max = d > max ? d : max;
+		}
+	} else {
+		return 0;
+	}
+	return max + 1;
+}
+
+enum api_err
+api_body_object_new(const char *body, size_t len, json_t **out)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	*out = NULL;
+	if (body == NULL || len == 0)
+		return API_ERR_MALFORMED_JSON;
+	/* jansson rejects invalid UTF-8 and \u0000 (no JSON_ALLOW_NUL) and bounds
+	 * its own recursion; duplicate keys are refused as ambiguous. */
+	v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (v == NULL)
+		return API_ERR_MALFORMED_JSON;
+	if (!json_is_object(v) || depth(v) > API_JSON_MAX_DEPTH) {
+		json_decref(v);
+		return API_ERR_MALFORMED_JSON;
+	}
+	*out = v;
+	return API_ERR_NONE;
+}

@@ -1,0 +1,31 @@
+/* GET /healthz (the process serves) and GET /readyz (database and schema current). */
+#include "api.h"
+#include "http.h"
+#include "store.h"
+
+void
+api_healthz(struct http_req *req)
+{
+	http_reply_json_new(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void
+api_readyz(struct http_req *req)
+{
+	struct store *s = http_io_store(req);
+	struct store_schema schema = { 0, 0 };
+
+	if (s == NULL || store_schema(s, &schema) != STORE_OK) {
+		http_log(req, LOG_WARNING, "not ready: database unreachable");
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	if (schema.applied != schema.latest) {
+		http_log(req, LOG_WARNING, "not ready: schema version %d, binary expects %d",
+		    schema.applied, schema.latest);
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	http_reply_json_new(req, 200,
+	    json_pack("{s:s, s:i}", "status", "ready", "schema_version", schema.applied));
+}

@@ -1,0 +1,159 @@
+/*
+ * POST /users/register/. First half on the I/O thread: parse, validate and
+ * normalise every field, apply the role policy. Second half on a hashing
+ * worker: hash the password and create user + profile in one transaction.
+ * Duplicates are decided by the store's unique indexes, so a race still yields
+ * 400, never 500, and never a second account.
+ */
+#include "api.h"
+#include "acct.h"
+#include "http.h"
+#include "rcrypto.h"
+#include "store.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+
+/* Reads an optional string member: absent or null leaves `*out` NULL. */
+static void
+string_field(json_t *obj, const char *name, const char **out, size_t *len, struct acct_errors *errs)
+{
+	json_t *v = json_object_get(obj, name);
+
+	*out = NULL;
+	if (len != NULL)
+		*len = 0;
+	if (v == NULL || json_is_null(v))
+		return;
+	if (!json_is_string(v)) {
+		acct_errors_add(errs, name, ACCT_MSG_NOT_STRING);
+		return;
+	}
+	*out = json_string_value(v);
+	if (len != NULL)
+		*len = json_string_length(v);
+}
+
+static void
+signup_free(void *p)
+{
+	if (p != NULL)
+		acct_signup_clear(p);
+	free(p);
+}
+
+static enum api_err
+store_err(enum store_status st)
+{
+	switch (st) {
+	case STORE_CONFLICT_USERNAME:
+		return API_ERR_USERNAME_TAKEN;
+	case STORE_CONFLICT_EMAIL:
+		return API_ERR_EMAIL_TAKEN;
+	case STORE_BUSY:
+	case STORE_UNAVAILABLE:
+		return API_ERR_UNAVAILABLE;
+	default:
+		return API_ERR_INTERNAL_REGISTER;
+	}
+}
+
+/* Second half, on a hashing worker with its own database connection. */
+static void
+register_finish(struct http_req *req)
+{
+	const struct acct_signup *s = req->ctx;
+	const struct config *cfg = http_config(req);
+	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
+	struct store_user user = { 0 };
+	char hash[RCRYPTO_HASH_MAX];
+	enum store_status st;
+
+	if (req->store == NULL) {
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	/* Advisory: spares the hash for a key already taken. The insert decides. */
+	st = store_user_keys_taken(req->store, s->username_key, s->email_key);
+	if (st != STORE_OK) {
+		api_reply_error(req, store_err(st));
+		return;
+	}
+	if (rcrypto_pwhash(s->password, s->password_len, &cost, hash) != 0) {
+		http_log(req, LOG_ERROR, "password hashing failed (out of memory?)");
+		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+		return;
+	}
+	st = store_user_create(req->store,
+	    &(struct store_new_user){ .username = s->username, .username_key = s->username_key,
+		.email = s->email, .email_key = s->email_key, .password_hash = hash,
+		.role = s->role, .bio = s->bio },
+	    &user);
+	sodium_memzero(hash, sizeof(hash));
+	if (st != STORE_OK) {
+		api_reply_error(req, store_err(st));
+		return;
+	}
+	log_json_new(LOG_INFO, req->id, "user registered",
+	    json_pack("{s:I, s:s}", "user_id", (json_int_t)user.id, "role", user.role));
+	http_reply_json_new(req, 201,
+	    json_pack("{s:s, s:{s:I, s:s, s:s, s:s}}", "message", "User registered successfully.",
+		"user", "id", (json_int_t)user.id, "username", user.username, "email", user.email,
+		"role", user.role));
+	store_user_clear(&user);
+}
+
+void
+api_register(struct http_req *req)
+{
+	struct acct_signup_input in = { 0 };
+	struct acct_errors errs = { .n = 0 };
+	struct acct_signup *signup = NULL;
+	const char *invitation = NULL;
+	json_t *obj = NULL;
+
+	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
+		api_reply_error(req, API_ERR_MALFORMED_JSON);
+		goto out;
+	}
+	string_field(obj, "username", &in.username, &in.username_len, &errs);
+	string_field(obj, "email", &in.email, &in.email_len, &errs);
+	string_field(obj, "password", &in.password, &in.password_len, &errs);
+	string_field(obj, "role", &in.role, NULL, &errs);
+	string_field(obj, "bio", &in.bio, &in.bio_len, &errs);
+	string_field(obj, "invitation", &invitation, NULL, &errs);
+	signup = calloc(1, sizeof(*signup));
+	if (signup == NULL) {
+		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+		goto out;
+	}
+	switch (acct_signup_validate(&in, signup, &errs)) {
+	case ACCT_OK:
+		break;
+	case ACCT_INVALID:
+		api_reply_invalid(req, &errs);
+		goto out;
+	default:
+		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+		goto out;
+	}
+	if (invitation != NULL) {
+		/* Invitations do not exist yet (issue 4): no token can be valid. */
+		api_reply_error(req, API_ERR_INVITATION_INVALID);
+		goto out;
+	}
+	if (!acct_role_in_list(http_config(req)->self_register_roles, signup->role)) {
+		api_reply_error(req, API_ERR_ROLE_NOT_ALLOWED);
+		goto out;
+	}
+	req->ctx = signup;
+	req->ctx_free = signup_free;
+	signup = NULL;
+	if (!http_defer(req, register_finish))
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+out:
+	if (in.password != NULL)
+		sodium_memzero((char *)in.password, in.password_len);
+	signup_free(signup);
+	json_decref(obj);
+}

@@ -1,0 +1,91 @@
+/* JSON-lines logging; see log.h. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level min_level = LOG_INFO;
+static const char *const names[] = { "debug", "info", "warning", "error" };
+
+void
+log_set_level(enum log_level level)
+{
+	min_level = level;
+}
+
+bool
+log_enabled(enum log_level level)
+{
+	return level >= min_level;
+}
+
+int
+log_level_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void
+timestamp(char out[64])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+}
+
+void
+log_json_new(enum log_level level, const char *request_id, const char *msg, json_t *fields)
+{
+	char ts[64];
+	json_t *line = NULL;
+	char *text = NULL;
+	size_t len;
+
+	if (!log_enabled(level))
+		goto out;
+	timestamp(ts);
+	line = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", names[level], "msg", msg);
+	if (line == NULL)
+		goto out;
+	if (request_id != NULL)
+		json_object_set_new(line, "request_id", json_string(request_id));
+	if (fields != NULL)
+		json_object_update(line, fields);
+	text = json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (text == NULL)
+		goto out;
+	len = strlen(text);
+	text[len] = '\n';	/* json_dumps' NUL becomes the newline; one write */
+	if (write(STDERR_FILENO, text, len + 1) < 0) {
+		/* nowhere left to report it */
+	}
+out:
+	free(text);
+	json_decref(line);
+	json_decref(fields);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_json_new(level, NULL, buf, NULL);
+}

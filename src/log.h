@@ -1,0 +1,29 @@
+/*
+ * JSON-lines logging to stderr: one object per line, written with one write(2)
+ * so lines from many threads and processes never interleave. Never pass a
+ * password, token or password hash to any of these.
+ */
+#ifndef ROSTER_LOG_H
+#define ROSTER_LOG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
+
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+
+/* Parses "debug", "info", "warning" or "error"; -1 when unknown. */
+int log_level_parse(const char *s);
+
+/* A process-wide event: {"ts", "level", "msg"}. */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * {"ts", "level", "msg", "request_id"?, ...fields}: takes `fields` (an object,
+ * or NULL); `request_id` may be NULL.
+ */
+void log_json_new(enum log_level level, const char *request_id, const char *msg, json_t *fields);
+
+#endif

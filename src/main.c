@@ -1,0 +1,188 @@
+/*
+ * roster: one binary, subcommands serve, migrate, check. Configuration comes
+ * from config.c; signals are taken by sigwait on the main thread, so no
+ * handler runs inside a worker and shutdown is an ordinary code path.
+ */
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "rcrypto.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: roster COMMAND [OPTIONS]\n"
+    "\n"
+    "roster: user registration, login, profiles and teacher invitations over HTTP.\n"
+    "\n"
+    "Commands:\n"
+    "  serve      serve the HTTP API (refuses to start on pending migrations)\n"
+    "  migrate    apply pending database migrations (--check: exit 1 when pending)\n"
+    "  check      check the configuration, the database and its schema\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     show this help; `roster COMMAND --help` for a command's options\n"
+    "  --version      print the version\n";
+
+/* Opens the configured database and reads its schema state; logs why not. */
+static int
+open_schema(const struct config *cfg, enum store_open_mode mode, struct store **s,
+    struct store_schema *schema)
+{
+	enum store_status st = store_open(cfg->db, mode, s);
+
+	if (st != STORE_OK) {
+		log_msg(LOG_ERROR, "cannot open database %s (%s); create it with `roster migrate --db %s`",
+		    cfg->db, store_status_str(st), cfg->db);
+		return -1;
+	}
+	st = store_schema(*s, schema);
+	if (st != STORE_OK) {
+		log_msg(LOG_ERROR, "cannot read the schema version of %s: %s", cfg->db,
+		    store_status_str(st));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_migrate(const struct config *cfg)
+{
+	struct store *s = NULL;
+	struct store_schema schema;
+	int rc = 1, applied = 0;
+
+	if (open_schema(cfg, cfg->migrate_check ? STORE_OPEN_EXISTING : STORE_OPEN_CREATE, &s,
+		&schema) != 0)
+		goto out;
+	if (cfg->migrate_check) {
+		if (schema.applied == schema.latest) {
+			printf("schema is current (version %d)\n", schema.applied);
+			rc = 0;
+		} else {
+			printf("%d migration(s) pending (database at version %d, binary at %d); "
+			       "run `roster migrate`\n",
+			    schema.latest - schema.applied, schema.applied, schema.latest);
+		}
+		goto out;
+	}
+	if (store_migrate(s, &applied) != STORE_OK)
+		goto out;
+	printf("applied %d migration(s); schema at version %d\n", applied, schema.latest);
+	rc = 0;
+out:
+	store_close(s);
+	return rc;
+}
+
+static int
+cmd_check(const struct config *cfg)
+{
+	struct store *s = NULL;
+	struct store_schema schema;
+	int rc = 1;
+
+	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0)
+		goto out;
+	if (schema.applied != schema.latest) {
+		printf("database %s: %d migration(s) pending; run `roster migrate`\n", cfg->db,
+		    schema.latest - schema.applied);
+		goto out;
+	}
+	printf("configuration ok; database %s reachable; schema current (version %d)\n", cfg->db,
+	    schema.applied);
+	rc = 0;
+out:
+	store_close(s);
+	return rc;
+}
+
+static int
+cmd_serve(const struct config *cfg)
+{
+	struct http_server *srv;
+	struct store *s = NULL;
+	struct store_schema schema;
+	sigset_t sigs;
+	int sig = 0;
+
+	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0) {
+		store_close(s);
+		return 1;
+	}
+	store_close(s);
+	if (schema.applied != schema.latest) {
+		log_msg(LOG_ERROR,
+		    "database %s has %d pending migration(s) (at version %d, binary needs %d): "
+		    "run `roster migrate --db %s` first",
+		    cfg->db, schema.latest - schema.applied, schema.applied, schema.latest, cfg->db);
+		return 1;
+	}
+	/* Block the stop signals in every thread; this one takes them with sigwait. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	srv = http_server_start(cfg);
+	if (srv == NULL)
+		return 1;
+	log_json_new(LOG_INFO, NULL, "listening",
+	    json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "host", cfg->host, "port",
+		(int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
+		"hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue));
+	sigwait(&sigs, &sig);
+	log_msg(LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	http_server_stop(srv);
+	log_msg(LOG_INFO, "stopped");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		enum config_cmd cmd;
+		int (*run)(const struct config *);
+	} cmds[] = {
+		{ "serve", CONFIG_SERVE, cmd_serve },
+		{ "migrate", CONFIG_MIGRATE, cmd_migrate },
+		{ "check", CONFIG_CHECK, cmd_check },
+	};
+	struct config cfg;
+
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("roster %s\n", RS_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name) != 0)
+			continue;
+		switch (config_load(&cfg, cmds[i].cmd, cmds[i].name, argc - 2, argv + 2)) {
+		case CONFIG_HELP:
+			return 0;
+		case CONFIG_USAGE:
+			return 2;
+		case CONFIG_OK:
+			break;
+		}
+		log_set_level(cfg.log_level);
+		if (rcrypto_init() != 0) {
+			log_msg(LOG_ERROR, "libsodium failed to initialise");
+			return 1;
+		}
+		return cmds[i].run(&cfg);
+	}
+	fprintf(stderr, "roster: unknown command '%s' (see roster --help)\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,37 @@
+/*
+ * A bounded pool of worker threads for slow work (password hashing): a fixed
+ * number of threads and a fixed-capacity queue, so memory is bounded by the
+ * workers, not by demand. Each worker owns a context made by `init` (a
+ * database connection) for its whole life.
+ */
+#ifndef ROSTER_POOL_H
+#define ROSTER_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pool;
+
+typedef void (*pool_fn)(void *arg, void *worker_ctx);
+
+/*
+ * Starts `workers` threads with a queue of `capacity` jobs. `init` (may be
+ * NULL) runs on each worker thread and returns its context, which may be NULL
+ * when it failed (jobs then see NULL); `fini` releases it.
+ */
+struct pool *pool_new(unsigned workers, unsigned capacity, void *(*init)(void *), void (*fini)(void *),
+    void *init_arg);
+
+/* Reserves a queue slot; false when the queue is full (answer 503). */
+bool pool_reserve(struct pool *p);
+
+/* Queues `fn(arg, ctx)` in a slot reserved by pool_reserve; never fails. */
+void pool_submit_reserved(struct pool *p, pool_fn fn, void *arg);
+
+/* Jobs waiting or running now. */
+size_t pool_depth(struct pool *p);
+
+/* Runs every queued job to completion, then stops and frees the pool. */
+void pool_free(struct pool *p);
+
+#endif

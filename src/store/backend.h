@@ -1,0 +1,34 @@
+/*
+ * The contract between store.c and a backend: a table of operations. A
+ * backend's connection struct starts with `struct store` so store.c can
+ * dispatch. Private to src/store/.
+ */
+#ifndef ROSTER_STORE_BACKEND_H
+#define ROSTER_STORE_BACKEND_H
+
+#include "store.h"
+
+struct store_ops {
+	const char *scheme;	/* URL prefix, e.g. "sqlite:" */
+	const struct store_migration *migrations;
+	enum store_status (*open)(const char *url, enum store_open_mode mode, struct store **out);
+	void (*close)(struct store *s);
+	enum store_status (*ping)(struct store *s);
+	enum store_status (*applied_version)(struct store *s, int *out);
+	/* Applies `m` in its own transaction unless already recorded; `*did` says which. */
+	enum store_status (*apply)(struct store *s, const struct store_migration *m, bool *did);
+	enum store_status (*user_keys_taken)(struct store *s, const char *username_key,
+	    const char *email_key);
+	enum store_status (*user_create)(struct store *s, const struct store_new_user *in,
+	    struct store_user *out);
+};
+
+struct store {
+	const struct store_ops *ops;
+};
+
+extern const struct store_ops store_sqlite_ops;
+extern const struct store_migration store_migrations_sqlite[];
+extern const struct store_migration store_migrations_postgres[];
+
+#endif

@@ -1,0 +1,440 @@
+"""
+Black-box HTTP tests of roster: real `roster serve` processes on a fresh SQLite
+file per test, driven with requests. The binary comes from ROSTER_BIN (meson
+sets it). Every server started here is stopped with SIGTERM at teardown; the
+test fails when it does not exit 0 within 15 s, when its stderr holds a
+sanitizer report, or when a stderr line is not JSON.
+
+Helpers used by the test modules live here too (`from conftest import ...`).
+"""
+
+import collections
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_BIN = os.path.join(HERE, "..", "..", "build", "roster")
+T = 30  # seconds: the timeout of every HTTP request
+START_TIMEOUT = 10
+STOP_TIMEOUT = 15
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: UndefinedBehaviorSanitizer")
+PASSWORD = "correct-Horse-battery-9"  # passes the policy for every test username
+REGISTER = "/users/register/"
+MSG_CREATED = "User registered successfully."
+MSG_USERNAME_TAKEN = "Username already taken."
+MSG_EMAIL_TAKEN = "Email already registered."
+MSG_REQUIRED = "This field is required."
+
+_run_reports = []  # lines shown in the terminal summary (per-run burst counts)
+
+
+def roster_bin():
+    path = os.environ.get("ROSTER_BIN") or DEFAULT_BIN
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"roster binary not found: {path} (set ROSTER_BIN)", pytrace=False)
+    return path
+
+
+def roster_env():
+    """The caller's environment without ROSTER_* settings, so flags decide."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
+    env["ROSTER_RATE_LIMITS"] = "off"  # hundreds of sign-ups from 127.0.0.1 are the point here
+    return env
+
+
+def run_roster(*args, timeout=20):
+    """Runs `roster ARGS...` to completion; subprocess kills it on timeout."""
+    return subprocess.run([roster_bin(), *args], capture_output=True, text=True,
+                          timeout=timeout, env=roster_env())
+
+
+# --------------------------------------------------------------------------- database
+
+class Db:
+    """A database file; `query` reads it directly, read-only."""
+
+    def __init__(self, path):
+        self.path = path
+        self.url = "sqlite:" + path
+
+    def migrate(self):
+        r = run_roster("migrate", "--db", self.url)
+        assert r.returncode == 0, f"roster migrate failed ({r.returncode}): {r.stderr}"
+        return self
+
+    def query(self, sql, *params):
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def scalar(self, sql, *params):
+        return self.query(sql, *params)[0][0]
+
+    def count_users(self):
+        return self.scalar("SELECT COUNT(*) FROM users")
+
+    USER_COLUMNS = ("id", "username", "email", "username_key", "email_key", "password_hash",
+                    "is_active", "is_admin", "role", "bio", "can_invite_teachers")
+
+    def user(self, user_id):
+        """One user joined with its profile, as a dict of USER_COLUMNS."""
+        rows = self.query(
+            "SELECT u.id, u.username, u.email, u.username_key, u.email_key, u.password_hash,"
+            " u.is_active, u.is_admin, p.role, p.bio, p.can_invite_teachers"
+            " FROM users u LEFT JOIN profiles p ON p.user_id = u.id WHERE u.id = ?", user_id)
+        assert len(rows) == 1, f"user {user_id}: {len(rows)} rows with profile join"
+        return dict(zip(self.USER_COLUMNS, rows[0]))
+
+    def assert_invariants(self):
+        """I1 and I2: unique keys, every user exactly one profile, no orphan profile."""
+        bad = self.query("SELECT u.id, COUNT(p.user_id) FROM users u"
+                         " LEFT JOIN profiles p ON p.user_id = u.id"
+                         " GROUP BY u.id HAVING COUNT(p.user_id) != 1")
+        assert not bad, f"users without exactly one profile (id, profiles): {bad}"
+        orphans = self.query("SELECT p.user_id FROM profiles p"
+                             " LEFT JOIN users u ON u.id = p.user_id WHERE u.id IS NULL")
+        assert not orphans, f"profiles without a user: {orphans}"
+        for col in ("username_key", "email_key"):
+            dup = self.query(f"SELECT {col}, COUNT(*) FROM users GROUP BY {col} HAVING COUNT(*) > 1")
+            assert not dup, f"duplicate {col}: {dup}"
+
+
+# --------------------------------------------------------------------------- servers
+
+def _scan_log(text):
+    """Problems in a server's stderr: sanitizer reports, or lines that are not JSON."""
+    if any(m in text for m in SANITIZER_MARKERS):
+        lines = text.splitlines()
+        first = next(i for i, l in enumerate(lines) if any(m in l for m in SANITIZER_MARKERS))
+        return ["sanitizer report:\n" + "\n".join(lines[max(0, first - 5):first + 40])]
+    bad = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            bad.append(line)
+    return [f"stderr lines that are not JSON objects: {bad[:5]!r}"] if bad else []
+
+
+class Server:
+    """One `roster serve` process with stderr in `log_path`."""
+
+    def __init__(self, db, log_path, args=()):
+        self.db = db
+        self.log_path = log_path
+        self.args = list(args)
+        self.port = None
+        self.url = None
+        self.stopped = False
+        self._log = open(log_path, "wb")
+        with open(log_path + ".stdout", "wb") as out:
+            self.proc = subprocess.Popen(
+                [roster_bin(), "serve", "--db", db.url, "--bind", "127.0.0.1:0", *self.args],
+                stdin=subprocess.PIPE, stdout=out, stderr=self._log, env=roster_env())
+        self.proc.stdin.close()  # no input; and no dependence on /dev/null
+
+    def log_text(self):
+        with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def log_records(self):
+        out = []
+        for line in self.log_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
+
+    def wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            for rec in self.log_records():
+                if rec.get("msg") == "listening" and isinstance(rec.get("port"), int):
+                    self.port = rec["port"]
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        problems = self.stop()
+        pytest.fail(f"roster serve did not log 'listening' within {START_TIMEOUT}s "
+                    f"(exit {self.proc.returncode}); stderr:\n{self.log_text()[-3000:]}\n"
+                    + "\n".join(problems), pytrace=False)
+
+    def stop(self):
+        """SIGTERM, wait, check. Returns a list of problems; idempotent."""
+        if self.stopped:
+            return []
+        self.stopped = True
+        problems = []
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()  # only this PID, which we started
+                self.proc.wait()
+                problems.append(f"did not exit within {STOP_TIMEOUT}s of SIGTERM; killed")
+        self._log.close()
+        if self.proc.returncode != 0 and not problems:
+            problems.append(f"exit code {self.proc.returncode}, expected 0")
+        problems += _scan_log(self.log_text())
+        return [f"server {self.url or '(not listening)'} [{self.log_path}]: {p}" for p in problems]
+
+    def stop_checked(self):
+        problems = self.stop()
+        if problems:
+            pytest.fail("\n".join(problems), pytrace=False)
+
+    # HTTP, each with a timeout
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=T, **kw)
+
+    def post(self, path, **kw):
+        return requests.post(self.url + path, timeout=T, **kw)
+
+    def register(self, body, **kw):
+        return self.post(REGISTER, json=body, **kw)
+
+
+@pytest.fixture
+def make_db(tmp_path):
+    """make_db(migrate=True) -> Db: a new database file in this test's tmp dir."""
+    n = [0]
+
+    def make(migrate=True):
+        n[0] += 1
+        d = tmp_path / f"db{n[0]}"
+        d.mkdir()
+        db = Db(str(d / "roster.db"))
+        return db.migrate() if migrate else db
+    return make
+
+
+@pytest.fixture
+def start_servers():
+    """start_servers(db, n=1, args=()) -> [Server]: n processes serving one database."""
+    started = []
+
+    def start(db, n=1, args=()):
+        base = os.path.dirname(db.path)
+        servers = []
+        for _ in range(n):
+            log = os.path.join(base, f"serve{len(started)}.stderr")
+            s = Server(db, log, args)
+            started.append(s)
+            servers.append(s)
+        for s in servers:
+            s.wait_listening()
+        return servers
+
+    yield start
+    problems = []
+    for s in reversed(started):
+        problems += s.stop()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def db(make_db):
+    return make_db()
+
+
+@pytest.fixture
+def server(db, start_servers):
+    return start_servers(db)[0]
+
+
+# --------------------------------------------------------------------------- assertions
+
+def user_body(name, **over):
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD,
+            "role": "explorer"}
+    body.update(over)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def assert_created(resp, username=None, email=None, role="explorer"):
+    assert resp.status_code == 201, f"{resp.status_code} {resp.text}"
+    body = resp.json()
+    assert set(body) == {"message", "user"}, body
+    assert body["message"] == MSG_CREATED
+    user = body["user"]
+    assert set(user) == {"id", "username", "email", "role"}, user
+    assert isinstance(user["id"], int)
+    if username is not None:
+        assert user["username"] == username
+    if email is not None:
+        assert user["email"] == email
+    assert user["role"] == role
+    assert resp.headers.get("X-Request-ID")
+    return user
+
+
+def assert_error(resp, status, code, error=None):
+    """A JSON error body with error, code and request_id (equal to X-Request-ID)."""
+    assert resp.status_code == status, f"expected {status} {code}, got {resp.status_code} {resp.text[:500]}"
+    assert resp.headers.get("Content-Type", "").startswith("application/json"), resp.headers
+    body = resp.json()
+    assert isinstance(body, dict), body
+    assert body.get("code") == code, body
+    assert isinstance(body.get("error"), str) and body["error"], body
+    if error is not None:
+        assert body["error"] == error, body
+    assert isinstance(body.get("request_id"), str) and body["request_id"], body
+    assert resp.headers.get("X-Request-ID") == body["request_id"], (resp.headers, body)
+    return body
+
+
+def assert_invalid(resp, *fields):
+    """400 invalid whose `fields` names exactly `fields`; returns the fields dict."""
+    body = assert_error(resp, 400, "invalid")
+    got = body.get("fields")
+    assert isinstance(got, dict), body
+    assert set(got) == set(fields), body
+    for msgs in got.values():
+        assert isinstance(msgs, list) and msgs and all(isinstance(m, str) for m in msgs), body
+    return got
+
+
+def assert_healthy(server):
+    r = server.get("/healthz")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "ok"}
+
+
+def outcome(resp):
+    """'201', '400 email_taken', 'ConnectionError', ...: one key for counting."""
+    if isinstance(resp, Exception):
+        return type(resp).__name__
+    try:
+        code = resp.json().get("code")
+    except ValueError:
+        code = "non-json"
+    return f"{resp.status_code} {code}" if code else str(resp.status_code)
+
+
+def report(label, results):
+    """Counts outcomes, records them for the terminal summary and prints them."""
+    counts = dict(sorted(collections.Counter(outcome(r) for r in results).items()))
+    line = f"{label}: {counts}"
+    _run_reports.append(line)
+    print(line)
+    return counts
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _run_reports:
+        terminalreporter.section("roster burst outcomes (status -> count)")
+        for line in _run_reports:
+            terminalreporter.write_line(line)
+
+
+# --------------------------------------------------------------------------- traffic
+
+def burst(servers, bodies, path=REGISTER, during=None):
+    """
+    Sends one POST per body at once: one thread and one Session (one connection,
+    opened beforehand with GET /healthz) per request, released together by a
+    barrier; request i goes to servers[i % len(servers)]. A body is a dict (sent
+    as JSON) or bytes (sent as is with Content-Type: application/json).
+    `during()` runs in the calling thread as soon as the requests are released.
+    Returns (responses or exceptions in body order, during's result).
+    """
+    n = len(bodies)
+    barrier = threading.Barrier(n + 1)
+    results = [None] * n
+
+    def worker(i):
+        url = servers[i % len(servers)].url
+        body = bodies[i]
+        with requests.Session() as s:
+            try:
+                s.get(url + "/healthz", timeout=T)
+            except requests.RequestException:
+                pass  # the POST below reconnects and reports
+            barrier.wait(timeout=T)
+            try:
+                if isinstance(body, bytes):
+                    results[i] = s.post(url + path, data=body, timeout=T,
+                                        headers={"Content-Type": "application/json"})
+                else:
+                    results[i] = s.post(url + path, json=body, timeout=T)
+            except requests.RequestException as e:
+                results[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait(timeout=T)
+    during_result = during() if during else None
+    for t in threads:
+        t.join(timeout=2 * T)
+    assert not any(t.is_alive() for t in threads), "burst threads did not finish"
+    return results, during_result
+
+
+class RawResponse:
+    """The parts of a requests.Response that the assertions use."""
+
+    def __init__(self, status, headers, content):
+        self.status_code = status
+        self.headers = requests.structures.CaseInsensitiveDict(headers)
+        self.content = content
+        self.text = content.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def raw_request(server, head, chunks=(), pause=0.002):
+    """
+    Sends `head` (request line and headers, ending in a blank line) and then the
+    byte chunks on one socket, stopping early once the server has answered or
+    closed. Returns a RawResponse.
+    """
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=T)
+    try:
+        sock.sendall(head)
+        for c in chunks:
+            if select.select([sock], [], [], 0)[0]:
+                break  # an early answer: stop sending
+            try:
+                sock.sendall(c)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if pause:
+                time.sleep(pause)
+        resp = http.client.HTTPResponse(sock, method=head.split(b" ", 1)[0].decode())
+        resp.begin()
+        return RawResponse(resp.status, resp.getheaders(), resp.read())
+    finally:
+        sock.close()
+
+
+def request_head(server, method, path, headers):
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -1,0 +1,94 @@
+"""
+Operations: health and readiness, the access log, behaviour when the hashing
+pool is saturated (503 with Retry-After while /healthz stays fast), and a
+graceful stop with requests in flight.
+"""
+
+import signal
+import time
+
+import requests
+
+from conftest import T, assert_error, assert_healthy, burst, outcome, report, user_body
+
+SLOW_HASH = ["--hash-memory", "65536", "--hash-passes", "3"]
+
+
+def test_healthz_200(server):
+    assert_healthy(server)
+    assert server.get("/healthz").headers.get("X-Request-ID")
+
+
+def test_readyz_200(server):
+    r = server.get("/readyz")
+    assert r.status_code == 200, r.text
+
+
+def test_log_access_line_has_request_fields(server):
+    server.get("/healthz", headers={"X-Request-ID": "ops-log-1"})
+    server.register(user_body("logme"), headers={"X-Request-ID": "ops-log-2"})
+    server.stop_checked()
+    records = server.log_records()
+    assert all("ts" in r and "level" in r for r in records), records
+    access = {r["request_id"]: r for r in records if "status" in r and "request_id" in r}
+    for rid, method, path, status in [("ops-log-1", "GET", "/healthz", 200),
+                                      ("ops-log-2", "POST", "/users/register/", 201)]:
+        line = access.get(rid)
+        assert line, f"no access line for {rid}: {records}"
+        assert (line["method"], line["path"], line["status"]) == (method, path, status), line
+        assert isinstance(line["duration_us"], int) and line["duration_us"] >= 0, line
+
+
+def test_register_hash_pool_saturated_503_healthz_fast(make_db, start_servers):
+    db = make_db()
+    server = start_servers(db, 1, ["--hash-workers", "1", "--hash-queue", "2", *SLOW_HASH])[0]
+    probe = requests.Session()
+    probe.get(server.url + "/healthz", timeout=T)  # connect now, time only the request later
+    probes_done = []
+
+    def during():
+        times = []
+        time.sleep(0.05)
+        for _ in range(8):
+            t0 = time.monotonic()
+            r = probe.get(server.url + "/healthz", timeout=T)
+            times.append(time.monotonic() - t0)
+            assert r.status_code == 200, r.text
+            time.sleep(0.03)
+        probes_done.append(time.monotonic())
+        return times
+
+    results, times = burst([server], [user_body(f"sat{i}") for i in range(20)], during=during)
+    burst_done = time.monotonic()
+    probe.close()
+    counts = report("saturation x20 (1 worker, queue 2)", results)
+    print(f"healthz during saturation: {[round(t * 1000, 1) for t in times]} ms")
+
+    assert max(times) < 0.1, times
+    assert burst_done > probes_done[0], "registrations were over before /healthz was probed"
+    assert set(counts) <= {"201", "503 unavailable"}, counts
+    assert counts.get("201", 0) >= 1 and counts.get("503 unavailable", 0) >= 1, counts
+    for r in results:
+        if r.status_code == 503:
+            assert_error(r, 503, "unavailable")
+            assert r.headers.get("Retry-After", "").strip().isdigit(), r.headers
+    assert db.count_users() == counts["201"]
+    db.assert_invariants()
+
+
+def test_serve_sigterm_inflight_completed_exit_0(make_db, start_servers):
+    db = make_db()
+    server = start_servers(db, 1, ["--hash-workers", "1", *SLOW_HASH])[0]
+
+    def during():
+        time.sleep(0.1)
+        server.proc.send_signal(signal.SIGTERM)  # our own child
+
+    results, _ = burst([server], [user_body(f"term{i}") for i in range(5)], during=during)
+    report("SIGTERM during 5 registrations", results)
+    assert all(outcome(r) in ("201", "503 unavailable") for r in results), \
+        [outcome(r) for r in results]
+    server.stop_checked()  # exit code 0 within the timeout
+    created = [r.json()["user"]["id"] for r in results if r.status_code == 201]
+    assert sorted(i for (i,) in db.query("SELECT id FROM users")) == sorted(created)
+    db.assert_invariants()

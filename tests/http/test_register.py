@@ -1,0 +1,191 @@
+"""
+POST /users/register/: the happy path, uniqueness across case and Unicode
+variants, field validation with every problem listed, and what is stored.
+A rejected request writes nothing.
+"""
+
+import pytest
+
+from conftest import (MSG_EMAIL_TAKEN, MSG_REQUIRED, MSG_USERNAME_TAKEN, PASSWORD, assert_created,
+                      assert_error, assert_invalid, user_body)
+
+
+def test_register_valid_201(server, db):
+    r = server.register(user_body("alice"))
+    user = assert_created(r, "alice", "alice@example.com")
+    row = db.user(user["id"])
+    assert (row["username"], row["email"]) == ("alice", "alice@example.com")
+    assert (row["username_key"], row["email_key"]) == ("alice", "alice@example.com")
+    assert row["role"] == "explorer" and row["bio"] == ""
+    assert not row["can_invite_teachers"] and not row["is_admin"]
+    db.assert_invariants()
+
+
+def test_register_role_omitted_explorer_201(server, db):
+    r = server.register(user_body("bob", role=None, bio="Hello, I am Bob."))
+    user = assert_created(r, "bob", "bob@example.com", role="explorer")
+    row = db.user(user["id"])
+    assert (row["role"], row["bio"]) == ("explorer", "Hello, I am Bob.")
+
+
+def test_register_no_trailing_slash_201(server):
+    assert_created(server.post("/users/register", json=user_body("noslash")), "noslash")
+
+
+def test_register_json_charset_content_type_201(server):
+    r = server.post("/users/register/", data=str.encode(
+        '{"username": "charset", "email": "charset@example.com", "password": "%s"}' % PASSWORD),
+        headers={"Content-Type": "application/json; charset=utf-8"})
+    assert_created(r, "charset")
+
+
+def test_register_chunked_small_body_201(server):
+    body = ('{"username": "chunked", "email": "chunked@example.com", "password": "%s"}'
+            % PASSWORD).encode()
+    chunks = (body[i:i + 16] for i in range(0, len(body), 16))  # a generator: chunked upload
+    r = server.post("/users/register/", data=chunks, headers={"Content-Type": "application/json"})
+    assert_created(r, "chunked")
+
+
+def test_register_request_id_sane_echoed(server):
+    r = server.register(user_body("reqid"), headers={"X-Request-ID": "test-req-0001"})
+    assert_created(r)
+    assert r.headers["X-Request-ID"] == "test-req-0001"
+    r = server.register(user_body("reqid", email="other@example.com"),
+                        headers={"X-Request-ID": "test-req-0002"})
+    assert assert_error(r, 400, "username_taken")["request_id"] == "test-req-0002"
+
+
+def test_register_request_id_insane_replaced(server):
+    insane = "x" * 1000
+    r = server.register(user_body("reqid2"), headers={"X-Request-ID": insane})
+    assert_created(r)
+    assert r.headers["X-Request-ID"] not in ("", insane)
+
+
+def test_register_display_values_kept_keys_folded(server, db):
+    r = server.register(user_body("Bob.Smith", email="  Bob.Smith@Example.COM "))
+    user = assert_created(r, "Bob.Smith")
+    assert user["email"].strip() == "Bob.Smith@Example.COM"
+    row = db.user(user["id"])
+    assert row["username"] == "Bob.Smith" and row["email"].strip() == "Bob.Smith@Example.COM"
+    assert (row["username_key"], row["email_key"]) == ("bob.smith", "bob.smith@example.com")
+
+
+@pytest.mark.parametrize("username", ["Alice", "ALICE", "\uff41\uff4c\uff49\uff43\uff45",
+                                      "\uff21lice"], ids=["title", "upper", "fullwidth", "mixed"])
+def test_register_username_variant_taken_400(server, db, username):
+    assert_created(server.register(user_body("alice")))
+    r = server.register(user_body(username, email="other@example.com"))
+    assert_error(r, 400, "username_taken", MSG_USERNAME_TAKEN)
+    assert db.count_users() == 1
+
+
+@pytest.mark.parametrize("email", [
+    "alice@example.com", "ALICE@Example.com", " alice@example.com ", "\talice@example.com\n",
+    "\uff41\uff4c\uff49\uff43\uff45@example.com",
+    "\uff21\uff2c\uff29\uff23\uff25\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d",
+], ids=["same", "case", "spaces", "whitespace", "fullwidth-local", "fullwidth-all"])
+def test_register_email_variant_taken_400(server, db, email):
+    assert_created(server.register(user_body("alice")))
+    r = server.register(user_body("someoneelse", email=email))
+    assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
+    assert db.count_users() == 1
+
+
+# -------------------------------------------------------------------- validation: nothing stored
+
+@pytest.fixture
+def rejects(server, db):
+    """rejects(body) -> response, asserting afterwards that nothing was stored."""
+    def send(body):
+        return server.register(body)
+    yield send
+    assert db.count_users() == 0
+    assert db.scalar("SELECT COUNT(*) FROM profiles") == 0
+
+
+@pytest.mark.parametrize("body, missing", [
+    ({}, ["username", "email", "password"]),
+    ({"username": "carol"}, ["email", "password"]),
+    ({"username": "carol", "email": "carol@example.com"}, ["password"]),
+    ({"email": "carol@example.com", "password": PASSWORD}, ["username"]),
+], ids=["all", "email+password", "password", "username"])
+def test_register_missing_fields_400(rejects, body, missing):
+    fields = assert_invalid(rejects(body), *missing)
+    for f in missing:
+        assert MSG_REQUIRED in fields[f], fields
+
+
+@pytest.mark.parametrize("password, message", [
+    ("password123", "This password is too common."),
+    ("12345678", "This password is entirely numeric."),
+    ("qwerty123", "This password is too common."),
+    ("short", "This password is too short. It must contain at least 8 characters."),
+    ("daveyjones1", "The password is too similar to the username."),
+])
+def test_register_weak_password_400(rejects, password, message):
+    fields = assert_invalid(rejects(user_body("daveyjones", email="dj@example.org",
+                                              password=password)), "password")
+    assert message in fields["password"], fields
+
+
+@pytest.mark.parametrize("username", ["bad name!", "", "a" * 151, "tab\tname", "semi;colon"],
+                         ids=["space-bang", "blank", "151-chars", "tab", "semicolon"])
+def test_register_invalid_username_400(rejects, username):
+    assert_invalid(rejects(user_body("x", username=username, email="x@example.com")), "username")
+
+
+def test_register_username_150_chars_201(server):
+    assert_created(server.register(user_body("a" * 150, email="long@example.com")), "a" * 150)
+
+
+@pytest.mark.parametrize("username", ["ali\u200bce", "\u200balice", "ali\u202ece", "ali\u2060ce"],
+                         ids=["zwsp", "zwsp-leading", "rlo", "word-joiner"])
+def test_register_invisible_char_username_400(rejects, username):
+    assert_invalid(rejects(user_body("x", username=username, email="x@example.com")), "username")
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@b", "@example.com", "a@@example.com",
+                                   "a b@example.com", "", "alice@exa mple.com"])
+def test_register_invalid_email_400(rejects, email):
+    assert_invalid(rejects(user_body("erin", email=email)), "email")
+
+
+def test_register_every_problem_listed_400(rejects):
+    fields = assert_invalid(rejects({"username": "bad name!", "email": "nope",
+                                     "password": "123", "role": "wizard", "bio": "b" * 501}),
+                            "username", "email", "password", "role", "bio")
+    assert len(fields["password"]) >= 2, fields  # too short and entirely numeric
+
+
+def test_register_unknown_role_400(rejects):
+    assert_invalid(rejects(user_body("frank", role="wizard")), "role")
+
+
+def test_register_teacher_without_invitation_403(rejects):
+    assert_error(rejects(user_body("grace", role="teacher")), 403, "role_not_allowed")
+
+
+def test_register_bio_501_chars_400(rejects):
+    assert_invalid(rejects(user_body("heidi", bio="\u00e9" * 501)), "bio")
+
+
+def test_register_bio_500_chars_201(server, db):
+    user = assert_created(server.register(user_body("ivan", bio="\u00e9" * 500)))  # 1000 bytes
+    assert db.user(user["id"])["bio"] == "\u00e9" * 500
+
+
+# -------------------------------------------------------------------- secrets
+
+def test_register_password_stored_as_argon2id(server, db):
+    password = "Unique-Secret-Phrase-4711"
+    user = assert_created(server.register(user_body("judy", password=password)))
+    stored = db.user(user["id"])["password_hash"]
+    assert stored.startswith("$argon2id$"), stored
+    assert password not in stored
+    r = server.register(user_body("judy", email="judy2@example.com", password=password))
+    assert_error(r, 400, "username_taken")
+    server.stop_checked()
+    assert password not in server.log_text()
+    assert stored not in server.log_text()
