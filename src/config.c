@@ -12,7 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-enum opt_type { OPT_STR, OPT_UINT, OPT_FLAG, OPT_DURATION, OPT_LOGLEVEL, OPT_BIND, OPT_DB, OPT_ROLES };
+enum opt_type {
+	OPT_STR, OPT_UINT, OPT_FLAG, OPT_TRISTATE, OPT_DURATION, OPT_LOGLEVEL, OPT_BIND, OPT_DB,
+	OPT_ROLES
+};
 
 struct opt {
 	const char *flag;	/* without the leading "--" */
@@ -25,7 +28,13 @@ struct opt {
 	const char *help;
 };
 
-#define ALL (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK)
+#define ADMIN (CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET | \
+    CONFIG_USER_PASSWORD | CONFIG_USER_DELETE | CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST | \
+    CONFIG_INVITE_REVOKE)
+#define ALL (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN)
+#define HASHING (CONFIG_SERVE | CONFIG_USER_CREATE | CONFIG_USER_PASSWORD)
+#define PRINTS_JSON (CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET | \
+    CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST)
 #define OFF(f) offsetof(struct config, f)
 
 static const struct opt opts[] = {
@@ -41,16 +50,16 @@ static const struct opt opts[] = {
 	    "password-hashing threads (default: number of cores)" },
 	{ "hash-queue", "ROSTER_HASH_QUEUE", OPT_UINT, OFF(hash_queue), CONFIG_SERVE, 1, 65536, "N",
 	    "requests waiting for a hashing thread before 503 (default 256)" },
-	{ "hash-memory", "ROSTER_HASH_MEMORY_KIB", OPT_UINT, OFF(hash_memory_kib), CONFIG_SERVE, 8,
+	{ "hash-memory", "ROSTER_HASH_MEMORY_KIB", OPT_UINT, OFF(hash_memory_kib), HASHING, 8,
 	    4194304, "KIB", "argon2id memory per hash in KiB (default 19456)" },
-	{ "hash-passes", "ROSTER_HASH_PASSES", OPT_UINT, OFF(hash_passes), CONFIG_SERVE, 1, 64, "N",
+	{ "hash-passes", "ROSTER_HASH_PASSES", OPT_UINT, OFF(hash_passes), HASHING, 1, 64, "N",
 	    "argon2id passes (default 2)" },
 	{ "self-register-roles", "ROSTER_SELF_REGISTER_ROLES", OPT_ROLES, OFF(self_register_roles),
 	    CONFIG_SERVE, 0, 0, "LIST", "roles open to self-registration (default explorer)" },
 	{ "token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",
-	    "login token lifetime (default 14d; used once login exists)" },
+	    "login token lifetime (default 14d)" },
 	{ "invitation-ttl", "ROSTER_INVITATION_TTL", OPT_DURATION, OFF(invitation_ttl_s),
-	    CONFIG_SERVE, 0, 0, "D", "invitation lifetime (default 7d; used once invitations exist)" },
+	    CONFIG_SERVE | CONFIG_INVITE_CREATE, 0, 0, "D", "invitation lifetime (default 7d)" },
 	{ "shutdown-timeout", "ROSTER_SHUTDOWN_TIMEOUT", OPT_DURATION, OFF(shutdown_timeout_s),
 	    CONFIG_SERVE, 0, 0, "D", "time given to in-flight requests on SIGTERM (default 10s)" },
 	{ "idle-timeout", "ROSTER_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_s), CONFIG_SERVE, 0, 0,
@@ -63,13 +72,75 @@ static const struct opt opts[] = {
 	    "debug, info, warning or error (default info)" },
 	{ "check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
 	    "apply nothing; exit 1 when migrations are pending" },
+	{ "email", NULL, OPT_STR, OFF(email), CONFIG_USER_CREATE | CONFIG_INVITE_CREATE, 0, 0,
+	    "EMAIL", "email address (required)" },
+	{ "role", NULL, OPT_STR, OFF(role), CONFIG_USER_CREATE | CONFIG_USER_SET, 0, 0, "ROLE",
+	    "explorer or teacher (create: default explorer)" },
+	{ "bio", NULL, OPT_STR, OFF(bio), CONFIG_USER_CREATE, 0, 0, "TEXT", "profile bio" },
+	{ "admin", NULL, OPT_FLAG, OFF(admin), CONFIG_USER_CREATE, 0, 0, NULL,
+	    "make the user an administrator" },
+	{ "can-invite-teachers", NULL, OPT_FLAG, OFF(can_invite), CONFIG_USER_CREATE, 0, 0, NULL,
+	    "let the user invite teachers" },
+	{ "active", NULL, OPT_TRISTATE, OFF(set_active), CONFIG_USER_SET, 0, 0, "on|off",
+	    "activate or deactivate (deactivation revokes tokens)" },
+	{ "admin", NULL, OPT_TRISTATE, OFF(set_admin), CONFIG_USER_SET, 0, 0, "on|off",
+	    "administrator or not" },
+	{ "can-invite-teachers", NULL, OPT_TRISTATE, OFF(set_can_invite), CONFIG_USER_SET, 0, 0,
+	    "on|off", "may invite teachers or not" },
+	{ "password-stdin", NULL, OPT_FLAG, OFF(password_stdin),
+	    CONFIG_USER_CREATE | CONFIG_USER_PASSWORD, 0, 0, NULL,
+	    "read the password from the first line of standard input (else: prompt)" },
+	{ "by", NULL, OPT_STR, OFF(by), CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST, 0, 0, "USER",
+	    "the inviting user (create: required; list: only theirs)" },
+	{ "json", NULL, OPT_FLAG, OFF(json), PRINTS_JSON, 0, 0, NULL, "print JSON instead of text" },
 };
 
-static const char *const summaries[] = {
-	"serve the HTTP API",
-	"apply pending database migrations",
-	"check the configuration, the database and its schema",
+static const struct config_command commands[] = {
+	{ CONFIG_SERVE, "serve", NULL, "serve the HTTP API (refuses to start on pending migrations)" },
+	{ CONFIG_MIGRATE, "migrate", NULL, "apply pending database migrations" },
+	{ CONFIG_CHECK, "check", NULL, "check the configuration, the database and its schema" },
+	{ CONFIG_USER_CREATE, "user create", "USERNAME", "create a user (password never from argv)" },
+	{ CONFIG_USER_LIST, "user list", NULL, "list users" },
+	{ CONFIG_USER_SHOW, "user show", "USER", "show a user (USER: username, email or #ID)" },
+	{ CONFIG_USER_SET, "user set", "USER", "change role, active, admin, can-invite-teachers" },
+	{ CONFIG_USER_PASSWORD, "user set-password", "USER",
+	    "set a new password and revoke the user's tokens" },
+	{ CONFIG_USER_DELETE, "user delete", "USER", "delete a user, profile and tokens" },
+	{ CONFIG_INVITE_CREATE, "invite create", NULL, "invite a teacher; prints the token once" },
+	{ CONFIG_INVITE_LIST, "invite list", NULL, "list invitations" },
+	{ CONFIG_INVITE_REVOKE, "invite revoke", "ID", "revoke a pending invitation" },
 };
+
+const struct config_command *
+config_command_find(int argc, char **argv, int *words)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const char *name = commands[i].name, *sp = strchr(name, ' ');
+
+		if (sp == NULL && argc >= 2 && strcmp(argv[1], name) == 0) {
+			*words = 1;
+			return &commands[i];
+		}
+		if (sp != NULL && argc >= 3 && strncmp(argv[1], name, (size_t)(sp - name)) == 0 &&
+		    argv[1][sp - name] == '\0' && strcmp(argv[2], sp + 1) == 0) {
+			*words = 2;
+			return &commands[i];
+		}
+	}
+	return NULL;
+}
+
+void
+config_print_commands(void)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "%s%s%s", commands[i].name, commands[i].args ? " " : "",
+		    commands[i].args ? commands[i].args : "");
+		printf("  %-24s %s\n", left, commands[i].summary);
+	}
+}
 
 long long
 config_parse_duration(const char *s)
@@ -169,6 +240,14 @@ set_opt(struct config *c, const struct opt *o, const char *v)
 		return 0;
 	case OPT_FLAG:
 		return parse_bool(v, (bool *)field) ? 0 : -1;
+	case OPT_TRISTATE: {
+		bool b;
+
+		if (!parse_bool(v, &b))
+			return -1;
+		*(int *)field = b;
+		return 0;
+	}
 	case OPT_DURATION:
 		d = config_parse_duration(v);
 		if (d < 0)
@@ -210,19 +289,18 @@ defaults(struct config *c)
 	c->max_connections = 1024;
 	c->body_limit = 16384;
 	c->log_level = LOG_INFO;
+	c->set_active = c->set_admin = c->set_can_invite = -1;
 }
 
 static void
-usage(const char *name, enum config_cmd cmd)
+usage(const struct config_command *cmd)
 {
-	int idx = cmd == CONFIG_SERVE ? 0 : cmd == CONFIG_MIGRATE ? 1 : 2;
-
-	printf("usage: roster %s [OPTIONS]\n\n%s.\n\nOptions (flag, environment variable):\n", name,
-	    summaries[idx]);
+	printf("usage: roster %s%s%s [OPTIONS]\n\n%s.\n\nOptions (flag, environment variable):\n",
+	    cmd->name, cmd->args ? " " : "", cmd->args ? cmd->args : "", cmd->summary);
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		char left[64];
 
-		if ((opts[i].cmds & cmd) == 0)
+		if ((opts[i].cmds & cmd->cmd) == 0)
 			continue;
 		snprintf(left, sizeof(left), "--%s%s%s", opts[i].flag, opts[i].metavar ? " " : "",
 		    opts[i].metavar ? opts[i].metavar : "");
@@ -243,13 +321,15 @@ find_opt(const char *flag, size_t len, enum config_cmd cmd)
 }
 
 enum config_result
-config_load(struct config *c, enum config_cmd cmd, const char *name, int argc, char **argv)
+config_load(struct config *c, const struct config_command *cmd, int argc, char **argv)
 {
+	const char *name = cmd->name;
+
 	defaults(c);
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		const char *v = opts[i].env != NULL ? getenv(opts[i].env) : NULL;
 
-		if ((opts[i].cmds & cmd) == 0 || v == NULL || *v == '\0')
+		if ((opts[i].cmds & cmd->cmd) == 0 || v == NULL || *v == '\0')
 			continue;
 		if (set_opt(c, &opts[i], v) != 0) {
 			fprintf(stderr, "roster: invalid value for %s: '%s'\n", opts[i].env, v);
@@ -261,16 +341,20 @@ config_load(struct config *c, enum config_cmd cmd, const char *name, int argc, c
 		const struct opt *o;
 
 		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-			usage(name, cmd);
+			usage(cmd);
 			return CONFIG_HELP;
 		}
 		if (strncmp(arg, "--", 2) != 0) {
+			if (cmd->args != NULL && c->arg == NULL) {
+				c->arg = arg;
+				continue;
+			}
 			fprintf(stderr, "roster %s: unexpected argument '%s' (see --help)\n", name, arg);
 			return CONFIG_USAGE;
 		}
 		arg += 2;
 		eq = strchr(arg, '=');
-		o = find_opt(arg, eq != NULL ? (size_t)(eq - arg) : strlen(arg), cmd);
+		o = find_opt(arg, eq != NULL ? (size_t)(eq - arg) : strlen(arg), cmd->cmd);
 		if (o == NULL) {
 			fprintf(stderr, "roster %s: unknown option '%s' (see --help)\n", name, argv[i]);
 			return CONFIG_USAGE;
@@ -289,6 +373,18 @@ config_load(struct config *c, enum config_cmd cmd, const char *name, int argc, c
 			fprintf(stderr, "roster %s: invalid value for --%s: '%s'\n", name, o->flag, v);
 			return CONFIG_USAGE;
 		}
+	}
+	if (cmd->args != NULL && c->arg == NULL) {
+		fprintf(stderr, "roster %s: missing %s (see --help)\n", name, cmd->args);
+		return CONFIG_USAGE;
+	}
+	if ((cmd->cmd & (CONFIG_USER_CREATE | CONFIG_INVITE_CREATE)) && c->email == NULL) {
+		fprintf(stderr, "roster %s: missing --email (see --help)\n", name);
+		return CONFIG_USAGE;
+	}
+	if (cmd->cmd == CONFIG_INVITE_CREATE && c->by == NULL) {
+		fprintf(stderr, "roster %s: missing --by (see --help)\n", name);
+		return CONFIG_USAGE;
 	}
 	return CONFIG_OK;
 }

@@ -12,7 +12,30 @@ enum config_cmd {
 	CONFIG_SERVE = 1 << 0,
 	CONFIG_MIGRATE = 1 << 1,
 	CONFIG_CHECK = 1 << 2,
+	CONFIG_USER_CREATE = 1 << 3,
+	CONFIG_USER_LIST = 1 << 4,
+	CONFIG_USER_SHOW = 1 << 5,
+	CONFIG_USER_SET = 1 << 6,
+	CONFIG_USER_PASSWORD = 1 << 7,
+	CONFIG_USER_DELETE = 1 << 8,
+	CONFIG_INVITE_CREATE = 1 << 9,
+	CONFIG_INVITE_LIST = 1 << 10,
+	CONFIG_INVITE_REVOKE = 1 << 11,
 };
+
+/* A command of the binary: its words ("user create"), positional arguments, help. */
+struct config_command {
+	enum config_cmd cmd;
+	const char *name;
+	const char *args;	/* synopsis of the positionals, e.g. "USER"; NULL: none */
+	const char *summary;
+};
+
+/* The command named by argv[1] (and argv[2] for two-word commands), or NULL. */
+const struct config_command *config_command_find(int argc, char **argv, int *words);
+
+/* Prints the list of commands (for `roster --help`). */
+void config_print_commands(void);
 
 struct config {
 	const char *db;
@@ -33,6 +56,20 @@ struct config {
 	unsigned body_limit;
 	int log_level;
 	bool migrate_check;	/* migrate --check */
+
+	/* Admin commands (user ..., invite ...). */
+	const char *arg;	/* the positional argument (USERNAME, USER or ID) */
+	const char *email;
+	const char *role;
+	const char *bio;
+	const char *by;
+	bool json;
+	bool password_stdin;
+	bool admin;		/* user create --admin */
+	bool can_invite;	/* user create --can-invite-teachers */
+	int set_active;		/* user set: -1 unchanged, 0 off, 1 on */
+	int set_admin;
+	int set_can_invite;
 };
 
 enum config_result {
@@ -46,7 +83,7 @@ enum config_result {
  * argv[0..argc) (the command's own arguments, without its name). Strings
  * point into argv, the environment or static storage.
  */
-enum config_result config_load(struct config *c, enum config_cmd cmd, const char *name, int argc,
+enum config_result config_load(struct config *c, const struct config_command *cmd, int argc,
     char **argv);
 
 /* Parses "30s", "15m", "2h", "14d" (or plain seconds); -1 when invalid. */

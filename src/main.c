@@ -3,6 +3,7 @@
  * from config.c; signals are taken by sigwait on the main thread, so no
  * handler runs inside a worker and shutdown is an ordinary code path.
  */
+#include "cli.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -14,19 +15,23 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char usage_text[] =
-    "usage: roster COMMAND [OPTIONS]\n"
-    "\n"
-    "roster: user registration, login, profiles and teacher invitations over HTTP.\n"
-    "\n"
-    "Commands:\n"
-    "  serve      serve the HTTP API (refuses to start on pending migrations)\n"
-    "  migrate    apply pending database migrations (--check: exit 1 when pending)\n"
-    "  check      check the configuration, the database and its schema\n"
-    "\n"
-    "Options:\n"
-    "  -h, --help     show this help; `roster COMMAND --help` for a command's options\n"
-    "  --version      print the version\n";
+static void
+usage(FILE *out)
+{
+	fputs("usage: roster COMMAND [OPTIONS]\n"
+	      "\n"
+	      "roster: user registration, login, profiles and teacher invitations over HTTP.\n"
+	      "\n"
+	      "Commands:\n", out);
+	if (out == stdout)
+		config_print_commands();
+	else
+		fputs("  serve, migrate, check, user ..., invite ... (roster --help lists them)\n", out);
+	fputs("\n"
+	      "Options:\n"
+	      "  -h, --help     show this help; `roster COMMAND --help` for a command's options\n"
+	      "  --version      print the version\n", out);
+}
 
 /* Opens the configured database and reads its schema state; logs why not. */
 static int
@@ -147,42 +152,60 @@ int
 main(int argc, char **argv)
 {
 	static const struct {
-		const char *name;
 		enum config_cmd cmd;
 		int (*run)(const struct config *);
-	} cmds[] = {
-		{ "serve", CONFIG_SERVE, cmd_serve },
-		{ "migrate", CONFIG_MIGRATE, cmd_migrate },
-		{ "check", CONFIG_CHECK, cmd_check },
+	} runs[] = {
+		{ CONFIG_SERVE, cmd_serve },
+		{ CONFIG_MIGRATE, cmd_migrate },
+		{ CONFIG_CHECK, cmd_check },
+		{ CONFIG_USER_CREATE, cli_user_create },
+		{ CONFIG_USER_LIST, cli_user_list },
+		{ CONFIG_USER_SHOW, cli_user_show },
+		{ CONFIG_USER_SET, cli_user_set },
+		{ CONFIG_USER_PASSWORD, cli_user_set_password },
+		{ CONFIG_USER_DELETE, cli_user_delete },
+		{ CONFIG_INVITE_CREATE, cli_invite_create },
+		{ CONFIG_INVITE_LIST, cli_invite_list },
+		{ CONFIG_INVITE_REVOKE, cli_invite_revoke },
 	};
+	const struct config_command *cmd;
 	struct config cfg;
+	int words = 0;
 
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
+		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("roster %s\n", RS_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(argv[1], cmds[i].name) != 0)
-			continue;
-		switch (config_load(&cfg, cmds[i].cmd, cmds[i].name, argc - 2, argv + 2)) {
-		case CONFIG_HELP:
-			return 0;
-		case CONFIG_USAGE:
-			return 2;
-		case CONFIG_OK:
-			break;
-		}
-		log_set_level(cfg.log_level);
-		if (rcrypto_init() != 0) {
-			log_msg(LOG_ERROR, "libsodium failed to initialise");
-			return 1;
-		}
-		return cmds[i].run(&cfg);
+	cmd = config_command_find(argc, argv, &words);
+	if (cmd == NULL && argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
+	    (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "invite") == 0)) {
+		usage(stdout);
+		return 0;
 	}
-	fprintf(stderr, "roster: unknown command '%s' (see roster --help)\n", argv[1]);
+	if (cmd == NULL) {
+		fprintf(stderr, "roster: unknown command '%s%s%s' (see roster --help)\n", argv[1],
+		    argc > 2 && argv[2][0] != '-' ? " " : "", argc > 2 && argv[2][0] != '-' ? argv[2] : "");
+		return 2;
+	}
+	switch (config_load(&cfg, cmd, argc - 1 - words, argv + 1 + words)) {
+	case CONFIG_HELP:
+		return 0;
+	case CONFIG_USAGE:
+		return 2;
+	case CONFIG_OK:
+		break;
+	}
+	log_set_level(cfg.log_level);
+	if (rcrypto_init() != 0) {
+		log_msg(LOG_ERROR, "libsodium failed to initialise");
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+		if (runs[i].cmd == cmd->cmd)
+			return runs[i].run(&cfg);
 	return 2;
 }

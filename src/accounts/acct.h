@@ -21,6 +21,7 @@
 #define ACCT_MSG_REQUIRED "This field is required."
 #define ACCT_MSG_NOT_STRING "Not a valid string."
 #define ACCT_MSG_BLANK "This field may not be blank."
+#define ACCT_MSG_UNKNOWN_FIELD "Unknown field."
 #define ACCT_MSG_USERNAME_INVALID \
 	"Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
 #define ACCT_MSG_USERNAME_TOO_LONG "Ensure this field has no more than 150 characters."
@@ -35,7 +36,7 @@
 #define ACCT_MSG_PW_SIMILAR_USERNAME "The password is too similar to the username."
 #define ACCT_MSG_PW_SIMILAR_EMAIL "The password is too similar to the email address."
 
-/* One problem: `field` and `message` point to static strings. */
+/* One problem: `message` is static; `field` is static or outlives the errors. */
 struct acct_error {
 	const char *field;
 	const char *message;
@@ -112,6 +113,9 @@ bool acct_role_in_list(const char *list, const char *role);
 
 /* True when every item of the comma-separated list is a known role. */
 bool acct_role_list_valid(const char *list);
+
+/* Bio: valid UTF-8 without NUL, at most ACCT_BIO_MAX characters; adds a problem to `errs`. */
+bool acct_bio_check(const char *bio, size_t len, struct acct_errors *errs);
 
 /* Raw registration input, borrowed from the request: NULL means absent. */
 struct acct_signup_input {

@@ -71,6 +71,20 @@ acct_role_list_valid(const char *list)
 	return !list_any(list, item_unknown, NULL);
 }
 
+bool
+acct_bio_check(const char *bio, size_t len, struct acct_errors *errs)
+{
+	long chars = acct_utf8_chars(bio, len);
+
+	if (chars < 0 || memchr(bio, '\0', len) != NULL)
+		acct_errors_add(errs, "bio", ACCT_MSG_NOT_STRING);
+	else if (chars > ACCT_BIO_MAX)
+		acct_errors_add(errs, "bio", ACCT_MSG_BIO_TOO_LONG);
+	else
+		return true;
+	return false;
+}
+
 static bool
 has_error(const struct acct_errors *errs, const char *field)
 {
@@ -139,14 +153,8 @@ acct_signup_validate(const struct acct_signup_input *in, struct acct_signup *out
 	}
 	if (!has_error(errs, "role") && !acct_role_known(role))
 		acct_errors_add(errs, "role", ACCT_MSG_ROLE_INVALID);
-	if (!has_error(errs, "bio")) {
-		long chars = acct_utf8_chars(bio, bio_len);
-
-		if (chars < 0 || memchr(bio, '\0', bio_len) != NULL)
-			acct_errors_add(errs, "bio", ACCT_MSG_NOT_STRING);
-		else if (chars > ACCT_BIO_MAX)
-			acct_errors_add(errs, "bio", ACCT_MSG_BIO_TOO_LONG);
-	}
+	if (!has_error(errs, "bio"))
+		acct_bio_check(bio, bio_len, errs);
 	if (errs->n > 0) {
 		acct_signup_clear(out);
 		return ACCT_INVALID;

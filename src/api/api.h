@@ -7,7 +7,11 @@
 #define ROSTER_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
 
 struct http_req;
 
@@ -17,10 +21,19 @@ enum api_err {
 	API_ERR_INVALID,
 	API_ERR_USERNAME_TAKEN,
 	API_ERR_EMAIL_TAKEN,
+	API_ERR_INVALID_CREDENTIALS,
 	API_ERR_INVITATION_INVALID,
+	API_ERR_INVITATION_EXPIRED,
+	API_ERR_INVITATION_USED,
+	API_ERR_INVITATION_REVOKED,
+	API_ERR_NOT_AUTHENTICATED,
+	API_ERR_FORBIDDEN,
 	API_ERR_ROLE_NOT_ALLOWED,
+	API_ERR_INVITATION_EMAIL_MISMATCH,
 	API_ERR_NOT_FOUND,
 	API_ERR_METHOD_NOT_ALLOWED,
+	API_ERR_INVITATION_PENDING,
+	API_ERR_CONFLICT,
 	API_ERR_LENGTH_REQUIRED,
 	API_ERR_BODY_TOO_LARGE,
 	API_ERR_UNSUPPORTED_MEDIA_TYPE,
@@ -62,8 +75,37 @@ void api_reply_invalid(struct http_req *req, const struct acct_errors *errs);
  */
 enum api_err api_body_object_new(const char *body, size_t len, /* OUT: */ json_t **out);
 
+/*
+ * The token of an `Authorization: Token <t>` or `Bearer <t>` header (scheme
+ * case-insensitive): true and `out` = the 64 hex characters when well formed.
+ */
+bool api_auth_token(const char *header, char out[65]);
+
+/*
+ * Authenticates the request: API_ERR_NONE with `*user_id` and the token's
+ * SHA-256 hex in `token_hash` (may be NULL), or API_ERR_NOT_AUTHENTICATED /
+ * API_ERR_UNAVAILABLE. Reads the database on the calling thread.
+ */
+enum api_err api_authenticate(struct http_req *req, int64_t *user_id, char *token_hash);
+
+/* The database connection for this thread: the worker's, or the I/O thread's. */
+struct store *api_store(struct http_req *req);
+
+/* The error for an invitation the store refused, by reason. */
+enum api_err api_invite_why_err(enum store_invite_why why);
+
+/* Hashes a well-formed invitation token (64 hex characters); false otherwise. */
+bool api_invitation_token_hash(const char *token, size_t len, char out[65]);
+
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);
+void api_login(struct http_req *req);
+void api_logout(struct http_req *req);
+void api_me(struct http_req *req);
+void api_invitations(struct http_req *req);
+void api_invitation(struct http_req *req);
+void api_invitation_resend(struct http_req *req);
+void api_invitation_accept(struct http_req *req);
 void api_healthz(struct http_req *req);
 void api_readyz(struct http_req *req);
 

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Reads an optional string member: absent or null leaves `*out` NULL. */
 static void
@@ -34,12 +35,20 @@ string_field(json_t *obj, const char *name, const char **out, size_t *len, struc
 		*len = json_string_length(v);
 }
 
+/* What the worker needs: the validated input and, with an invitation, its hash. */
+struct reg_ctx {
+	struct acct_signup signup;
+	char invitation_hash[65];	/* "" without an invitation */
+};
+
 static void
-signup_free(void *p)
+reg_ctx_free(void *p)
 {
-	if (p != NULL)
-		acct_signup_clear(p);
-	free(p);
+	struct reg_ctx *c = p;
+
+	if (c != NULL)
+		acct_signup_clear(&c->signup);
+	free(c);
 }
 
 static enum api_err
@@ -62,10 +71,12 @@ store_err(enum store_status st)
 static void
 register_finish(struct http_req *req)
 {
-	const struct acct_signup *s = req->ctx;
+	const struct reg_ctx *ctx = req->ctx;
+	const struct acct_signup *s = &ctx->signup;
 	const struct config *cfg = http_config(req);
 	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
 	struct store_user user = { 0 };
+	enum store_invite_why why = STORE_INVITE_OK;
 	char hash[RCRYPTO_HASH_MAX];
 	enum store_status st;
 
@@ -87,9 +98,14 @@ register_finish(struct http_req *req)
 	st = store_user_create(req->store,
 	    &(struct store_new_user){ .username = s->username, .username_key = s->username_key,
 		.email = s->email, .email_key = s->email_key, .password_hash = hash,
-		.role = s->role, .bio = s->bio },
-	    &user);
+		.role = s->role, .bio = s->bio,
+		.invitation_hash = ctx->invitation_hash[0] != '\0' ? ctx->invitation_hash : NULL },
+	    &user, &why);
 	sodium_memzero(hash, sizeof(hash));
+	if (st == STORE_CONFLICT) {
+		api_reply_error(req, api_invite_why_err(why));
+		return;
+	}
 	if (st != STORE_OK) {
 		api_reply_error(req, store_err(st));
 		return;
@@ -103,13 +119,45 @@ register_finish(struct http_req *req)
 	store_user_clear(&user);
 }
 
+/*
+ * The role policy: with an invitation the account is a teacher (who cannot
+ * invite), whatever `role` says; without one the role must be open to
+ * self-registration. Replies and returns false when the request stops here.
+ */
+static bool
+apply_role_policy(struct http_req *req, struct reg_ctx *c, const char *invitation, size_t len)
+{
+	char *teacher;
+
+	if (invitation != NULL) {
+		if (!api_invitation_token_hash(invitation, len, c->invitation_hash)) {
+			api_reply_error(req, API_ERR_INVITATION_INVALID);
+			return false;
+		}
+		teacher = strdup("teacher");
+		if (teacher == NULL) {
+			api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+			return false;
+		}
+		free(c->signup.role);
+		c->signup.role = teacher;
+		return true;
+	}
+	if (!acct_role_in_list(http_config(req)->self_register_roles, c->signup.role)) {
+		api_reply_error(req, API_ERR_ROLE_NOT_ALLOWED);
+		return false;
+	}
+	return true;
+}
+
 void
 api_register(struct http_req *req)
 {
 	struct acct_signup_input in = { 0 };
 	struct acct_errors errs = { .n = 0 };
-	struct acct_signup *signup = NULL;
+	struct reg_ctx *c = NULL;
 	const char *invitation = NULL;
+	size_t invitation_len = 0;
 	json_t *obj = NULL;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
@@ -121,13 +169,13 @@ api_register(struct http_req *req)
 	string_field(obj, "password", &in.password, &in.password_len, &errs);
 	string_field(obj, "role", &in.role, NULL, &errs);
 	string_field(obj, "bio", &in.bio, &in.bio_len, &errs);
-	string_field(obj, "invitation", &invitation, NULL, &errs);
-	signup = calloc(1, sizeof(*signup));
-	if (signup == NULL) {
+	string_field(obj, "invitation", &invitation, &invitation_len, &errs);
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
 		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
 		goto out;
 	}
-	switch (acct_signup_validate(&in, signup, &errs)) {
+	switch (acct_signup_validate(&in, &c->signup, &errs)) {
 	case ACCT_OK:
 		break;
 	case ACCT_INVALID:
@@ -137,23 +185,16 @@ api_register(struct http_req *req)
 		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
 		goto out;
 	}
-	if (invitation != NULL) {
-		/* Invitations do not exist yet (issue 4): no token can be valid. */
-		api_reply_error(req, API_ERR_INVITATION_INVALID);
+	if (!apply_role_policy(req, c, invitation, invitation_len))
 		goto out;
-	}
-	if (!acct_role_in_list(http_config(req)->self_register_roles, signup->role)) {
-		api_reply_error(req, API_ERR_ROLE_NOT_ALLOWED);
-		goto out;
-	}
-	req->ctx = signup;
-	req->ctx_free = signup_free;
-	signup = NULL;
+	req->ctx = c;
+	req->ctx_free = reg_ctx_free;
+	c = NULL;
 	if (!http_defer(req, register_finish))
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 out:
 	if (in.password != NULL)
 		sodium_memzero((char *)in.password, in.password_len);
-	signup_free(signup);
+	reg_ctx_free(c);
 	json_decref(obj);
 }

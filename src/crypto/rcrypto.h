@@ -29,6 +29,24 @@ int rcrypto_pwhash(const char *pw, size_t len, const struct rcrypto_cost *cost,
 /* True when `pw` matches the PHC string `hash`. */
 bool rcrypto_pwverify(const char *pw, size_t len, const char *hash);
 
+/*
+ * Verifies `pw` against a stored hash in any format roster accepts: its own
+ * argon2id PHC strings, and hashes imported from Django:
+ * "pbkdf2_sha256$<iterations>$<salt>$<base64>" and "argon2$argon2id$..." (or
+ * "argon2$argon2i$..."). Costs in imported hashes are bounded (see
+ * django.c); a hash over the bounds or in an unknown format never verifies.
+ * `*needs_rehash` is set true when the password matched but the stored hash is
+ * not roster's argon2id at `cost`: the caller stores a fresh rcrypto_pwhash.
+ */
+bool rcrypto_verify_any(const char *pw, size_t len, const char *stored,
+    const struct rcrypto_cost *cost, /* OUT: */ bool *needs_rehash);
+
+/* SHA-256 of `data` as 64 lowercase hex characters + NUL (token storage). */
+void rcrypto_sha256_hex(const char *data, size_t len, /* OUT: */ char out[65]);
+
+/* Constant-time comparison of two equal-length buffers. */
+bool rcrypto_equal(const void *a, const void *b, size_t len);
+
 /* Fills `out` with `len` random bytes, hex-encoded (2 * len + 1 bytes). */
 void rcrypto_random_hex(char *out, size_t len);
 

@@ -40,8 +40,11 @@ struct http_route {
 	const char *allow;	/* the Allow header for 405 */
 };
 
-/* Finds the route for a path (with or without its trailing slash); NULL: 404. */
-const struct http_route *http_route_find(const char *path);
+/*
+ * Finds the route for a path (with or without its trailing slash); NULL: 404.
+ * A route segment "{id}" matches a positive decimal integer, stored in `*id`.
+ */
+const struct http_route *http_route_find(const char *path, /* OUT: */ int64_t *id);
 
 enum http_req_state {
 	HTTP_READING,	/* receiving the body */
@@ -76,6 +79,8 @@ struct http_req {
 	size_t reply_len;
 	unsigned retry_after;		/* seconds; 0: no header */
 	const char *allow;		/* Allow header, static */
+	const char *challenge;		/* WWW-Authenticate header, static */
+	int64_t path_id;		/* the {id} of the route, when it has one */
 
 	http_handler deferred;		/* runs on a worker */
 	struct store *store;		/* the worker's connection while `deferred` runs */
@@ -85,6 +90,9 @@ struct http_req {
 
 /* Sets the reply: takes `body`. Callable on I/O and worker threads. */
 void http_reply_json_new(struct http_req *req, int status, json_t *body);
+
+/* Sets a reply with no body (204). */
+void http_reply_empty(struct http_req *req, int status);
 
 /*
  * Runs `fn` on a worker of the bounded pool, with `req->store` set to the

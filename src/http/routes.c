@@ -1,4 +1,8 @@
-/* The one route table. Paths match with or without their trailing slash. */
+/*
+ * The one route table. Paths match with or without their trailing slash; a
+ * "{id}" segment matches a positive decimal integer. Order matters where a
+ * literal segment and {id} could both match ("accept" before "{id}").
+ */
 #include "http.h"
 #include "api.h"
 
@@ -6,26 +10,57 @@
 
 static const struct http_route routes[] = {
 	{ "/users/register/", HTTP_POST, api_register, "POST" },
+	{ "/users/login/", HTTP_POST, api_login, "POST" },
+	{ "/users/logout/", HTTP_POST, api_logout, "POST" },
+	{ "/users/me/", HTTP_GET | HTTP_HEAD | HTTP_PATCH, api_me, "GET, HEAD, PATCH" },
+	{ "/users/invitations/", HTTP_GET | HTTP_HEAD | HTTP_POST, api_invitations,
+	    "GET, HEAD, POST" },
+	{ "/users/invitations/accept/", HTTP_POST, api_invitation_accept, "POST" },
+	{ "/users/invitations/{id}/resend/", HTTP_POST, api_invitation_resend, "POST" },
+	{ "/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE" },
 	{ "/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD" },
 	{ "/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD" },
 };
 
 /* Length of `s` without one trailing slash (the root "/" keeps it). */
 static size_t
-trimmed_len(const char *s)
+trimmed_len(const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	return n > 1 && s[n - 1] == '/' ? n - 1 : n;
 }
 
-const struct http_route *
-http_route_find(const char *path)
+/* Matches `path[0..n)` against `pattern`; fills `*id` for a {id} segment. */
+static bool
+match(const char *pattern, const char *path, size_t n, int64_t *id)
 {
-	size_t n = trimmed_len(path);
+	size_t pn = trimmed_len(pattern, strlen(pattern)), i = 0, j = 0;
 
+	while (i < pn && j < n) {
+		if (strncmp(pattern + i, "{id}", 4) == 0) {
+			int64_t v = 0;
+			size_t digits = 0;
+
+			for (; j < n && path[j] >= '0' && path[j] <= '9' && digits < 18; j++, digits++)
+				v = v * 10 + (path[j] - '0');
+			if (digits == 0 || v == 0 || (j < n && path[j] != '/'))
+				return false;
+			*id = v;
+			i += 4;
+		} else if (pattern[i++] != path[j++]) {
+			return false;
+		}
+	}
+	return i == pn && j == n;
+}
+
+const struct http_route *
+http_route_find(const char *path, int64_t *id)
+{
+	size_t n = trimmed_len(path, strlen(path));
+
+	*id = 0;
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (trimmed_len(routes[i].path) == n && strncmp(routes[i].path, path, n) == 0)
+		if (match(routes[i].path, path, n, id))
 			return &routes[i];
 	return NULL;
 }

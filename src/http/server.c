@@ -129,6 +129,16 @@ http_reply_json_new(struct http_req *req, int status, json_t *body)
 	req->state = HTTP_READY;
 }
 
+void
+http_reply_empty(struct http_req *req, int status)
+{
+	free(req->reply);
+	req->reply = NULL;
+	req->reply_len = 0;
+	req->status = status;
+	req->state = HTTP_READY;
+}
+
 static void
 remote_addr(struct http_req *req)
 {
@@ -157,7 +167,7 @@ req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, c
 	req->path = url;
 	req->method_name = method;
 	req->method = method_bit(method);
-	req->route = http_route_find(url);
+	req->route = http_route_find(url, &req->path_id);
 	rid = http_header(req, "X-Request-ID");
 	if (rid != NULL && request_id_sane(rid))
 		snprintf(req->id, sizeof(req->id), "%s", rid);
@@ -192,7 +202,8 @@ queue_reply(struct http_req *req)
 	if (resp == NULL)
 		return MHD_NO;
 	req->reply = NULL;	/* MHD frees it now */
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (req->reply_len > 0)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Request-ID", req->id);
 	if (req->retry_after > 0) {
@@ -201,6 +212,8 @@ queue_reply(struct http_req *req)
 	}
 	if (req->allow != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
+	if (req->challenge != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, req->challenge);
 	ret = MHD_queue_response(req->conn, (unsigned)req->status, resp);
 	MHD_destroy_response(resp);
 	req->state = HTTP_SENT;
@@ -519,10 +532,10 @@ void
 http_server_stop(struct http_server *srv)
 {
 	uint64_t deadline = now_us() + (uint64_t)srv->cfg->shutdown_timeout_s * 1000000u;
+	/* Stop accepting. The listening socket stays open until the daemon is
+	 * gone: its threads still hold it in their epoll sets. */
 	MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
 
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
 	while (atomic_load(&srv->inflight) > 0 && now_us() < deadline)
 		usleep(10000);
 	if (atomic_load(&srv->inflight) > 0)
@@ -531,6 +544,8 @@ http_server_stop(struct http_server *srv)
 	pool_free(srv->pool);	/* runs what is queued and resumes those connections */
 	usleep(50000);		/* let resumed replies reach their sockets */
 	MHD_stop_daemon(srv->daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
 	pthread_key_delete(srv->io_store_key);
 	free(srv);
 }

@@ -20,7 +20,27 @@ struct store_ops {
 	enum store_status (*user_keys_taken)(struct store *s, const char *username_key,
 	    const char *email_key);
 	enum store_status (*user_create)(struct store *s, const struct store_new_user *in,
-	    struct store_user *out);
+	    struct store_user *out, enum store_invite_why *why);
+	enum store_status (*user_get)(struct store *s, const struct store_user_ref *ref,
+	    struct store_user *out, char **password_hash);
+	enum store_status (*user_list)(struct store *s, struct store_users *out);
+	enum store_status (*user_update)(struct store *s, int64_t id,
+	    const struct store_user_update *u);
+	enum store_status (*user_delete)(struct store *s, int64_t id);
+	enum store_status (*token_create)(struct store *s, int64_t user_id, const char *token_hash,
+	    long long ttl_s, char expires_at[64]);
+	enum store_status (*token_user)(struct store *s, const char *token_hash, int64_t *user_id);
+	enum store_status (*token_revoke)(struct store *s, const char *token_hash);
+	enum store_status (*invite_create)(struct store *s, int64_t inviter_id, const char *email,
+	    const char *email_key, const char *token_hash, long long ttl_s,
+	    struct store_invitation *out);
+	enum store_status (*invite_list)(struct store *s, int64_t inviter_id,
+	    struct store_invitations *out);
+	enum store_status (*invite_resend)(struct store *s, int64_t id, int64_t inviter_id,
+	    const char *token_hash, long long ttl_s, struct store_invitation *out);
+	enum store_status (*invite_revoke)(struct store *s, int64_t id, int64_t inviter_id);
+	enum store_status (*invite_accept)(struct store *s, const char *token_hash, int64_t user_id,
+	    enum store_invite_why *why);
 };
 
 struct store {

@@ -30,10 +30,51 @@ enum stmt {
 	ST_KEYS_TAKEN,
 	ST_USER_INSERT,
 	ST_PROFILE_INSERT,
+	ST_USER_BY_ID,
+	ST_USER_BY_USERNAME,
+	ST_USER_BY_EMAIL,
+	ST_USER_ALL,
+	ST_SET_BIO,
+	ST_SET_ROLE,
+	ST_SET_CAN_INVITE,
+	ST_SET_ACTIVE,
+	ST_SET_ADMIN,
+	ST_SET_PASSWORD,
+	ST_REHASH,
+	ST_USER_DELETE,
+	ST_TOKEN_INSERT,
+	ST_TOKENS_PURGE,
+	ST_TOKENS_REVOKE_USER,
+	ST_SET_LAST_LOGIN,
+	ST_TOKEN_USER,
+	ST_TOKEN_DELETE,
+	ST_INV_EXPIRE_EMAIL,
+	ST_EMAIL_HAS_ACCOUNT,
+	ST_INV_INSERT,
+	ST_INV_BY_ID,
+	ST_INV_LIST,
+	ST_INV_RESEND,
+	ST_INV_REVOKE,
+	ST_INV_BY_TOKEN,
+	ST_INV_ACCEPT,
+	ST_PROFILE_TEACHER,
+	ST_INV_EMAIL_KEY,
+	ST_USER_EMAIL_KEY,
 	ST_COUNT_
 };
 
-/* The one statement table of this backend. */
+#define USER_COLS \
+	"SELECT u.id, u.username, u.email, u.date_joined, u.last_login, u.is_active, u.is_admin," \
+	" p.role, p.bio, p.can_invite_teachers, u.password_hash" \
+	" FROM users u JOIN profiles p ON p.user_id = u.id"
+#define INV_COLS \
+	"SELECT i.id, i.inviter_id, u.username, i.email," \
+	" CASE WHEN i.status = 'pending' AND i.expires_at <= ?2 THEN 'expired' ELSE i.status END," \
+	" i.created_at, i.expires_at, i.accepted_at" \
+	" FROM teacher_invitations i JOIN users u ON u.id = i.inviter_id"
+
+/* The one statement table of this backend. Times are RFC 3339 UTC text of one
+ * fixed width, so they compare correctly as strings. */
 static const char *const sql_text[ST_COUNT_] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
@@ -48,6 +89,46 @@ static const char *const sql_text[ST_COUNT_] = {
 			   " password_hash, is_admin, date_joined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_PROFILE_INSERT] = "INSERT INTO profiles (user_id, role, bio, can_invite_teachers)"
 			      " VALUES (?1, ?2, ?3, ?4)",
+	[ST_USER_BY_ID] = USER_COLS " WHERE u.id = ?1",
+	[ST_USER_BY_USERNAME] = USER_COLS " WHERE u.username_key = ?1",
+	[ST_USER_BY_EMAIL] = USER_COLS " WHERE u.email_key = ?1",
+	[ST_USER_ALL] = USER_COLS " ORDER BY u.id",
+	[ST_SET_BIO] = "UPDATE profiles SET bio = ?2 WHERE user_id = ?1",
+	[ST_SET_ROLE] = "UPDATE profiles SET role = ?2 WHERE user_id = ?1",
+	[ST_SET_CAN_INVITE] = "UPDATE profiles SET can_invite_teachers = ?2 WHERE user_id = ?1",
+	[ST_SET_ACTIVE] = "UPDATE users SET is_active = ?2 WHERE id = ?1",
+	[ST_SET_ADMIN] = "UPDATE users SET is_admin = ?2 WHERE id = ?1",
+	[ST_SET_PASSWORD] = "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+	[ST_REHASH] = "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND password_hash = ?3",
+	[ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+	[ST_TOKEN_INSERT] = "INSERT INTO auth_tokens (user_id, token_hash, created_at, expires_at)"
+			    " VALUES (?1, ?2, ?3, ?4)",
+	[ST_TOKENS_PURGE] = "DELETE FROM auth_tokens WHERE user_id = ?1 AND expires_at <= ?2",
+	[ST_TOKENS_REVOKE_USER] = "DELETE FROM auth_tokens WHERE user_id = ?1",
+	[ST_SET_LAST_LOGIN] = "UPDATE users SET last_login = ?2 WHERE id = ?1",
+	[ST_TOKEN_USER] = "SELECT t.user_id FROM auth_tokens t JOIN users u ON u.id = t.user_id"
+			  " WHERE t.token_hash = ?1 AND t.expires_at > ?2 AND u.is_active = 1",
+	[ST_TOKEN_DELETE] = "DELETE FROM auth_tokens WHERE token_hash = ?1",
+	[ST_INV_EXPIRE_EMAIL] = "UPDATE teacher_invitations SET status = 'expired'"
+				" WHERE email_key = ?1 AND status = 'pending' AND expires_at <= ?2",
+	[ST_EMAIL_HAS_ACCOUNT] = "SELECT EXISTS (SELECT 1 FROM users WHERE email_key = ?1)",
+	[ST_INV_INSERT] = "INSERT INTO teacher_invitations (inviter_id, email, email_key, token_hash,"
+			  " status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+	[ST_INV_BY_ID] = INV_COLS " WHERE i.id = ?1",
+	[ST_INV_LIST] = INV_COLS " WHERE ?1 = 0 OR i.inviter_id = ?1 ORDER BY i.id DESC LIMIT 1000",
+	[ST_INV_RESEND] = "UPDATE teacher_invitations SET token_hash = ?2, status = 'pending',"
+			  " expires_at = ?3 WHERE id = ?1 AND status IN ('pending', 'expired')",
+	[ST_INV_REVOKE] = "UPDATE teacher_invitations SET status = 'revoked'"
+			  " WHERE id = ?1 AND status = 'pending' AND expires_at > ?2",
+	[ST_INV_BY_TOKEN] = "SELECT status, expires_at, email_key FROM teacher_invitations"
+			    " WHERE token_hash = ?1",
+	[ST_INV_ACCEPT] = "UPDATE teacher_invitations SET status = 'accepted', accepted_at = ?3,"
+			  " accepted_by = ?2 WHERE token_hash = ?1 AND status = 'pending'"
+			  " AND expires_at > ?3 AND email_key = ?4",
+	[ST_PROFILE_TEACHER] = "UPDATE profiles SET role = 'teacher', can_invite_teachers = 0"
+			       " WHERE user_id = ?1",
+	[ST_INV_EMAIL_KEY] = "SELECT email_key FROM teacher_invitations WHERE id = ?1",
+	[ST_USER_EMAIL_KEY] = "SELECT email_key FROM users WHERE id = ?1",
 };
 
 /* Migration bookkeeping, run inside the migration's own transaction. */
@@ -90,6 +171,8 @@ map_rc(struct sqlite_store *s, int rc)
 				return STORE_CONFLICT_USERNAME;
 			if (strstr(msg, "users.email_key") != NULL)
 				return STORE_CONFLICT_EMAIL;
+			if (strstr(msg, "teacher_invitations.email_key") != NULL)
+				return STORE_CONFLICT_PENDING;
 		}
 		log_msg(LOG_ERROR, "sqlite constraint: %s", msg);
 		return STORE_ERROR;
@@ -162,13 +245,15 @@ in_tx(struct sqlite_store *s, enum store_status (*body)(struct sqlite_store *, v
 	return st;
 }
 
+/* Now plus `ahead_s` seconds, as fixed-width RFC 3339 UTC with microseconds. */
 static void
-now_rfc3339(char out[64])
+time_rfc3339(long long ahead_s, char out[64])
 {
 	struct timespec ts;
 	struct tm tm;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)ahead_s;
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
 	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
@@ -317,7 +402,7 @@ apply_body(struct sqlite_store *s, void *arg)
 	rc = sqlite3_exec(s->db, a->m->sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return map_rc(s, rc);
-	now_rfc3339(now);
+	time_rfc3339(0, now);
 	rc = run_once(s, sql_migration_record, a->m->version, a->m->name, now);
 	if (rc != SQLITE_DONE)
 		return map_rc(s, rc);
@@ -360,10 +445,235 @@ sqlite_user_keys_taken(struct store *base, const char *username_key, const char 
 	return res;
 }
 
+/* Binds text; NULL binds SQL NULL. */
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+
+	return v != NULL ? strdup((const char *)v) : NULL;
+}
+
+/* Steps a write statement whose binds are set; STORE_OK when it ran to completion. */
+static enum store_status
+step_done(struct sqlite_store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+}
+
+/* A write keyed by one id and one optional text value. `changed` gets sqlite3_changes. */
+static enum store_status
+exec_id_text(struct sqlite_store *s, enum stmt id, int64_t key, const char *text, int *changed)
+{
+	sqlite3_stmt *st = stmt(s, id);
+	enum store_status res;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	sqlite3_bind_int64(st, 1, key);
+	if (text != NULL)
+		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+	res = step_done(s, st);
+	if (changed != NULL)
+		*changed = sqlite3_changes(s->db);
+	return res;
+}
+
+static enum store_status
+exec_id_int(struct sqlite_store *s, enum stmt id, int64_t key, int value)
+{
+	sqlite3_stmt *st = stmt(s, id);
+
+	if (st == NULL)
+		return STORE_ERROR;
+	sqlite3_bind_int64(st, 1, key);
+	sqlite3_bind_int(st, 2, value);
+	return step_done(s, st);
+}
+
+/* Reads a USER_COLS row; the hash only when `hash` is not NULL. */
+static enum store_status
+read_user(sqlite3_stmt *st, struct store_user *u, char **hash)
+{
+	u->id = sqlite3_column_int64(st, 0);
+	u->username = col_dup(st, 1);
+	u->email = col_dup(st, 2);
+	u->date_joined = col_dup(st, 3);
+	u->last_login = col_dup(st, 4);
+	u->is_active = sqlite3_column_int(st, 5) != 0;
+	u->is_admin = sqlite3_column_int(st, 6) != 0;
+	u->role = col_dup(st, 7);
+	u->bio = col_dup(st, 8);
+	u->can_invite_teachers = sqlite3_column_int(st, 9) != 0;
+	if (hash != NULL)
+		*hash = col_dup(st, 10);
+	if (u->username == NULL || u->email == NULL || u->date_joined == NULL || u->role == NULL ||
+	    u->bio == NULL || (hash != NULL && *hash == NULL))
+		return STORE_ERROR;
+	return STORE_OK;
+}
+
+static enum store_status
+user_get_locked(struct sqlite_store *s, const struct store_user_ref *ref, struct store_user *out,
+    char **hash)
+{
+	enum stmt id = ref->id > 0 ? ST_USER_BY_ID : ref->username_key != NULL ? ST_USER_BY_USERNAME
+										  : ST_USER_BY_EMAIL;
+	sqlite3_stmt *st = stmt(s, id);
+	enum store_status res;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	if (id == ST_USER_BY_ID)
+		sqlite3_bind_int64(st, 1, ref->id);
+	else
+		bind_text(st, 1, id == ST_USER_BY_USERNAME ? ref->username_key : ref->email_key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		res = read_user(st, out, hash);
+	else
+		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
+	sqlite3_reset(st);
+	return res;
+}
+
+static enum store_status
+sqlite_user_get(struct store *base, const struct store_user_ref *ref, struct store_user *out,
+    char **hash)
+{
+	struct sqlite_store *s = from(base);
+	enum store_status res = user_get_locked(s, ref, out, hash);
+
+	/* By username first, then by email (login takes either). */
+	if (res == STORE_NOT_FOUND && ref->id <= 0 && ref->username_key != NULL &&
+	    ref->email_key != NULL) {
+		struct store_user_ref by_email = { 0, NULL, ref->email_key };
+
+		res = user_get_locked(s, &by_email, out, hash);
+	}
+	if (res != STORE_OK) {
+		store_user_clear(out);
+		if (hash != NULL) {
+			free(*hash);
+			*hash = NULL;
+		}
+	}
+	return res;
+}
+
+static enum store_status
+sqlite_user_list(struct store *base, struct store_users *out)
+{
+	struct sqlite_store *s = from(base);
+	sqlite3_stmt *st = stmt(s, ST_USER_ALL);
+	enum store_status res = STORE_OK;
+	size_t cap = 0;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	while (res == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (out->n == cap) {
+			struct store_user *grown;
+
+			cap = cap != 0 ? cap * 2 : 16;
+			grown = realloc(out->items, cap * sizeof(*grown));
+			if (grown == NULL) {
+				res = STORE_ERROR;
+				break;
+			}
+			out->items = grown;
+		}
+		memset(&out->items[out->n], 0, sizeof(out->items[0]));
+		res = read_user(st, &out->items[out->n++], NULL);
+	}
+	if (res == STORE_OK && rc != SQLITE_DONE)
+		res = map_rc(s, rc);
+	sqlite3_reset(st);
+	if (res != STORE_OK)
+		store_users_clear(out);
+	return res;
+}
+
+/* Reads an invitation's classification row; `why` for an unusable one. */
+static enum store_status
+classify_invite(struct sqlite_store *s, const char *token_hash, const char *email_key,
+    const char *now, enum store_invite_why *why)
+{
+	sqlite3_stmt *st = stmt(s, ST_INV_BY_TOKEN);
+	const char *status, *expires, *key;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, token_hash);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return map_rc(s, rc);
+		*why = STORE_INVITE_UNKNOWN;
+		return STORE_CONFLICT;
+	}
+	status = (const char *)sqlite3_column_text(st, 0);
+	expires = (const char *)sqlite3_column_text(st, 1);
+	key = (const char *)sqlite3_column_text(st, 2);
+	if (strcmp(status, "accepted") == 0)
+		*why = STORE_INVITE_USED;
+	else if (strcmp(status, "revoked") == 0)
+		*why = STORE_INVITE_REVOKED;
+	else if (strcmp(status, "expired") == 0 || strcmp(expires, now) <= 0)
+		*why = STORE_INVITE_EXPIRED;
+	else if (strcmp(key, email_key) != 0)
+		*why = STORE_INVITE_EMAIL_MISMATCH;
+	else
+		*why = STORE_INVITE_UNKNOWN;	/* changed under us: cannot happen in a write tx */
+	sqlite3_reset(st);
+	return STORE_CONFLICT;
+}
+
+/* The conditional update that makes an invitation single-use; then the profile. */
+static enum store_status
+accept_locked(struct sqlite_store *s, const char *token_hash, int64_t user_id,
+    const char *email_key, enum store_invite_why *why)
+{
+	sqlite3_stmt *st = stmt(s, ST_INV_ACCEPT);
+	enum store_status res;
+	char now[64];
+
+	if (st == NULL)
+		return STORE_ERROR;
+	time_rfc3339(0, now);
+	bind_text(st, 1, token_hash);
+	sqlite3_bind_int64(st, 2, user_id);
+	bind_text(st, 3, now);
+	bind_text(st, 4, email_key);
+	res = step_done(s, st);
+	if (res != STORE_OK)
+		return res;
+	if (sqlite3_changes(s->db) != 1)
+		return classify_invite(s, token_hash, email_key, now, why);
+	return exec_id_text(s, ST_PROFILE_TEACHER, user_id, NULL, NULL);
+}
+
 struct create_args {
 	const struct store_new_user *in;
 	char joined[64];
 	int64_t id;
+	enum store_invite_why *why;
 };
 
 static enum store_status
@@ -371,56 +681,496 @@ create_body(struct sqlite_store *s, void *arg)
 {
 	struct create_args *a = arg;
 	sqlite3_stmt *st = stmt(s, ST_USER_INSERT);
-	int rc;
+	enum store_status res;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	sqlite3_bind_text(st, 1, a->in->username, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->in->username_key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, a->in->email, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, a->in->email_key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, a->in->password_hash, -1, SQLITE_STATIC);
+	bind_text(st, 1, a->in->username);
+	bind_text(st, 2, a->in->username_key);
+	bind_text(st, 3, a->in->email);
+	bind_text(st, 4, a->in->email_key);
+	bind_text(st, 5, a->in->password_hash);
 	sqlite3_bind_int(st, 6, a->in->is_admin);
-	sqlite3_bind_text(st, 7, a->joined, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return map_rc(s, rc);
+	bind_text(st, 7, a->joined);
+	res = step_done(s, st);
+	if (res != STORE_OK)
+		return res;
 	a->id = sqlite3_last_insert_rowid(s->db);
 
 	st = stmt(s, ST_PROFILE_INSERT);
 	if (st == NULL)
 		return STORE_ERROR;
 	sqlite3_bind_int64(st, 1, a->id);
-	sqlite3_bind_text(st, 2, a->in->role, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, a->in->bio, -1, SQLITE_STATIC);
+	bind_text(st, 2, a->in->role);
+	bind_text(st, 3, a->in->bio);
 	sqlite3_bind_int(st, 4, a->in->can_invite_teachers);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+	res = step_done(s, st);
+	if (res != STORE_OK || a->in->invitation_hash == NULL)
+		return res;
+	return accept_locked(s, a->in->invitation_hash, a->id, a->in->email_key, a->why);
 }
 
 static enum store_status
-sqlite_user_create(struct store *base, const struct store_new_user *in, struct store_user *out)
+sqlite_user_create(struct store *base, const struct store_new_user *in, struct store_user *out,
+    enum store_invite_why *why)
 {
-	struct create_args a = { .in = in };
+	struct create_args a = { .in = in, .why = why };
+	struct store_user_ref ref = { 0 };
 	enum store_status st;
 
-	now_rfc3339(a.joined);
+	time_rfc3339(0, a.joined);
 	st = in_tx(from(base), create_body, &a);
 	if (st != STORE_OK)
 		return st;
-	out->id = a.id;
-	out->username = strdup(in->username);
-	out->email = strdup(in->email);
-	out->role = strdup(in->role);
-	out->date_joined = strdup(a.joined);
-	if (out->username == NULL || out->email == NULL || out->role == NULL ||
-	    out->date_joined == NULL) {
-		store_user_clear(out);
-		return STORE_ERROR;	/* committed, but we cannot say so: the client retries */
+	ref.id = a.id;
+	/* Committed: a failure to read it back must not make the client retry into 400. */
+	st = sqlite_user_get(base, &ref, out, NULL);
+	return st == STORE_OK ? STORE_OK : STORE_ERROR;
+}
+
+struct update_args {
+	int64_t id;
+	const struct store_user_update *u;
+};
+
+static enum store_status
+update_body(struct sqlite_store *s, void *arg)
+{
+	struct update_args *a = arg;
+	const struct store_user_update *u = a->u;
+	struct store_user_ref ref = { a->id, NULL, NULL };
+	struct store_user cur = { 0 };
+	enum store_status res = user_get_locked(s, &ref, &cur, NULL);
+	int changed = 0;
+
+	store_user_clear(&cur);
+	if (res == STORE_OK && u->bio != NULL)
+		res = exec_id_text(s, ST_SET_BIO, a->id, u->bio, NULL);
+	if (res == STORE_OK && u->role != NULL)
+		res = exec_id_text(s, ST_SET_ROLE, a->id, u->role, NULL);
+	if (res == STORE_OK && u->can_invite_teachers >= 0)
+		res = exec_id_int(s, ST_SET_CAN_INVITE, a->id, u->can_invite_teachers);
+	if (res == STORE_OK && u->is_admin >= 0)
+		res = exec_id_int(s, ST_SET_ADMIN, a->id, u->is_admin);
+	if (res == STORE_OK && u->is_active >= 0)
+		res = exec_id_int(s, ST_SET_ACTIVE, a->id, u->is_active);
+	if (res == STORE_OK && u->password_hash != NULL && u->expect_hash != NULL) {
+		sqlite3_stmt *st = stmt(s, ST_REHASH);
+
+		if (st == NULL)
+			return STORE_ERROR;
+		sqlite3_bind_int64(st, 1, a->id);
+		bind_text(st, 2, u->password_hash);
+		bind_text(st, 3, u->expect_hash);
+		res = step_done(s, st);
+		if (res == STORE_OK && sqlite3_changes(s->db) != 1)
+			res = STORE_CONFLICT;
+	} else if (res == STORE_OK && u->password_hash != NULL) {
+		res = exec_id_text(s, ST_SET_PASSWORD, a->id, u->password_hash, &changed);
 	}
+	/* A new password or a deactivation ends every session. */
+	if (res == STORE_OK && ((u->password_hash != NULL && u->expect_hash == NULL) ||
+				   u->is_active == 0))
+		res = exec_id_text(s, ST_TOKENS_REVOKE_USER, a->id, NULL, NULL);
+	return res;
+}
+
+static enum store_status
+sqlite_user_update(struct store *base, int64_t id, const struct store_user_update *u)
+{
+	struct update_args a = { id, u };
+
+	return in_tx(from(base), update_body, &a);
+}
+
+static enum store_status
+delete_body(struct sqlite_store *s, void *arg)
+{
+	int changed = 0;
+	enum store_status res = exec_id_text(s, ST_USER_DELETE, *(int64_t *)arg, NULL, &changed);
+
+	return res == STORE_OK && changed == 0 ? STORE_NOT_FOUND : res;
+}
+
+static enum store_status
+sqlite_user_delete(struct store *base, int64_t id)
+{
+	return in_tx(from(base), delete_body, &id);
+}
+
+struct token_args {
+	int64_t user_id;
+	const char *token_hash;
+	char now[64];
+	char *expires;
+};
+
+static enum store_status
+token_body(struct sqlite_store *s, void *arg)
+{
+	struct token_args *a = arg;
+	sqlite3_stmt *st = stmt(s, ST_TOKENS_PURGE);
+	enum store_status res;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	sqlite3_bind_int64(st, 1, a->user_id);
+	bind_text(st, 2, a->now);
+	res = step_done(s, st);
+	st = res == STORE_OK ? stmt(s, ST_TOKEN_INSERT) : NULL;
+	if (st == NULL)
+		return res == STORE_OK ? STORE_ERROR : res;
+	sqlite3_bind_int64(st, 1, a->user_id);
+	bind_text(st, 2, a->token_hash);
+	bind_text(st, 3, a->now);
+	bind_text(st, 4, a->expires);
+	res = step_done(s, st);
+	if (res != STORE_OK)
+		return res;
+	return exec_id_text(s, ST_SET_LAST_LOGIN, a->user_id, a->now, NULL);
+}
+
+static enum store_status
+sqlite_token_create(struct store *base, int64_t user_id, const char *token_hash, long long ttl_s,
+    char expires_at[64])
+{
+	struct token_args a = { .user_id = user_id, .token_hash = token_hash, .expires = expires_at };
+
+	time_rfc3339(0, a.now);
+	time_rfc3339(ttl_s, expires_at);
+	return in_tx(from(base), token_body, &a);
+}
+
+static enum store_status
+sqlite_token_user(struct store *base, const char *token_hash, int64_t *user_id)
+{
+	struct sqlite_store *s = from(base);
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_USER);
+	enum store_status res;
+	char now[64];
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	time_rfc3339(0, now);
+	bind_text(st, 1, token_hash);
+	bind_text(st, 2, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*user_id = sqlite3_column_int64(st, 0);
+		res = STORE_OK;
+	} else {
+		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
+	}
+	sqlite3_reset(st);
+	return res;
+}
+
+static enum store_status
+revoke_token_body(struct sqlite_store *s, void *arg)
+{
+	sqlite3_stmt *st = stmt(s, ST_TOKEN_DELETE);
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, arg);
+	return step_done(s, st);
+}
+
+static enum store_status
+sqlite_token_revoke(struct store *base, const char *token_hash)
+{
+	return in_tx(from(base), revoke_token_body, (void *)token_hash);
+}
+
+/* Reads an INV_COLS row. */
+static enum store_status
+read_invite(sqlite3_stmt *st, struct store_invitation *inv)
+{
+	const unsigned char *status = sqlite3_column_text(st, 4);
+
+	inv->id = sqlite3_column_int64(st, 0);
+	inv->inviter_id = sqlite3_column_int64(st, 1);
+	inv->inviter = col_dup(st, 2);
+	inv->email = col_dup(st, 3);
+	snprintf(inv->status, sizeof(inv->status), "%s", status != NULL ? (const char *)status : "");
+	inv->created_at = col_dup(st, 5);
+	inv->expires_at = col_dup(st, 6);
+	inv->accepted_at = col_dup(st, 7);
+	if (inv->inviter == NULL || inv->email == NULL || inv->created_at == NULL ||
+	    inv->expires_at == NULL)
+		return STORE_ERROR;
 	return STORE_OK;
+}
+
+static enum store_status
+invite_get_locked(struct sqlite_store *s, int64_t id, int64_t inviter_id,
+    struct store_invitation *out)
+{
+	sqlite3_stmt *st = stmt(s, ST_INV_BY_ID);
+	enum store_status res;
+	char now[64];
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	time_rfc3339(0, now);
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		res = read_invite(st, out);
+	else
+		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
+	sqlite3_reset(st);
+	if (res == STORE_OK && inviter_id != 0 && out->inviter_id != inviter_id)
+		res = STORE_NOT_FOUND;	/* someone else's: as if it did not exist */
+	if (res != STORE_OK)
+		store_invitation_clear(out);
+	return res;
+}
+
+/* Marks a pending invitation for the email that has run out as expired, so the
+ * partial unique index only ever holds live ones. */
+static enum store_status
+expire_for_email(struct sqlite_store *s, const char *email_key, const char *now)
+{
+	sqlite3_stmt *st = stmt(s, ST_INV_EXPIRE_EMAIL);
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, email_key);
+	bind_text(st, 2, now);
+	return step_done(s, st);
+}
+
+struct invite_args {
+	int64_t id;
+	int64_t inviter_id;
+	const char *email;
+	const char *email_key;
+	const char *token_hash;
+	long long ttl_s;
+	struct store_invitation *out;
+};
+
+static enum store_status
+invite_create_body(struct sqlite_store *s, void *arg)
+{
+	struct invite_args *a = arg;
+	char now[64], expires[64];
+	enum store_status res;
+	sqlite3_stmt *st;
+	int taken = 0;
+
+	time_rfc3339(0, now);
+	time_rfc3339(a->ttl_s, expires);
+	st = stmt(s, ST_EMAIL_HAS_ACCOUNT);
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, a->email_key);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		taken = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (taken)
+		return STORE_CONFLICT_EMAIL;
+	res = expire_for_email(s, a->email_key, now);
+	st = res == STORE_OK ? stmt(s, ST_INV_INSERT) : NULL;
+	if (st == NULL)
+		return res == STORE_OK ? STORE_ERROR : res;
+	sqlite3_bind_int64(st, 1, a->inviter_id);
+	bind_text(st, 2, a->email);
+	bind_text(st, 3, a->email_key);
+	bind_text(st, 4, a->token_hash);
+	bind_text(st, 5, now);
+	bind_text(st, 6, expires);
+	res = step_done(s, st);
+	if (res != STORE_OK)
+		return res;
+	return invite_get_locked(s, sqlite3_last_insert_rowid(s->db), 0, a->out);
+}
+
+static enum store_status
+sqlite_invite_create(struct store *base, int64_t inviter_id, const char *email,
+    const char *email_key, const char *token_hash, long long ttl_s, struct store_invitation *out)
+{
+	struct invite_args a = { 0, inviter_id, email, email_key, token_hash, ttl_s, out };
+
+	return in_tx(from(base), invite_create_body, &a);
+}
+
+static enum store_status
+sqlite_invite_list(struct store *base, int64_t inviter_id, struct store_invitations *out)
+{
+	struct sqlite_store *s = from(base);
+	sqlite3_stmt *st = stmt(s, ST_INV_LIST);
+	enum store_status res = STORE_OK;
+	size_t cap = 0;
+	char now[64];
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	time_rfc3339(0, now);
+	sqlite3_bind_int64(st, 1, inviter_id);
+	bind_text(st, 2, now);
+	while (res == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (out->n == cap) {
+			struct store_invitation *grown;
+
+			cap = cap != 0 ? cap * 2 : 16;
+			grown = realloc(out->items, cap * sizeof(*grown));
+			if (grown == NULL) {
+				res = STORE_ERROR;
+				break;
+			}
+			out->items = grown;
+		}
+		memset(&out->items[out->n], 0, sizeof(out->items[0]));
+		res = read_invite(st, &out->items[out->n++]);
+	}
+	if (res == STORE_OK && rc != SQLITE_DONE)
+		res = map_rc(s, rc);
+	sqlite3_reset(st);
+	if (res != STORE_OK)
+		store_invitations_clear(out);
+	return res;
+}
+
+/* One text column of the row `id`, by a one-parameter statement; NOT_FOUND when none. */
+static enum store_status
+text_by_id(struct sqlite_store *s, enum stmt id, int64_t key, char **out)
+{
+	sqlite3_stmt *st = stmt(s, id);
+	int rc;
+
+	*out = NULL;
+	if (st == NULL)
+		return STORE_ERROR;
+	sqlite3_bind_int64(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = col_dup(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return STORE_NOT_FOUND;
+	if (rc != SQLITE_ROW)
+		return map_rc(s, rc);
+	return *out != NULL ? STORE_OK : STORE_ERROR;
+}
+
+static enum store_status
+email_key_of(struct sqlite_store *s, int64_t user_id, char **out)
+{
+	return text_by_id(s, ST_USER_EMAIL_KEY, user_id, out);
+}
+
+/* Expires a stale pending twin of the invitation's email, so the resent one can be pending. */
+static enum store_status
+expire_twin(struct sqlite_store *s, int64_t id, const char *now)
+{
+	char *key = NULL;
+	enum store_status res = text_by_id(s, ST_INV_EMAIL_KEY, id, &key);
+
+	if (res == STORE_OK)
+		res = expire_for_email(s, key, now);
+	free(key);
+	return res;
+}
+
+static enum store_status
+invite_resend_body(struct sqlite_store *s, void *arg)
+{
+	struct invite_args *a = arg;
+	struct store_invitation cur = { 0 };
+	char now[64], expires[64];
+	enum store_status res = invite_get_locked(s, a->id, a->inviter_id, &cur);
+	sqlite3_stmt *st;
+
+	if (res != STORE_OK)
+		return res;
+	time_rfc3339(0, now);
+	time_rfc3339(a->ttl_s, expires);
+	if (strcmp(cur.status, "pending") != 0 && strcmp(cur.status, "expired") != 0)
+		res = STORE_CONFLICT;
+	else
+		res = expire_twin(s, a->id, now);
+	store_invitation_clear(&cur);
+	st = res == STORE_OK ? stmt(s, ST_INV_RESEND) : NULL;
+	if (st == NULL)
+		return res == STORE_OK ? STORE_ERROR : res;
+	sqlite3_bind_int64(st, 1, a->id);
+	bind_text(st, 2, a->token_hash);
+	bind_text(st, 3, expires);
+	res = step_done(s, st);
+	if (res != STORE_OK)
+		return res;
+	return invite_get_locked(s, a->id, 0, a->out);
+}
+
+static enum store_status
+sqlite_invite_resend(struct store *base, int64_t id, int64_t inviter_id, const char *token_hash,
+    long long ttl_s, struct store_invitation *out)
+{
+	struct invite_args a = { id, inviter_id, NULL, NULL, token_hash, ttl_s, out };
+
+	return in_tx(from(base), invite_resend_body, &a);
+}
+
+static enum store_status
+invite_revoke_body(struct sqlite_store *s, void *arg)
+{
+	struct invite_args *a = arg;
+	struct store_invitation cur = { 0 };
+	enum store_status res = invite_get_locked(s, a->id, a->inviter_id, &cur);
+	sqlite3_stmt *st;
+	char now[64];
+
+	store_invitation_clear(&cur);
+	st = res == STORE_OK ? stmt(s, ST_INV_REVOKE) : NULL;
+	if (st == NULL)
+		return res == STORE_OK ? STORE_ERROR : res;
+	time_rfc3339(0, now);
+	sqlite3_bind_int64(st, 1, a->id);
+	bind_text(st, 2, now);
+	res = step_done(s, st);
+	return res == STORE_OK && sqlite3_changes(s->db) != 1 ? STORE_CONFLICT : res;
+}
+
+static enum store_status
+sqlite_invite_revoke(struct store *base, int64_t id, int64_t inviter_id)
+{
+	struct invite_args a = { .id = id, .inviter_id = inviter_id };
+
+	return in_tx(from(base), invite_revoke_body, &a);
+}
+
+struct accept_args {
+	const char *token_hash;
+	int64_t user_id;
+	enum store_invite_why *why;
+};
+
+static enum store_status
+accept_body(struct sqlite_store *s, void *arg)
+{
+	struct accept_args *a = arg;
+	char *email_key = NULL;
+	enum store_status res = email_key_of(s, a->user_id, &email_key);
+
+	if (res == STORE_OK)
+		res = accept_locked(s, a->token_hash, a->user_id, email_key, a->why);
+	free(email_key);
+	return res;
+}
+
+static enum store_status
+sqlite_invite_accept(struct store *base, const char *token_hash, int64_t user_id,
+    enum store_invite_why *why)
+{
+	struct accept_args a = { token_hash, user_id, why };
+
+	return in_tx(from(base), accept_body, &a);
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -433,4 +1183,16 @@ const struct store_ops store_sqlite_ops = {
 	.apply = sqlite_apply,
 	.user_keys_taken = sqlite_user_keys_taken,
 	.user_create = sqlite_user_create,
+	.user_get = sqlite_user_get,
+	.user_list = sqlite_user_list,
+	.user_update = sqlite_user_update,
+	.user_delete = sqlite_user_delete,
+	.token_create = sqlite_token_create,
+	.token_user = sqlite_token_user,
+	.token_revoke = sqlite_token_revoke,
+	.invite_create = sqlite_invite_create,
+	.invite_list = sqlite_invite_list,
+	.invite_resend = sqlite_invite_resend,
+	.invite_revoke = sqlite_invite_revoke,
+	.invite_accept = sqlite_invite_accept,
 };

@@ -32,6 +32,7 @@ store_status_str(enum store_status st)
 		[STORE_CONFLICT_USERNAME] = "username taken",
 		[STORE_CONFLICT_EMAIL] = "email taken",
 		[STORE_CONFLICT] = "conflict",
+		[STORE_CONFLICT_PENDING] = "invitation pending",
 		[STORE_BUSY] = "busy",
 		[STORE_UNAVAILABLE] = "unavailable",
 		[STORE_ERROR] = "error",
@@ -71,10 +72,104 @@ store_user_keys_taken(struct store *s, const char *username_key, const char *ema
 }
 
 enum store_status
-store_user_create(struct store *s, const struct store_new_user *in, struct store_user *out)
+store_user_create(struct store *s, const struct store_new_user *in, struct store_user *out,
+    enum store_invite_why *why)
 {
 	memset(out, 0, sizeof(*out));
-	return s->ops->user_create(s, in, out);
+	*why = STORE_INVITE_OK;
+	return s->ops->user_create(s, in, out, why);
+}
+
+enum store_status
+store_user_get(struct store *s, const struct store_user_ref *ref, struct store_user *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->user_get(s, ref, out, NULL);
+}
+
+enum store_status
+store_user_credentials(struct store *s, const struct store_user_ref *ref, struct store_user *user,
+    char **password_hash)
+{
+	memset(user, 0, sizeof(*user));
+	*password_hash = NULL;
+	return s->ops->user_get(s, ref, user, password_hash);
+}
+
+enum store_status
+store_user_list(struct store *s, struct store_users *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->user_list(s, out);
+}
+
+enum store_status
+store_user_update(struct store *s, int64_t id, const struct store_user_update *u)
+{
+	return s->ops->user_update(s, id, u);
+}
+
+enum store_status
+store_user_delete(struct store *s, int64_t id)
+{
+	return s->ops->user_delete(s, id);
+}
+
+enum store_status
+store_token_create(struct store *s, int64_t user_id, const char *token_hash, long long ttl_s,
+    char expires_at[64])
+{
+	return s->ops->token_create(s, user_id, token_hash, ttl_s, expires_at);
+}
+
+enum store_status
+store_token_user(struct store *s, const char *token_hash, int64_t *user_id)
+{
+	*user_id = 0;
+	return s->ops->token_user(s, token_hash, user_id);
+}
+
+enum store_status
+store_token_revoke(struct store *s, const char *token_hash)
+{
+	return s->ops->token_revoke(s, token_hash);
+}
+
+enum store_status
+store_invite_create(struct store *s, int64_t inviter_id, const char *email, const char *email_key,
+    const char *token_hash, long long ttl_s, struct store_invitation *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->invite_create(s, inviter_id, email, email_key, token_hash, ttl_s, out);
+}
+
+enum store_status
+store_invite_list(struct store *s, int64_t inviter_id, struct store_invitations *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->invite_list(s, inviter_id, out);
+}
+
+enum store_status
+store_invite_resend(struct store *s, int64_t id, int64_t inviter_id, const char *token_hash,
+    long long ttl_s, struct store_invitation *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->invite_resend(s, id, inviter_id, token_hash, ttl_s, out);
+}
+
+enum store_status
+store_invite_revoke(struct store *s, int64_t id, int64_t inviter_id)
+{
+	return s->ops->invite_revoke(s, id, inviter_id);
+}
+
+enum store_status
+store_invite_accept(struct store *s, const char *token_hash, int64_t user_id,
+    enum store_invite_why *why)
+{
+	*why = STORE_INVITE_OK;
+	return s->ops->invite_accept(s, token_hash, user_id, why);
 }
 
 void
@@ -82,7 +177,38 @@ store_user_clear(struct store_user *u)
 {
 	free(u->username);
 	free(u->email);
-	free(u->role);
 	free(u->date_joined);
+	free(u->last_login);
+	free(u->role);
+	free(u->bio);
 	memset(u, 0, sizeof(*u));
+}
+
+void
+store_users_clear(struct store_users *list)
+{
+	for (size_t i = 0; i < list->n; i++)
+		store_user_clear(&list->items[i]);
+	free(list->items);
+	memset(list, 0, sizeof(*list));
+}
+
+void
+store_invitation_clear(struct store_invitation *inv)
+{
+	free(inv->inviter);
+	free(inv->email);
+	free(inv->created_at);
+	free(inv->expires_at);
+	free(inv->accepted_at);
+	memset(inv, 0, sizeof(*inv));
+}
+
+void
+store_invitations_clear(struct store_invitations *list)
+{
+	for (size_t i = 0; i < list->n; i++)
+		store_invitation_clear(&list->items[i]);
+	free(list->items);
+	memset(list, 0, sizeof(*list));
 }

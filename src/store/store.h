@@ -8,6 +8,7 @@
 #define ROSTER_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RS_MUSTCHECK __attribute__((warn_unused_result))
@@ -18,6 +19,7 @@ enum store_status {
 	STORE_CONFLICT_USERNAME,	/* unique key hit: the caller's problem */
 	STORE_CONFLICT_EMAIL,
 	STORE_CONFLICT,		/* a conditional update found the row changed */
+	STORE_CONFLICT_PENDING,	/* an invitation is already pending for that email */
 	STORE_BUSY,		/* still locked after retries: 503 */
 	STORE_UNAVAILABLE,	/* database unreachable: 503 */
 	STORE_ERROR,		/* anything else; already logged */
@@ -70,6 +72,16 @@ RS_MUSTCHECK enum store_status store_schema(struct store *s, /* OUT: */ struct s
  */
 RS_MUSTCHECK enum store_status store_migrate(struct store *s, /* OUT: */ int *applied);
 
+/* Why an invitation could not be used (with STORE_CONFLICT). */
+enum store_invite_why {
+	STORE_INVITE_OK = 0,
+	STORE_INVITE_UNKNOWN,		/* no invitation has that token */
+	STORE_INVITE_EXPIRED,
+	STORE_INVITE_USED,
+	STORE_INVITE_REVOKED,
+	STORE_INVITE_EMAIL_MISMATCH,
+};
+
 /* A new account: strings borrowed, all already validated and normalised. */
 struct store_new_user {
 	const char *username;
@@ -81,15 +93,23 @@ struct store_new_user {
 	const char *bio;
 	bool can_invite_teachers;
 	bool is_admin;
+	/* SHA-256 hex of an invitation token to accept in the same transaction
+	 * (the account is then a teacher who cannot invite), or NULL. */
+	const char *invitation_hash;
 };
 
-/* An account as read back: strings owned, released by store_user_clear. */
+/* An account with its profile: strings owned, released by store_user_clear. */
 struct store_user {
 	int64_t id;
 	char *username;
 	char *email;
-	char *role;
 	char *date_joined;	/* RFC 3339, UTC */
+	char *last_login;	/* NULL: never */
+	bool is_active;
+	bool is_admin;
+	char *role;
+	char *bio;
+	bool can_invite_teachers;
 };
 
 void store_user_clear(struct store_user *u);
@@ -103,11 +123,129 @@ RS_MUSTCHECK enum store_status store_user_keys_taken(struct store *s, const char
     const char *email_key);
 
 /*
- * Creates the user and its profile in ONE transaction. STORE_CONFLICT_USERNAME
- * or STORE_CONFLICT_EMAIL when a unique key is taken (nothing written). On
- * STORE_OK `*out` holds the new account.
+ * Creates the user and its profile (and accepts the invitation, when given)
+ * in ONE transaction. STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL when a
+ * unique key is taken; STORE_CONFLICT with `*why` when the invitation cannot
+ * be used; nothing is written then. On STORE_OK `*out` holds the account.
  */
 RS_MUSTCHECK enum store_status store_user_create(struct store *s, const struct store_new_user *in,
+    /* OUT: */ struct store_user *out, enum store_invite_why *why);
+
+/* How to find one account. */
+struct store_user_ref {
+	int64_t id;			/* > 0: by id */
+	const char *username_key;	/* else by username_key, */
+	const char *email_key;		/* then by email_key */
+};
+
+/* Reads one account with its profile; STORE_NOT_FOUND when none matches. */
+RS_MUSTCHECK enum store_status store_user_get(struct store *s, const struct store_user_ref *ref,
     /* OUT: */ struct store_user *out);
+
+/*
+ * The stored password hash of an account (for login), owned by the caller.
+ * STORE_NOT_FOUND when none matches; inactive accounts are found too.
+ */
+RS_MUSTCHECK enum store_status store_user_credentials(struct store *s,
+    const struct store_user_ref *ref, /* OUT: */ struct store_user *user, char **password_hash);
+
+/* Every account, oldest first; release with store_users_clear. */
+struct store_users {
+	struct store_user *items;
+	size_t n;
+};
+
+RS_MUSTCHECK enum store_status store_user_list(struct store *s, /* OUT: */ struct store_users *out);
+void store_users_clear(struct store_users *list);
+
+/* Changes to an account: NULL / negative members are left as they are. */
+struct store_user_update {
+	const char *bio;
+	const char *role;
+	int is_active;			/* -1: unchanged; 0 also revokes every token */
+	int is_admin;
+	int can_invite_teachers;
+	const char *password_hash;	/* also revokes every token */
+	const char *expect_hash;	/* with password_hash: only if the stored one is this (rehash) */
+};
+
+/* Applies `u` in one transaction; STORE_NOT_FOUND, or STORE_CONFLICT when expect_hash differs. */
+RS_MUSTCHECK enum store_status store_user_update(struct store *s, int64_t id,
+    const struct store_user_update *u);
+
+/* Deletes an account, its profile, tokens and invitations. */
+RS_MUSTCHECK enum store_status store_user_delete(struct store *s, int64_t id);
+
+/*
+ * Records a login: stores the token's SHA-256 hex, valid `ttl_s` seconds,
+ * and sets last_login, in one transaction. `expires_at` gets RFC 3339.
+ */
+RS_MUSTCHECK enum store_status store_token_create(struct store *s, int64_t user_id,
+    const char *token_hash, long long ttl_s, /* OUT: */ char expires_at[64]);
+
+/*
+ * The active account holding an unexpired token: STORE_NOT_FOUND for an
+ * unknown, expired or revoked token or an inactive account.
+ */
+RS_MUSTCHECK enum store_status store_token_user(struct store *s, const char *token_hash,
+    /* OUT: */ int64_t *user_id);
+
+/* Revokes one token (logout). STORE_OK even when it was already gone. */
+RS_MUSTCHECK enum store_status store_token_revoke(struct store *s, const char *token_hash);
+
+/* An invitation: strings owned, released by store_invitation_clear. */
+struct store_invitation {
+	int64_t id;
+	int64_t inviter_id;
+	char *inviter;		/* username */
+	char *email;
+	char status[16];	/* pending, accepted, expired, revoked (computed) */
+	char *created_at;
+	char *expires_at;
+	char *accepted_at;	/* NULL unless accepted */
+};
+
+void store_invitation_clear(struct store_invitation *inv);
+
+struct store_invitations {
+	struct store_invitation *items;
+	size_t n;
+};
+
+void store_invitations_clear(struct store_invitations *list);
+
+/*
+ * Creates a pending invitation valid `ttl_s` seconds. STORE_CONFLICT_EMAIL
+ * when an account has that email; STORE_CONFLICT_PENDING when one is already
+ * pending for it (by anyone).
+ */
+RS_MUSTCHECK enum store_status store_invite_create(struct store *s, int64_t inviter_id,
+    const char *email, const char *email_key, const char *token_hash, long long ttl_s,
+    /* OUT: */ struct store_invitation *out);
+
+/* Invitations of one inviter (or all when inviter_id is 0), newest first. */
+RS_MUSTCHECK enum store_status store_invite_list(struct store *s, int64_t inviter_id,
+    /* OUT: */ struct store_invitations *out);
+
+/*
+ * New token and expiry for a pending or expired invitation of `inviter_id`
+ * (0: any). STORE_NOT_FOUND; STORE_CONFLICT when accepted or revoked;
+ * STORE_CONFLICT_PENDING when another invitation is now pending for the email.
+ */
+RS_MUSTCHECK enum store_status store_invite_resend(struct store *s, int64_t id,
+    int64_t inviter_id, const char *token_hash, long long ttl_s,
+    /* OUT: */ struct store_invitation *out);
+
+/* Revokes a pending, unexpired invitation of `inviter_id` (0: any): NOT_FOUND or CONFLICT. */
+RS_MUSTCHECK enum store_status store_invite_revoke(struct store *s, int64_t id, int64_t inviter_id);
+
+/*
+ * Accepts an invitation for the account `user_id`: a conditional update
+ * (pending, unexpired, same email_key) checked by affected rows, and the
+ * profile becomes teacher without can_invite_teachers, in one transaction.
+ * STORE_CONFLICT with `*why` when it cannot be used.
+ */
+RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *token_hash,
+    int64_t user_id, /* OUT: */ enum store_invite_why *why);
 
 #endif

@@ -9,9 +9,11 @@ Helpers used by the test modules live here too (`from conftest import ...`).
 """
 
 import collections
+import datetime
 import http.client
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -87,6 +89,24 @@ class Db:
     def count_users(self):
         return self.scalar("SELECT COUNT(*) FROM users")
 
+    def execute(self, sql, *params):
+        """One write in autocommit mode: no transaction stays open afterwards."""
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            return conn.execute(sql, params).rowcount
+        finally:
+            conn.close()
+
+    INVITATION_COLUMNS = ("id", "inviter_id", "email", "email_key", "token_hash", "status",
+                          "created_at", "expires_at", "accepted_at", "accepted_by")
+
+    def invitation(self, inv_id):
+        """One teacher_invitations row as a dict of INVITATION_COLUMNS."""
+        rows = self.query(f"SELECT {', '.join(self.INVITATION_COLUMNS)}"
+                          " FROM teacher_invitations WHERE id = ?", inv_id)
+        assert len(rows) == 1, f"invitation {inv_id}: {len(rows)} rows"
+        return dict(zip(self.INVITATION_COLUMNS, rows[0]))
+
     USER_COLUMNS = ("id", "username", "email", "username_key", "email_key", "password_hash",
                     "is_active", "is_admin", "role", "bio", "can_invite_teachers")
 
@@ -109,7 +129,8 @@ class Db:
                              " LEFT JOIN users u ON u.id = p.user_id WHERE u.id IS NULL")
         assert not orphans, f"profiles without a user: {orphans}"
         for col in ("username_key", "email_key"):
-            dup = self.query(f"SELECT {col}, COUNT(*) FROM users GROUP BY {col} HAVING COUNT(*) > 1")
+            dup = self.query(f"SELECT {col}, COUNT(*) FROM users"
+                             f" GROUP BY {col} HAVING COUNT(*) > 1")
             assert not dup, f"duplicate {col}: {dup}"
 
 
@@ -217,6 +238,15 @@ class Server:
     def register(self, body, **kw):
         return self.post(REGISTER, json=body, **kw)
 
+    def request(self, method, path, **kw):
+        return requests.request(method, self.url + path, timeout=T, **kw)
+
+    def patch(self, path, **kw):
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
 
 @pytest.fixture
 def make_db(tmp_path):
@@ -295,7 +325,8 @@ def assert_created(resp, username=None, email=None, role="explorer"):
 
 def assert_error(resp, status, code, error=None):
     """A JSON error body with error, code and request_id (equal to X-Request-ID)."""
-    assert resp.status_code == status, f"expected {status} {code}, got {resp.status_code} {resp.text[:500]}"
+    assert resp.status_code == status, \
+        f"expected {status} {code}, got {resp.status_code} {resp.text[:500]}"
     assert resp.headers.get("Content-Type", "").startswith("application/json"), resp.headers
     body = resp.json()
     assert isinstance(body, dict), body
@@ -354,13 +385,14 @@ def pytest_terminal_summary(terminalreporter):
 
 # --------------------------------------------------------------------------- traffic
 
-def burst(servers, bodies, path=REGISTER, during=None):
+def burst(servers, bodies, path=REGISTER, during=None, headers=None):
     """
     Sends one POST per body at once: one thread and one Session (one connection,
     opened beforehand with GET /healthz) per request, released together by a
     barrier; request i goes to servers[i % len(servers)]. A body is a dict (sent
     as JSON) or bytes (sent as is with Content-Type: application/json).
     `during()` runs in the calling thread as soon as the requests are released.
+    `headers` (optional) are sent with every POST.
     Returns (responses or exceptions in body order, during's result).
     """
     n = len(bodies)
@@ -379,9 +411,10 @@ def burst(servers, bodies, path=REGISTER, during=None):
             try:
                 if isinstance(body, bytes):
                     results[i] = s.post(url + path, data=body, timeout=T,
-                                        headers={"Content-Type": "application/json"})
+                                        headers={"Content-Type": "application/json",
+                                                 **(headers or {})})
                 else:
-                    results[i] = s.post(url + path, json=body, timeout=T)
+                    results[i] = s.post(url + path, json=body, timeout=T, headers=headers)
             except requests.RequestException as e:
                 results[i] = e
 
@@ -438,3 +471,136 @@ def request_head(server, method, path, headers):
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# --------------------------------------------------------------------------- accounts
+# Sessions, profiles, invitations and the admin CLI (test_session.py,
+# test_invitations.py, test_cli.py).
+
+FAST_HASH = ("--hash-memory", "8192", "--hash-passes", "1")  # where hashing cost is not the point
+LOGIN = "/users/login/"
+LOGOUT = "/users/logout/"
+ME = "/users/me/"
+INVITATIONS = "/users/invitations/"
+ACCEPT = "/users/invitations/accept/"
+TOKEN_RE = re.compile(r"^[0-9a-f]{64}$")
+RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+
+# docs/api.md, "Exact messages (roster)"
+MESSAGES = {
+    "invalid_credentials": "Invalid credentials.",
+    "invitation_invalid": "Invalid invitation token.",
+    "invitation_expired": "This invitation has expired.",
+    "invitation_used": "This invitation has already been used.",
+    "invitation_revoked": "This invitation has been revoked.",
+    "not_authenticated": "Authentication credentials were not provided or are not valid.",
+    "forbidden": "You do not have permission to perform this action.",
+    "invitation_email_mismatch": "This invitation was issued for a different email address.",
+    "not_found": "Not found.",
+    "invitation_pending": "An invitation is already pending for this email.",
+    "conflict": "The invitation is not in a state that allows this.",
+    "username_taken": MSG_USERNAME_TAKEN,
+    "email_taken": MSG_EMAIL_TAKEN,
+}
+STATUS_OF = {"invalid_credentials": 400, "invitation_invalid": 400, "invitation_expired": 400,
+             "invitation_used": 400, "invitation_revoked": 400, "not_authenticated": 401,
+             "forbidden": 403, "invitation_email_mismatch": 403, "not_found": 404,
+             "invitation_pending": 409, "conflict": 409, "username_taken": 400,
+             "email_taken": 400}
+
+
+def assert_code(resp, code):
+    """The documented status and exact message of `code` (see MESSAGES)."""
+    body = assert_error(resp, STATUS_OF[code], code, MESSAGES[code])
+    if code == "not_authenticated":
+        www = resp.headers.get("WWW-Authenticate", "")
+        assert www.split(" ")[0].lower() == "token", f"WWW-Authenticate: {www!r}"
+    return body
+
+
+def parse_time(text):
+    """An RFC 3339 timestamp -> seconds since the epoch (float)."""
+    assert isinstance(text, str) and RFC3339_RE.match(text), f"not RFC 3339: {text!r}"
+    return datetime.datetime.fromisoformat(
+        re.sub(r"[Zz]$", "+00:00", text).replace("t", "T")).timestamp()
+
+
+def auth(token, scheme="Token"):
+    return {"Authorization": f"{scheme} {token}"}
+
+
+def login(server, password=PASSWORD, **ident):
+    """POST /users/login/ with `ident` (username= or email=); asserts 200, returns the body."""
+    r = server.post(LOGIN, json={**ident, "password": password})
+    assert r.status_code == 200, f"login {ident}: {r.status_code} {r.text}"
+    body = r.json()
+    assert set(body) == {"token", "expires_at"}, body
+    assert TOKEN_RE.match(body["token"]), body
+    parse_time(body["expires_at"])
+    return body
+
+
+def token_of(server, username, password=PASSWORD):
+    return login(server, password, username=username)["token"]
+
+
+def assert_me(resp, username=None, email=None, role=None, bio=None, can_invite=None):
+    """200 with the documented /users/me/ shape; returns the body."""
+    assert resp.status_code == 200, f"{resp.status_code} {resp.text}"
+    me = resp.json()
+    assert set(me) == {"id", "username", "email", "date_joined", "profile"}, me
+    assert isinstance(me["id"], int) and not isinstance(me["id"], bool), me
+    parse_time(me["date_joined"])
+    assert set(me["profile"]) == {"role", "bio", "can_invite_teachers"}, me
+    assert isinstance(me["profile"]["can_invite_teachers"], bool), me
+    for key, want in (("username", username), ("email", email)):
+        if want is not None:
+            assert me[key] == want, me
+    for key, want in (("role", role), ("bio", bio), ("can_invite_teachers", can_invite)):
+        if want is not None:
+            assert me["profile"][key] == want, me
+    return me
+
+
+def cli(db, *args, stdin=None, timeout=30):
+    """`roster ARGS... --db URL` with `stdin` as input; cheap hashing where the CLI honours it."""
+    env = roster_env()
+    env["ROSTER_HASH_MEMORY_KIB"] = "8192"
+    env["ROSTER_HASH_PASSES"] = "1"
+    return subprocess.run([roster_bin(), *args, "--db", db.url], input=stdin if stdin else "",
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def cli_ok(db, *args, stdin=None):
+    r = cli(db, *args, stdin=stdin)
+    assert r.returncode == 0, f"roster {' '.join(args)}: exit {r.returncode}\n{r.stdout}{r.stderr}"
+    return r
+
+
+def cli_json(db, *args, stdin=None):
+    """Runs a command with --json; asserts exit 0 and returns the parsed stdout."""
+    r = cli_ok(db, *args, "--json", stdin=stdin)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        pytest.fail(f"roster {' '.join(args)} --json: stdout is not JSON: {r.stdout!r}",
+                    pytrace=False)
+
+
+def cli_user(db, username, *flags, email=None, password=PASSWORD):
+    """`roster user create` with --password-stdin and --json; returns the user JSON."""
+    return cli_json(db, "user", "create", username, "--email", email or f"{username}@example.com",
+                    *flags, "--password-stdin", stdin=password + "\n")
+
+
+def invite(server, token, email):
+    """POST /users/invitations/ as the holder of `token`; asserts 201, returns the body."""
+    r = server.post(INVITATIONS, json={"email": email}, headers=auth(token))
+    assert r.status_code == 201, f"invite {email}: {r.status_code} {r.text}"
+    return r.json()
+
+
+@pytest.fixture
+def fast_server(db, start_servers):
+    """One server on `db` with cheap password hashing."""
+    return start_servers(db, args=FAST_HASH)[0]

@@ -124,15 +124,15 @@ def test_register_wrong_content_type_415(send, content_type):
 @pytest.mark.parametrize("method, path", [
     ("GET", "/nope"), ("GET", "/users/"), ("POST", "/users/nope/"), ("GET", "/users/register/x"),
     ("GET", "/" + "a" * 2000),
-])
-def test_unknown_path_404(send, server, method, path):
+], ids=["nope", "users", "post-users-nope", "register-sub", "long-2000"])
+def test_request_unknown_path_404(send, server, method, path):
     r = requests.request(method, server.url + path, timeout=30)
     assert_error(r, 404, "not_found")
 
 
 @pytest.mark.parametrize("path", ["/%00", "/users/register/%00", "/..%2f..%2fetc/passwd",
                                   "/users/register/%ff%fe", "/users//register/"])
-def test_odd_path_4xx(send, server, path):
+def test_request_odd_path_4xx(send, server, path):
     r = requests.get(server.url + path, timeout=30)
     assert_error(r, r.status_code, r.json().get("code"))
     assert r.status_code in (400, 404, 405), r.status_code
@@ -142,7 +142,7 @@ def test_odd_path_4xx(send, server, path):
     ("GET", REGISTER, "POST"), ("PUT", REGISTER, "POST"), ("DELETE", "/users/register", "POST"),
     ("POST", "/healthz", "GET"),
 ])
-def test_wrong_method_405(send, server, method, path, allowed):
+def test_request_wrong_method_405(send, server, method, path, allowed):
     r = requests.request(method, server.url + path, timeout=30)
     assert_error(r, 405, "method_not_allowed")
     assert allowed in [m.strip() for m in r.headers.get("Allow", "").split(",")], r.headers

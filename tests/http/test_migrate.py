@@ -48,7 +48,7 @@ def test_serve_missing_database_refuses(make_db):
     assert run_roster("migrate", "--check", "--db", db.url).returncode == 1
 
 
-def test_migrate_twice_idempotent(db):
+def test_migrate_twice_unchanged(db):
     before = db.query("SELECT version, name, applied_at FROM schema_migrations ORDER BY version")
     r = run_roster("migrate", "--db", db.url)
     assert r.returncode == 0, r.stderr
@@ -83,13 +83,13 @@ def test_serve_bad_value_refuses(db, args):
     assert r.stderr.strip(), "no error message"
 
 
-def test_version_exit_0():
+def test_cli_version_flag_exit_0():
     r = run_roster("--version", timeout=5)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() or r.stderr.strip()
 
 
-def test_serve_help_exit_0():
+def test_serve_help_flag_exit_0():
     r = run_roster("serve", "--help", timeout=5)
     assert r.returncode == 0, r.stderr
     assert "--db" in r.stdout + r.stderr

@@ -14,17 +14,17 @@ from conftest import T, assert_error, assert_healthy, burst, outcome, report, us
 SLOW_HASH = ["--hash-memory", "65536", "--hash-passes", "3"]
 
 
-def test_healthz_200(server):
+def test_healthz_serving_200(server):
     assert_healthy(server)
     assert server.get("/healthz").headers.get("X-Request-ID")
 
 
-def test_readyz_200(server):
+def test_readyz_migrated_200(server):
     r = server.get("/readyz")
     assert r.status_code == 200, r.text
 
 
-def test_log_access_line_has_request_fields(server):
+def test_log_access_line_has_fields(server):
     server.get("/healthz", headers={"X-Request-ID": "ops-log-1"})
     server.register(user_body("logme"), headers={"X-Request-ID": "ops-log-2"})
     server.stop_checked()

@@ -1,0 +1,349 @@
+/*
+ * Sessions: POST /users/login/, POST /users/logout/, GET and PATCH /users/me/.
+ * Login verifies on a hashing worker; an unknown account is verified against a
+ * dummy hash of the same cost, so both failures take the same time and give
+ * the same answer. Imported Django hashes are upgraded on the first login.
+ */
+#include "api.h"
+#include "acct.h"
+#include "http.h"
+#include "rcrypto.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct login_ctx {
+	char *username_key;	/* NULL when the value cannot be a username */
+	char *email_key;	/* NULL when it cannot be an email */
+	char *password;		/* wiped */
+	size_t password_len;
+};
+
+static void
+login_ctx_free(void *p)
+{
+	struct login_ctx *c = p;
+
+	if (c == NULL)
+		return;
+	if (c->password != NULL)
+		sodium_memzero(c->password, c->password_len);
+	free(c->username_key);
+	free(c->email_key);
+	free(c->password);
+	free(c);
+}
+
+static pthread_mutex_t dummy_mu = PTHREAD_MUTEX_INITIALIZER;
+static char dummy_hash[RCRYPTO_HASH_MAX];
+
+/* A hash of a random password at the configured cost, made once. */
+static const char *
+dummy(const struct rcrypto_cost *cost)
+{
+	char pw[33];
+
+	pthread_mutex_lock(&dummy_mu);
+	if (dummy_hash[0] == '\0') {
+		rcrypto_random_hex(pw, 16);
+		if (rcrypto_pwhash(pw, 32, cost, dummy_hash) != 0)
+			dummy_hash[0] = '\0';
+	}
+	pthread_mutex_unlock(&dummy_mu);
+	return dummy_hash;
+}
+
+static enum api_err
+store_api_err(enum store_status st)
+{
+	return st == STORE_BUSY || st == STORE_UNAVAILABLE ? API_ERR_UNAVAILABLE : API_ERR_INTERNAL;
+}
+
+/* After a successful verify of an old-format hash: store a current one. */
+static void
+upgrade_hash(struct http_req *req, const struct login_ctx *c, int64_t id, const char *old,
+    const struct rcrypto_cost *cost)
+{
+	char fresh[RCRYPTO_HASH_MAX];
+	enum store_status st;
+
+	if (rcrypto_pwhash(c->password, c->password_len, cost, fresh) != 0)
+		return;
+	st = store_user_update(req->store, id,
+	    &(struct store_user_update){ .is_active = -1, .is_admin = -1, .can_invite_teachers = -1,
+		.password_hash = fresh, .expect_hash = old });
+	sodium_memzero(fresh, sizeof(fresh));
+	if (st == STORE_OK)
+		http_log(req, LOG_INFO, "password hash upgraded to argon2id");
+	else if (st != STORE_CONFLICT)
+		http_log(req, LOG_WARNING, "password hash upgrade failed: %s", store_status_str(st));
+}
+
+static void
+login_finish(struct http_req *req)
+{
+	const struct login_ctx *c = req->ctx;
+	const struct config *cfg = http_config(req);
+	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
+	struct store_user_ref ref = { 0, c->username_key, c->email_key };
+	struct store_user user = { 0 };
+	char *hash = NULL, token[65], token_hash[65], expires[64];
+	bool ok = false, rehash = false;
+	enum store_status st = STORE_NOT_FOUND;
+
+	if (req->store == NULL) {
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	if (c->username_key != NULL || c->email_key != NULL)
+		st = store_user_credentials(req->store, &ref, &user, &hash);
+	if (st != STORE_OK && st != STORE_NOT_FOUND) {
+		api_reply_error(req, store_api_err(st));
+		goto out;
+	}
+	ok = rcrypto_verify_any(c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost),
+	    &cost, &rehash);
+	if (!ok || st != STORE_OK || !user.is_active) {
+		api_reply_error(req, API_ERR_INVALID_CREDENTIALS);
+		goto out;
+	}
+	if (rehash)
+		upgrade_hash(req, c, user.id, hash, &cost);
+	rcrypto_random_hex(token, 32);
+	rcrypto_sha256_hex(token, 64, token_hash);
+	st = store_token_create(req->store, user.id, token_hash, cfg->token_ttl_s, expires);
+	if (st != STORE_OK) {
+		api_reply_error(req, store_api_err(st));
+		goto out;
+	}
+	log_json_new(LOG_INFO, req->id, "login", json_pack("{s:I}", "user_id", (json_int_t)user.id));
+	http_reply_json_new(req, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", expires));
+out:
+	sodium_memzero(token, sizeof(token));
+	free(hash);
+	store_user_clear(&user);
+}
+
+/* Keys for the login identifier: as a username and, when it is one, as an email. */
+static void
+login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *email, size_t elen)
+{
+	char *display = NULL;
+	const char *msg;
+
+	if (username != NULL) {
+		if (acct_username_normalize(username, ulen, &display, &c->username_key, &msg) == ACCT_OK)
+			free(display);
+		display = NULL;
+		email = username;
+		elen = ulen;
+	}
+	if (email != NULL && acct_email_normalize(email, elen, &display, &c->email_key, &msg) == ACCT_OK)
+		free(display);
+}
+
+void
+api_login(struct http_req *req)
+{
+	const char *username = NULL, *email = NULL, *password = NULL;
+	size_t ulen = 0, elen = 0, plen = 0;
+	struct acct_errors errs = { .n = 0 };
+	struct login_ctx *c = NULL;
+	json_t *obj = NULL, *v;
+
+	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
+		api_reply_error(req, API_ERR_MALFORMED_JSON);
+		goto out;
+	}
+	if ((v = json_object_get(obj, "username")) != NULL && json_is_string(v))
+		username = json_string_value(v), ulen = json_string_length(v);
+	if ((v = json_object_get(obj, "email")) != NULL && json_is_string(v))
+		email = json_string_value(v), elen = json_string_length(v);
+	if ((v = json_object_get(obj, "password")) != NULL && json_is_string(v))
+		password = json_string_value(v), plen = json_string_length(v);
+	if (username == NULL && email == NULL)
+		acct_errors_add(&errs, "username", ACCT_MSG_REQUIRED);
+	if (password == NULL)
+		acct_errors_add(&errs, "password", ACCT_MSG_REQUIRED);
+	else if (plen > ACCT_PASSWORD_MAX_BYTES)
+		acct_errors_add(&errs, "password", ACCT_MSG_PW_TOO_LONG);
+	if (errs.n > 0) {
+		api_reply_invalid(req, &errs);
+		goto out;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->password = malloc(plen + 1)) == NULL) {
+		api_reply_error(req, API_ERR_INTERNAL);
+		goto out;
+	}
+	memcpy(c->password, password, plen + 1);
+	c->password_len = plen;
+	login_keys(c, username, ulen, email, elen);
+	req->ctx = c;
+	req->ctx_free = login_ctx_free;
+	c = NULL;
+	if (!http_defer(req, login_finish))
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+out:
+	if (password != NULL)
+		sodium_memzero((char *)password, plen);
+	login_ctx_free(c);
+	json_decref(obj);
+}
+
+static void
+logout_finish(struct http_req *req)
+{
+	enum store_status st;
+
+	if (req->store == NULL) {
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	st = store_token_revoke(req->store, req->ctx);
+	if (st != STORE_OK)
+		api_reply_error(req, store_api_err(st));
+	else
+		http_reply_empty(req, 204);
+}
+
+void
+api_logout(struct http_req *req)
+{
+	char *hash = malloc(65);
+	int64_t user_id;
+	enum api_err err;
+
+	if (hash == NULL) {
+		api_reply_error(req, API_ERR_INTERNAL);
+		return;
+	}
+	err = api_authenticate(req, &user_id, hash);
+	if (err != API_ERR_NONE) {
+		free(hash);
+		api_reply_error(req, err);
+		return;
+	}
+	req->ctx = hash;
+	req->ctx_free = free;
+	if (!http_defer(req, logout_finish))
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+}
+
+/* GET /users/me/ shape. */
+static json_t *
+me_json_new(const struct store_user *u)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "id", (json_int_t)u->id,
+	    "username", u->username, "email", u->email, "date_joined", u->date_joined, "profile",
+	    "role", u->role, "bio", u->bio, "can_invite_teachers", u->can_invite_teachers);
+}
+
+static void
+reply_me(struct http_req *req, int64_t user_id)
+{
+	struct store_user_ref ref = { user_id, NULL, NULL };
+	struct store_user u = { 0 };
+	enum store_status st = store_user_get(api_store(req), &ref, &u);
+
+	if (st == STORE_OK)
+		http_reply_json_new(req, 200, me_json_new(&u));
+	else if (st == STORE_NOT_FOUND)
+		api_reply_error(req, API_ERR_NOT_AUTHENTICATED);	/* deleted meanwhile */
+	else
+		api_reply_error(req, store_api_err(st));
+	store_user_clear(&u);
+}
+
+struct me_patch {
+	int64_t user_id;
+	char *bio;
+};
+
+static void
+me_patch_free(void *p)
+{
+	struct me_patch *m = p;
+
+	if (m != NULL)
+		free(m->bio);
+	free(m);
+}
+
+static void
+me_patch_finish(struct http_req *req)
+{
+	const struct me_patch *m = req->ctx;
+	enum store_status st;
+
+	if (req->store == NULL) {
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	st = store_user_update(req->store, m->user_id,
+	    &(struct store_user_update){ .bio = m->bio, .is_active = -1, .is_admin = -1,
+		.can_invite_teachers = -1 });
+	if (st == STORE_OK)
+		reply_me(req, m->user_id);
+	else
+		api_reply_error(req, st == STORE_NOT_FOUND ? API_ERR_NOT_AUTHENTICATED : store_api_err(st));
+}
+
+/* Validates a PATCH body: only `bio`, a string of at most 500 characters. */
+static void
+me_patch(struct http_req *req, int64_t user_id)
+{
+	struct acct_errors errs = { .n = 0 };
+	struct me_patch *m = NULL;
+	json_t *obj = NULL, *v;
+	const char *key;
+
+	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
+		api_reply_error(req, API_ERR_MALFORMED_JSON);
+		goto out;
+	}
+	json_object_foreach(obj, key, v) {
+		if (strcmp(key, "bio") != 0)
+			acct_errors_add(&errs, key, ACCT_MSG_UNKNOWN_FIELD);	/* obj outlives errs */
+		else if (!json_is_string(v))
+			acct_errors_add(&errs, "bio", ACCT_MSG_NOT_STRING);
+		else
+			acct_bio_check(json_string_value(v), json_string_length(v), &errs);
+	}
+	if (errs.n > 0) {
+		api_reply_invalid(req, &errs);
+		goto out;
+	}
+	m = calloc(1, sizeof(*m));
+	v = json_object_get(obj, "bio");
+	if (m == NULL || (v != NULL && (m->bio = strdup(json_string_value(v))) == NULL)) {
+		api_reply_error(req, API_ERR_INTERNAL);
+		goto out;
+	}
+	m->user_id = user_id;
+	req->ctx = m;
+	req->ctx_free = me_patch_free;
+	m = NULL;
+	if (!http_defer(req, me_patch_finish))
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+out:
+	me_patch_free(m);
+	json_decref(obj);
+}
+
+void
+api_me(struct http_req *req)
+{
+	int64_t user_id;
+	enum api_err err = api_authenticate(req, &user_id, NULL);
+
+	if (err != API_ERR_NONE)
+		api_reply_error(req, err);
+	else if (req->method == HTTP_PATCH)
+		me_patch(req, user_id);
+	else
+		reply_me(req, user_id);
+}

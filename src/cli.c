@@ -1,0 +1,521 @@
+/*
+ * Admin commands on the configured database; see cli.h and docs/cli.md.
+ * Validation and normalisation are those of the API (src/accounts/), so an
+ * account made here obeys every rule an account made over HTTP does.
+ */
+#include "cli.h"
+#include "acct.h"
+#include "log.h"
+#include "rcrypto.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int
+fail(int code, const char *fmt, const char *arg)
+{
+	fputs("roster: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return code;
+}
+
+static int
+store_exit(enum store_status st)
+{
+	switch (st) {
+	case STORE_OK:
+		return CLI_OK;
+	case STORE_NOT_FOUND:
+		return CLI_NOT_FOUND;
+	case STORE_CONFLICT:
+	case STORE_CONFLICT_USERNAME:
+	case STORE_CONFLICT_EMAIL:
+	case STORE_CONFLICT_PENDING:
+		return CLI_CONFLICT;
+	default:
+		return CLI_FAILURE;
+	}
+}
+
+/* Opens the database and insists its schema is current. */
+static struct store *
+open_db(const struct config *cfg)
+{
+	struct store_schema schema;
+	struct store *s = NULL;
+
+	if (store_open(cfg->db, STORE_OPEN_EXISTING, &s) != STORE_OK) {
+		fail(CLI_FAILURE, "cannot open database %s; create it with `roster migrate`", cfg->db);
+		return NULL;
+	}
+	if (store_schema(s, &schema) != STORE_OK || schema.applied != schema.latest) {
+		fail(CLI_FAILURE, "database %s is not migrated; run `roster migrate`", cfg->db);
+		store_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* USER: "#ID", a username or an email, compared on the normalised keys. */
+static enum store_status
+find_user(struct store *s, const char *spec, struct store_user *out)
+{
+	struct store_user_ref ref = { 0 };
+	char *ud = NULL, *uk = NULL, *ed = NULL, *ek = NULL;
+	const char *msg;
+	enum store_status st;
+
+	if (spec[0] == '#') {
+		char *end;
+
+		ref.id = strtoll(spec + 1, &end, 10);
+		if (*end != '\0' || ref.id <= 0)
+			return STORE_NOT_FOUND;
+		return store_user_get(s, &ref, out);
+	}
+	acct_username_normalize(spec, strlen(spec), &ud, &uk, &msg);
+	acct_email_normalize(spec, strlen(spec), &ed, &ek, &msg);
+	ref.username_key = uk;
+	ref.email_key = ek;
+	st = uk != NULL || ek != NULL ? store_user_get(s, &ref, out) : STORE_NOT_FOUND;
+	free(ud);
+	free(uk);
+	free(ed);
+	free(ek);
+	return st;
+}
+
+/* Reads the password: first line of stdin, or twice from the terminal without echo. */
+static char *
+read_password(const struct config *cfg, size_t *len)
+{
+	char buf[ACCT_PASSWORD_MAX_BYTES + 3], again[sizeof(buf)];
+	struct termios old, quiet;
+	FILE *tty = NULL;
+	char *pw = NULL;
+	bool ok;
+
+	if (cfg->password_stdin) {
+		ok = fgets(buf, sizeof(buf), stdin) != NULL;
+	} else {
+		tty = fopen("/dev/tty", "r+");
+		if (tty == NULL || tcgetattr(fileno(tty), &old) != 0) {
+			fail(CLI_USAGE, "no terminal to read the password from; use --password-stdin%s", "");
+			goto out;
+		}
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+		fputs("Password: ", tty);
+		ok = fgets(buf, sizeof(buf), tty) != NULL;
+		fputs("\nPassword (again): ", tty);
+		ok = ok && fgets(again, sizeof(again), tty) != NULL && strcmp(buf, again) == 0;
+		fputc('\n', tty);
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+		if (!ok)
+			fail(CLI_INVALID, "the passwords do not match%s", "");
+	}
+	if (ok) {
+		*len = strcspn(buf, "\r\n");
+		pw = strndup(buf, *len);
+	}
+out:
+	sodium_memzero(buf, sizeof(buf));
+	sodium_memzero(again, sizeof(again));
+	if (tty != NULL)
+		fclose(tty);
+	return pw;
+}
+
+static json_t *
+user_json_new(const struct store_user *u)
+{
+	return json_pack("{s:I, s:s, s:s, s:b, s:b, s:s, s:s?, s:{s:s, s:s, s:b}}", "id",
+	    (json_int_t)u->id, "username", u->username, "email", u->email, "is_active",
+	    u->is_active, "is_admin", u->is_admin, "date_joined", u->date_joined, "last_login",
+	    u->last_login, "profile", "role", u->role, "bio", u->bio, "can_invite_teachers",
+	    u->can_invite_teachers);
+}
+
+static void
+print_json_new(json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_INDENT(2));
+
+	if (text != NULL)
+		puts(text);
+	free(text);
+	json_decref(doc);
+}
+
+static void
+print_user(const struct config *cfg, const struct store_user *u)
+{
+	if (cfg->json) {
+		print_json_new(user_json_new(u));
+		return;
+	}
+	printf("id:                  %lld\nusername:            %s\nemail:               %s\n"
+	       "role:                %s\nactive:              %s\nadmin:               %s\n"
+	       "can_invite_teachers: %s\ndate_joined:         %s\nlast_login:          %s\n",
+	    (long long)u->id, u->username, u->email, u->role, u->is_active ? "yes" : "no",
+	    u->is_admin ? "yes" : "no", u->can_invite_teachers ? "yes" : "no", u->date_joined,
+	    u->last_login != NULL ? u->last_login : "never");
+}
+
+static void
+print_errors(const struct acct_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		fprintf(stderr, "roster: %s: %s\n", errs->items[i].field, errs->items[i].message);
+}
+
+int
+cli_user_create(const struct config *cfg)
+{
+	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
+	struct acct_errors errs = { .n = 0 };
+	struct acct_signup su = { 0 };
+	struct store_user user = { 0 };
+	enum store_invite_why why;
+	struct store *s = open_db(cfg);
+	char hash[RCRYPTO_HASH_MAX];
+	size_t pwlen = 0;
+	char *pw = NULL;
+	int rc = CLI_FAILURE;
+	enum store_status st;
+
+	if (s == NULL)
+		goto out;
+	pw = read_password(cfg, &pwlen);
+	if (pw == NULL) {
+		rc = CLI_USAGE;
+		goto out;
+	}
+	if (acct_signup_validate(&(struct acct_signup_input){ .username = cfg->arg,
+		.username_len = strlen(cfg->arg), .email = cfg->email, .email_len = strlen(cfg->email),
+		.password = pw, .password_len = pwlen, .role = cfg->role, .bio = cfg->bio,
+		.bio_len = cfg->bio != NULL ? strlen(cfg->bio) : 0 }, &su, &errs) != ACCT_OK) {
+		print_errors(&errs);
+		rc = CLI_INVALID;
+		goto out;
+	}
+	if (rcrypto_pwhash(su.password, su.password_len, &cost, hash) != 0) {
+		fail(CLI_FAILURE, "password hashing failed%s", "");
+		goto out;
+	}
+	st = store_user_create(s, &(struct store_new_user){ .username = su.username,
+		.username_key = su.username_key, .email = su.email, .email_key = su.email_key,
+		.password_hash = hash, .role = su.role, .bio = su.bio,
+		.can_invite_teachers = cfg->can_invite, .is_admin = cfg->admin }, &user, &why);
+	sodium_memzero(hash, sizeof(hash));
+	rc = store_exit(st);
+	if (st == STORE_CONFLICT_USERNAME)
+		fail(rc, "%s", "Username already taken.");
+	else if (st == STORE_CONFLICT_EMAIL)
+		fail(rc, "%s", "Email already registered.");
+	else if (st != STORE_OK)
+		fail(rc, "cannot create the user: %s", store_status_str(st));
+	else
+		print_user(cfg, &user);
+out:
+	if (pw != NULL)
+		sodium_memzero(pw, pwlen);
+	free(pw);
+	acct_signup_clear(&su);
+	store_user_clear(&user);
+	store_close(s);
+	return rc;
+}
+
+int
+cli_user_list(const struct config *cfg)
+{
+	struct store_users all = { 0 };
+	struct store *s = open_db(cfg);
+	enum store_status st;
+	json_t *items;
+
+	if (s == NULL)
+		return CLI_FAILURE;
+	st = store_user_list(s, &all);
+	store_close(s);
+	if (st != STORE_OK)
+		return fail(store_exit(st), "cannot list users: %s", store_status_str(st));
+	if (cfg->json) {
+		items = json_array();
+		for (size_t i = 0; i < all.n; i++)
+			json_array_append_new(items, user_json_new(&all.items[i]));
+		print_json_new(json_pack("{s:o}", "users", items));
+	} else {
+		printf("%-6s %-20s %-30s %-9s %-6s %-5s %-10s %s\n", "ID", "USERNAME", "EMAIL", "ROLE",
+		    "ACTIVE", "ADMIN", "CAN_INVITE", "JOINED");
+		for (size_t i = 0; i < all.n; i++) {
+			const struct store_user *u = &all.items[i];
+
+			printf("%-6lld %-20s %-30s %-9s %-6s %-5s %-10s %s\n", (long long)u->id,
+			    u->username, u->email, u->role, u->is_active ? "yes" : "no",
+			    u->is_admin ? "yes" : "no", u->can_invite_teachers ? "yes" : "no",
+			    u->date_joined);
+		}
+	}
+	store_users_clear(&all);
+	return CLI_OK;
+}
+
+/* Opens the database and finds USER; prints why not. */
+static struct store *
+open_user(const struct config *cfg, const char *spec, struct store_user *u, int *rc)
+{
+	struct store *s = open_db(cfg);
+	enum store_status st;
+
+	*rc = CLI_FAILURE;
+	if (s == NULL)
+		return NULL;
+	st = find_user(s, spec, u);
+	if (st != STORE_OK) {
+		*rc = fail(store_exit(st), st == STORE_NOT_FOUND ? "no such user: %s" : "cannot read %s",
+		    spec);
+		store_close(s);
+		return NULL;
+	}
+	*rc = CLI_OK;
+	return s;
+}
+
+int
+cli_user_show(const struct config *cfg)
+{
+	struct store_user u = { 0 };
+	int rc;
+	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+
+	if (s != NULL)
+		print_user(cfg, &u);
+	store_user_clear(&u);
+	store_close(s);
+	return rc;
+}
+
+int
+cli_user_set(const struct config *cfg)
+{
+	struct store_user u = { 0 };
+	int rc;
+	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+	enum store_status st;
+	int64_t id = u.id;
+
+	if (s == NULL)
+		goto out;
+	if (cfg->role != NULL && !acct_role_known(cfg->role)) {
+		rc = fail(CLI_INVALID, "role: %s", ACCT_MSG_ROLE_INVALID);
+		goto out;
+	}
+	st = store_user_update(s, id, &(struct store_user_update){ .role = cfg->role,
+		.is_active = cfg->set_active, .is_admin = cfg->set_admin,
+		.can_invite_teachers = cfg->set_can_invite });
+	store_user_clear(&u);
+	if (st == STORE_OK)
+		st = store_user_get(s, &(struct store_user_ref){ .id = id }, &u);
+	rc = store_exit(st);
+	if (st != STORE_OK)
+		fail(rc, "cannot update the user: %s", store_status_str(st));
+	else
+		print_user(cfg, &u);
+out:
+	store_user_clear(&u);
+	store_close(s);
+	return rc;
+}
+
+int
+cli_user_set_password(const struct config *cfg)
+{
+	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
+	struct acct_errors errs = { .n = 0 };
+	struct store_user u = { 0 };
+	char hash[RCRYPTO_HASH_MAX];
+	size_t pwlen = 0;
+	char *pw = NULL;
+	int rc;
+	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+	enum store_status st;
+
+	if (s == NULL)
+		goto out;
+	pw = read_password(cfg, &pwlen);
+	if (pw == NULL) {
+		rc = CLI_USAGE;
+		goto out;
+	}
+	if (!acct_password_check(pw, pwlen, u.username, u.email, &errs)) {
+		print_errors(&errs);
+		rc = CLI_INVALID;
+		goto out;
+	}
+	if (rcrypto_pwhash(pw, pwlen, &cost, hash) != 0) {
+		rc = fail(CLI_FAILURE, "password hashing failed%s", "");
+		goto out;
+	}
+	st = store_user_update(s, u.id, &(struct store_user_update){ .password_hash = hash,
+		.is_active = -1, .is_admin = -1, .can_invite_teachers = -1 });
+	sodium_memzero(hash, sizeof(hash));
+	rc = store_exit(st);
+	if (st != STORE_OK)
+		fail(rc, "cannot set the password: %s", store_status_str(st));
+	else
+		printf("password changed for %s; their tokens are revoked\n", u.username);
+out:
+	if (pw != NULL)
+		sodium_memzero(pw, pwlen);
+	free(pw);
+	store_user_clear(&u);
+	store_close(s);
+	return rc;
+}
+
+int
+cli_user_delete(const struct config *cfg)
+{
+	struct store_user u = { 0 };
+	int rc;
+	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+	enum store_status st;
+
+	if (s != NULL) {
+		st = store_user_delete(s, u.id);
+		rc = store_exit(st);
+		if (st != STORE_OK)
+			fail(rc, "cannot delete the user: %s", store_status_str(st));
+		else
+			printf("deleted user %s (#%lld)\n", u.username, (long long)u.id);
+	}
+	store_user_clear(&u);
+	store_close(s);
+	return rc;
+}
+
+static json_t *
+invitation_json_new(const struct store_invitation *inv)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s?}", "id", (json_int_t)inv->id,
+	    "inviter", inv->inviter, "email", inv->email, "status", inv->status, "created_at",
+	    inv->created_at, "expires_at", inv->expires_at, "accepted_at", inv->accepted_at);
+}
+
+int
+cli_invite_create(const struct config *cfg)
+{
+	struct store_invitation inv = { 0 };
+	struct store_user u = { 0 };
+	char *email = NULL, *key = NULL, token[65], hash[65];
+	const char *msg = NULL;
+	int rc;
+	struct store *s = open_user(cfg, cfg->by, &u, &rc);
+	enum store_status st;
+	json_t *doc;
+
+	if (s == NULL)
+		goto out;
+	if (!u.can_invite_teachers) {
+		rc = fail(CLI_INVALID, "%s cannot invite teachers (can-invite-teachers is off)", cfg->by);
+		goto out;
+	}
+	if (acct_email_normalize(cfg->email, strlen(cfg->email), &email, &key, &msg) != ACCT_OK) {
+		rc = fail(CLI_INVALID, "email: %s", msg != NULL ? msg : ACCT_MSG_EMAIL_INVALID);
+		goto out;
+	}
+	rcrypto_random_hex(token, 32);
+	rcrypto_sha256_hex(token, 64, hash);
+	st = store_invite_create(s, u.id, email, key, hash, cfg->invitation_ttl_s, &inv);
+	rc = store_exit(st);
+	if (st == STORE_CONFLICT_EMAIL)
+		fail(rc, "%s", "Email already registered.");
+	else if (st == STORE_CONFLICT_PENDING)
+		fail(rc, "%s", "An invitation is already pending for this email.");
+	else if (st != STORE_OK)
+		fail(rc, "cannot create the invitation: %s", store_status_str(st));
+	else if (cfg->json) {
+		doc = invitation_json_new(&inv);
+		json_object_set_new(doc, "token", json_string(token));
+		print_json_new(doc);
+	} else {
+		printf("id:         %lld\nemail:      %s\nstatus:     %s\nexpires_at: %s\ntoken: %s\n",
+		    (long long)inv.id, inv.email, inv.status, inv.expires_at, token);
+	}
+out:
+	sodium_memzero(token, sizeof(token));
+	free(email);
+	free(key);
+	store_invitation_clear(&inv);
+	store_user_clear(&u);
+	store_close(s);
+	return rc;
+}
+
+int
+cli_invite_list(const struct config *cfg)
+{
+	struct store_invitations all = { 0 };
+	struct store_user u = { 0 };
+	int rc = CLI_OK;
+	struct store *s = cfg->by != NULL ? open_user(cfg, cfg->by, &u, &rc) : open_db(cfg);
+	enum store_status st;
+	json_t *items;
+
+	if (s == NULL)
+		return rc != CLI_OK ? rc : CLI_FAILURE;
+	st = store_invite_list(s, u.id, &all);
+	store_user_clear(&u);
+	store_close(s);
+	if (st != STORE_OK)
+		return fail(store_exit(st), "cannot list invitations: %s", store_status_str(st));
+	if (cfg->json) {
+		items = json_array();
+		for (size_t i = 0; i < all.n; i++)
+			json_array_append_new(items, invitation_json_new(&all.items[i]));
+		print_json_new(json_pack("{s:o}", "invitations", items));
+	} else {
+		printf("%-6s %-20s %-30s %-9s %s\n", "ID", "INVITER", "EMAIL", "STATUS", "EXPIRES");
+		for (size_t i = 0; i < all.n; i++)
+			printf("%-6lld %-20s %-30s %-9s %s\n", (long long)all.items[i].id,
+			    all.items[i].inviter, all.items[i].email, all.items[i].status,
+			    all.items[i].expires_at);
+	}
+	store_invitations_clear(&all);
+	return CLI_OK;
+}
+
+int
+cli_invite_revoke(const struct config *cfg)
+{
+	struct store *s;
+	enum store_status st;
+	char *end;
+	long long id = strtoll(cfg->arg, &end, 10);
+
+	if (*end != '\0' || id <= 0)
+		return fail(CLI_USAGE, "not an invitation id: %s", cfg->arg);
+	s = open_db(cfg);
+	if (s == NULL)
+		return CLI_FAILURE;
+	st = store_invite_revoke(s, id, 0);
+	store_close(s);
+	if (st == STORE_NOT_FOUND)
+		return fail(CLI_NOT_FOUND, "no such invitation: %s", cfg->arg);
+	if (st == STORE_CONFLICT)
+		return fail(CLI_CONFLICT, "invitation %s is not pending", cfg->arg);
+	if (st != STORE_OK)
+		return fail(store_exit(st), "cannot revoke: %s", store_status_str(st));
+	printf("revoked invitation %s\n", cfg->arg);
+	return CLI_OK;
+}

@@ -1,0 +1,30 @@
+/*
+ * The admin commands (roster user ..., roster invite ...): they work directly
+ * on the configured database with the same rules as the API (src/accounts/)
+ * and return the exit codes of docs/cli.md.
+ */
+#ifndef ROSTER_CLI_H
+#define ROSTER_CLI_H
+
+#include "config.h"
+
+enum cli_exit {
+	CLI_OK = 0,
+	CLI_INVALID = 1,
+	CLI_USAGE = 2,
+	CLI_NOT_FOUND = 3,
+	CLI_CONFLICT = 4,
+	CLI_FAILURE = 5,
+};
+
+int cli_user_create(const struct config *cfg);
+int cli_user_list(const struct config *cfg);
+int cli_user_show(const struct config *cfg);
+int cli_user_set(const struct config *cfg);
+int cli_user_set_password(const struct config *cfg);
+int cli_user_delete(const struct config *cfg);
+int cli_invite_create(const struct config *cfg);
+int cli_invite_list(const struct config *cfg);
+int cli_invite_revoke(const struct config *cfg);
+
+#endif
