@@ -3,6 +3,7 @@
 #include "log.h"
 #include "store.h"
 #include "acct.h"
+#include "proxy.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -13,7 +14,7 @@
 #include <unistd.h>
 
 enum opt_type {
-	OPT_STR, OPT_UINT, OPT_FLAG, OPT_TRISTATE, OPT_DURATION, OPT_LOGLEVEL, OPT_BIND, OPT_DB,
+	OPT_PROXIES, OPT_STR, OPT_UINT, OPT_FLAG, OPT_TRISTATE, OPT_DURATION, OPT_LOGLEVEL, OPT_BIND, OPT_DB,
 	OPT_ROLES
 };
 
@@ -56,6 +57,8 @@ static const struct opt opts[] = {
 	    "argon2id passes (default 2)" },
 	{ "self-register-roles", "ROSTER_SELF_REGISTER_ROLES", OPT_ROLES, OFF(self_register_roles),
 	    CONFIG_SERVE, 0, 0, "LIST", "roles open to self-registration (default explorer)" },
+	{ "trusted-proxies", "ROSTER_TRUSTED_PROXIES", OPT_PROXIES, OFF(trusted_proxies), CONFIG_SERVE, 0,
+	    0, "LIST", "proxies whose X-Forwarded-For is believed: addresses or CIDRs (default none)" },
 	{ "token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",
 	    "login token lifetime (default 14d)" },
 	{ "invitation-ttl", "ROSTER_INVITATION_TTL", OPT_DURATION, OFF(invitation_ttl_s),
@@ -218,6 +221,14 @@ set_opt(struct config *c, const struct opt *o, const char *v)
 	int lvl;
 
 	switch (o->type) {
+	case OPT_PROXIES: {
+		struct http_proxies p;
+
+		if (http_proxies_parse(v, &p) != 0)
+			return -1;
+		*(const char **)field = v;
+		return 0;
+	}
 	case OPT_STR:
 		*(const char **)field = v;
 		return 0;
@@ -282,6 +293,7 @@ defaults(struct config *c)
 	c->hash_memory_kib = 19456;
 	c->hash_passes = 2;
 	c->self_register_roles = "explorer";
+	c->trusted_proxies = "";
 	c->token_ttl_s = 14 * 86400;
 	c->invitation_ttl_s = 7 * 86400;
 	c->shutdown_timeout_s = 10;

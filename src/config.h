@@ -48,6 +48,7 @@ struct config {
 	unsigned hash_memory_kib;
 	unsigned hash_passes;
 	const char *self_register_roles;
+	const char *trusted_proxies;	/* comma-separated addresses or IPv4/IPv6 CIDRs */
 	long long token_ttl_s;
 	long long invitation_ttl_s;
 	long long shutdown_timeout_s;

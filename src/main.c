@@ -131,6 +131,7 @@ cmd_serve(const struct config *cfg)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -141,7 +142,9 @@ cmd_serve(const struct config *cfg)
 	    json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "host", cfg->host, "port",
 		(int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
 		"hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue));
-	sigwait(&sigs, &sig);
+	/* Logs go to stderr only (journald under systemd): there is no file to reopen. */
+	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+		log_msg(LOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
 	log_msg(LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	http_server_stop(srv);
 	log_msg(LOG_INFO, "stopped");

@@ -1,6 +1,10 @@
-/* GET /healthz (the process serves) and GET /readyz (database and schema current). */
+/*
+ * GET /healthz (the process serves), GET /readyz (database and schema
+ * current), GET /metrics (Prometheus text). None touches the hashing pool.
+ */
 #include "api.h"
 #include "http.h"
+#include "metrics.h"
 #include "store.h"
 
 void
@@ -28,4 +32,11 @@ api_readyz(struct http_req *req)
 	}
 	http_reply_json_new(req, 200,
 	    json_pack("{s:s, s:i}", "status", "ready", "schema_version", schema.applied));
+}
+
+void
+api_metrics(struct http_req *req)
+{
+	http_reply_text_new(req, 200, metrics_render(http_hash_depth(req), http_hash_capacity(req)),
+	    "text/plain; version=0.0.4; charset=utf-8");
 }

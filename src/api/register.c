@@ -8,6 +8,7 @@
 #include "api.h"
 #include "acct.h"
 #include "http.h"
+#include "metrics.h"
 #include "rcrypto.h"
 #include "store.h"
 
@@ -67,6 +68,29 @@ store_err(enum store_status st)
 	}
 }
 
+/* Replies with `err` and counts the registration's outcome. */
+static void
+refuse(struct http_req *req, enum api_err err)
+{
+	enum metrics_registration m;
+
+	switch (err) {
+	case API_ERR_USERNAME_TAKEN: m = METRICS_REG_USERNAME_TAKEN; break;
+	case API_ERR_EMAIL_TAKEN: m = METRICS_REG_EMAIL_TAKEN; break;
+	case API_ERR_MALFORMED_JSON: m = METRICS_REG_INVALID; break;
+	case API_ERR_ROLE_NOT_ALLOWED: m = METRICS_REG_FORBIDDEN; break;
+	case API_ERR_UNAVAILABLE: m = METRICS_REG_UNAVAILABLE; break;
+	case API_ERR_INVITATION_INVALID:
+	case API_ERR_INVITATION_EXPIRED:
+	case API_ERR_INVITATION_USED:
+	case API_ERR_INVITATION_REVOKED:
+	case API_ERR_INVITATION_EMAIL_MISMATCH: m = METRICS_REG_INVITATION_REFUSED; break;
+	default: m = METRICS_REG_ERROR; break;
+	}
+	metrics_registration(m);
+	api_reply_error(req, err);
+}
+
 /* Second half, on a hashing worker with its own database connection. */
 static void
 register_finish(struct http_req *req)
@@ -81,18 +105,18 @@ register_finish(struct http_req *req)
 	enum store_status st;
 
 	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
+		refuse(req, API_ERR_UNAVAILABLE);
 		return;
 	}
 	/* Advisory: spares the hash for a key already taken. The insert decides. */
 	st = store_user_keys_taken(req->store, s->username_key, s->email_key);
 	if (st != STORE_OK) {
-		api_reply_error(req, store_err(st));
+		refuse(req, store_err(st));
 		return;
 	}
 	if (rcrypto_pwhash(s->password, s->password_len, &cost, hash) != 0) {
 		http_log(req, LOG_ERROR, "password hashing failed (out of memory?)");
-		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+		refuse(req, API_ERR_INTERNAL_REGISTER);
 		return;
 	}
 	st = store_user_create(req->store,
@@ -103,13 +127,14 @@ register_finish(struct http_req *req)
 	    &user, &why);
 	sodium_memzero(hash, sizeof(hash));
 	if (st == STORE_CONFLICT) {
-		api_reply_error(req, api_invite_why_err(why));
+		refuse(req, api_invite_why_err(why));
 		return;
 	}
 	if (st != STORE_OK) {
-		api_reply_error(req, store_err(st));
+		refuse(req, store_err(st));
 		return;
 	}
+	metrics_registration(METRICS_REG_CREATED);
 	log_json_new(LOG_INFO, req->id, "user registered",
 	    json_pack("{s:I, s:s}", "user_id", (json_int_t)user.id, "role", user.role));
 	http_reply_json_new(req, 201,
@@ -131,12 +156,12 @@ apply_role_policy(struct http_req *req, struct reg_ctx *c, const char *invitatio
 
 	if (invitation != NULL) {
 		if (!api_invitation_token_hash(invitation, len, c->invitation_hash)) {
-			api_reply_error(req, API_ERR_INVITATION_INVALID);
+			refuse(req, API_ERR_INVITATION_INVALID);
 			return false;
 		}
 		teacher = strdup("teacher");
 		if (teacher == NULL) {
-			api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+			refuse(req, API_ERR_INTERNAL_REGISTER);
 			return false;
 		}
 		free(c->signup.role);
@@ -144,7 +169,7 @@ apply_role_policy(struct http_req *req, struct reg_ctx *c, const char *invitatio
 		return true;
 	}
 	if (!acct_role_in_list(http_config(req)->self_register_roles, c->signup.role)) {
-		api_reply_error(req, API_ERR_ROLE_NOT_ALLOWED);
+		refuse(req, API_ERR_ROLE_NOT_ALLOWED);
 		return false;
 	}
 	return true;
@@ -161,7 +186,7 @@ api_register(struct http_req *req)
 	json_t *obj = NULL;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
-		api_reply_error(req, API_ERR_MALFORMED_JSON);
+		refuse(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
 	string_field(obj, "username", &in.username, &in.username_len, &errs);
@@ -172,17 +197,18 @@ api_register(struct http_req *req)
 	string_field(obj, "invitation", &invitation, &invitation_len, &errs);
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
-		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+		refuse(req, API_ERR_INTERNAL_REGISTER);
 		goto out;
 	}
 	switch (acct_signup_validate(&in, &c->signup, &errs)) {
 	case ACCT_OK:
 		break;
 	case ACCT_INVALID:
+		metrics_registration(METRICS_REG_INVALID);
 		api_reply_invalid(req, &errs);
 		goto out;
 	default:
-		api_reply_error(req, API_ERR_INTERNAL_REGISTER);
+		refuse(req, API_ERR_INTERNAL_REGISTER);
 		goto out;
 	}
 	if (!apply_role_policy(req, c, invitation, invitation_len))
@@ -191,7 +217,7 @@ api_register(struct http_req *req)
 	req->ctx_free = reg_ctx_free;
 	c = NULL;
 	if (!http_defer(req, register_finish))
-		api_reply_error(req, API_ERR_UNAVAILABLE);
+		refuse(req, API_ERR_UNAVAILABLE);
 out:
 	if (in.password != NULL)
 		sodium_memzero((char *)in.password, in.password_len);

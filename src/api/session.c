@@ -7,6 +7,7 @@
 #include "api.h"
 #include "acct.h"
 #include "http.h"
+#include "metrics.h"
 #include "rcrypto.h"
 #include "store.h"
 
@@ -101,12 +102,14 @@ login_finish(struct http_req *req)
 	if (c->username_key != NULL || c->email_key != NULL)
 		st = store_user_credentials(req->store, &ref, &user, &hash);
 	if (st != STORE_OK && st != STORE_NOT_FOUND) {
+		metrics_login(METRICS_LOGIN_UNAVAILABLE);
 		api_reply_error(req, store_api_err(st));
 		goto out;
 	}
 	ok = rcrypto_verify_any(c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost),
 	    &cost, &rehash);
 	if (!ok || st != STORE_OK || !user.is_active) {
+		metrics_login(METRICS_LOGIN_FAILED);
 		api_reply_error(req, API_ERR_INVALID_CREDENTIALS);
 		goto out;
 	}
@@ -116,9 +119,11 @@ login_finish(struct http_req *req)
 	rcrypto_sha256_hex(token, 64, token_hash);
 	st = store_token_create(req->store, user.id, token_hash, cfg->token_ttl_s, expires);
 	if (st != STORE_OK) {
+		metrics_login(METRICS_LOGIN_UNAVAILABLE);
 		api_reply_error(req, store_api_err(st));
 		goto out;
 	}
+	metrics_login(METRICS_LOGIN_OK);
 	log_json_new(LOG_INFO, req->id, "login", json_pack("{s:I}", "user_id", (json_int_t)user.id));
 	http_reply_json_new(req, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", expires));
 out:

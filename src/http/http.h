@@ -40,6 +40,12 @@ struct http_route {
 	const char *allow;	/* the Allow header for 405 */
 };
 
+/* The route paths, in table order, into names[0..max); returns how many routes exist. */
+size_t http_routes(const char **names, size_t max);
+
+/* A route's position in the table; the route count for NULL (no route). */
+size_t http_route_index(const struct http_route *r);
+
 /*
  * Finds the route for a path (with or without its trailing slash); NULL: 404.
  * A route segment "{id}" matches a positive decimal integer, stored in `*id`.
@@ -80,6 +86,7 @@ struct http_req {
 	unsigned retry_after;		/* seconds; 0: no header */
 	const char *allow;		/* Allow header, static */
 	const char *challenge;		/* WWW-Authenticate header, static */
+	const char *content_type;	/* NULL: application/json */
 	int64_t path_id;		/* the {id} of the route, when it has one */
 
 	http_handler deferred;		/* runs on a worker */
@@ -94,6 +101,9 @@ void http_reply_json_new(struct http_req *req, int status, json_t *body);
 /* Sets a reply with no body (204). */
 void http_reply_empty(struct http_req *req, int status);
 
+/* Sets a non-JSON reply: takes `text` (malloc'd); `content_type` is static. */
+void http_reply_text_new(struct http_req *req, int status, char *text, const char *content_type);
+
 /*
  * Runs `fn` on a worker of the bounded pool, with `req->store` set to the
  * worker's database connection (NULL when it cannot connect). False when the
@@ -107,8 +117,9 @@ const char *http_header(const struct http_req *req, const char *name);
 /* The server's configuration. */
 const struct config *http_config(const struct http_req *req);
 
-/* Hash-pool depth (queued + running), for ops. */
+/* Hash-pool depth (queued + running) and capacity, for ops. */
 size_t http_hash_depth(const struct http_req *req);
+size_t http_hash_capacity(const struct http_req *req);
 
 /*
  * A database connection for the calling I/O thread (opened on first use,

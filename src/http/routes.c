@@ -20,7 +20,24 @@ static const struct http_route routes[] = {
 	{ "/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE" },
 	{ "/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD" },
 	{ "/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD" },
+	{ "/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD" },
 };
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+size_t
+http_routes(const char **names, size_t max)
+{
+	for (size_t i = 0; i < NROUTES && i < max; i++)
+		names[i] = routes[i].path;
+	return NROUTES;
+}
+
+size_t
+http_route_index(const struct http_route *r)
+{
+	return r != NULL ? (size_t)(r - routes) : NROUTES;
+}
 
 /* Length of `s` without one trailing slash (the root "/" keeps it). */
 static size_t

@@ -8,7 +8,9 @@
  */
 #include "http.h"
 #include "api.h"
+#include "metrics.h"
 #include "pool.h"
+#include "proxy.h"
 #include "rcrypto.h"
 #include "store.h"
 
@@ -32,6 +34,7 @@ struct http_server {
 	struct pool *pool;
 	unsigned port;
 	atomic_uint inflight;
+	struct http_proxies proxies;
 	pthread_key_t io_store_key;
 };
 
@@ -99,6 +102,12 @@ http_hash_depth(const struct http_req *req)
 	return pool_depth(req->srv->pool);
 }
 
+size_t
+http_hash_capacity(const struct http_req *req)
+{
+	return req->srv->cfg->hash_queue + req->srv->cfg->hash_workers;
+}
+
 void
 http_log(const struct http_req *req, enum log_level level, const char *fmt, ...)
 {
@@ -130,6 +139,21 @@ http_reply_json_new(struct http_req *req, int status, json_t *body)
 }
 
 void
+http_reply_text_new(struct http_req *req, int status, char *text, const char *content_type)
+{
+	if (text == NULL) {
+		api_reply_error(req, API_ERR_INTERNAL);
+		return;
+	}
+	free(req->reply);
+	req->reply = text;
+	req->reply_len = strlen(text);
+	req->content_type = content_type;
+	req->status = status;
+	req->state = HTTP_READY;
+}
+
+void
 http_reply_empty(struct http_req *req, int status)
 {
 	free(req->reply);
@@ -146,11 +170,7 @@ remote_addr(struct http_req *req)
 	    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
 
-	strcpy(req->remote, "-");
-	if (sa == NULL || getnameinfo(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-								   : sizeof(struct sockaddr_in),
-			      req->remote, sizeof(req->remote), NULL, 0, NI_NUMERICHOST) != 0)
-		strcpy(req->remote, "-");
+	http_client_addr(&req->srv->proxies, sa, http_header(req, "X-Forwarded-For"), req->remote);
 }
 
 static struct http_req *
@@ -203,7 +223,8 @@ queue_reply(struct http_req *req)
 		return MHD_NO;
 	req->reply = NULL;	/* MHD frees it now */
 	if (req->reply_len > 0)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    req->content_type != NULL ? req->content_type : "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Request-ID", req->id);
 	if (req->retry_after > 0) {
@@ -360,14 +381,17 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
 	struct http_req *req = *con_cls;
+	uint64_t took;
 
 	(void)cls;
 	(void)conn;
 	if (req == NULL)
 		return;
+	took = now_us() - req->start_us;
+	metrics_request(http_route_index(req->route), req->status, took);
 	log_json_new(LOG_INFO, req->id, "request",
 	    json_pack("{s:s, s:s, s:i, s:I, s:s, s:b}", "method", req->method_name, "path", req->path,
-		"status", req->status, "duration_us", (json_int_t)(now_us() - req->start_us), "remote",
+		"status", req->status, "duration_us", (json_int_t)took, "remote",
 		req->remote, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
 	*con_cls = NULL;
 	req_free(req);
@@ -414,8 +438,10 @@ run_deferred(void *arg, void *ctx)
 bool
 http_defer(struct http_req *req, http_handler fn)
 {
-	if (!pool_reserve(req->srv->pool))
+	if (!pool_reserve(req->srv->pool)) {
+		metrics_hash_rejected();
 		return false;
+	}
 	req->deferred = fn;
 	req->state = HTTP_WAITING;
 	MHD_suspend_connection(req->conn);
@@ -475,6 +501,8 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	log_json_new(LOG_DEBUG, NULL, buf, json_pack("{s:s}", "source", "libmicrohttpd"));
 }
 
+static const char *route_names[METRICS_ROUTES_MAX];
+
 struct http_server *
 http_server_start(const struct config *cfg)
 {
@@ -487,6 +515,9 @@ http_server_start(const struct config *cfg)
 	if (srv == NULL || !resolve_bind(cfg, &ss, &v6))
 		goto fail;
 	srv->cfg = cfg;
+	if (http_proxies_parse(cfg->trusted_proxies, &srv->proxies) != 0)
+		goto fail;	/* validated with the configuration: cannot happen */
+	metrics_set_routes(route_names, http_routes(route_names, METRICS_ROUTES_MAX - 1));
 	if (pthread_key_create(&srv->io_store_key, io_store_close) != 0)
 		goto fail;
 	srv->pool = pool_new(cfg->hash_workers, cfg->hash_queue, worker_init, worker_fini, (void *)cfg);

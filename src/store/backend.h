@@ -48,6 +48,7 @@ struct store {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_postgres_ops;
 extern const struct store_migration store_migrations_sqlite[];
 extern const struct store_migration store_migrations_postgres[];
 

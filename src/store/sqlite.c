@@ -7,6 +7,7 @@
  */
 #include "backend.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -164,6 +165,7 @@ map_rc(struct sqlite_store *s, int rc)
 		return STORE_OK;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
+		metrics_db(METRICS_DB_BUSY);
 		return STORE_BUSY;
 	case SQLITE_CONSTRAINT:
 		if (rc == SQLITE_CONSTRAINT_UNIQUE) {
@@ -182,9 +184,11 @@ map_rc(struct sqlite_store *s, int rc)
 	case SQLITE_NOTADB:
 	case SQLITE_READONLY:
 		log_msg(LOG_ERROR, "sqlite unavailable: %s", msg);
+		metrics_db(METRICS_DB_UNAVAILABLE);
 		return STORE_UNAVAILABLE;
 	default:
 		log_msg(LOG_ERROR, "sqlite error %d: %s", rc, msg);
+		metrics_db(METRICS_DB_ERROR);
 		return STORE_ERROR;
 	}
 }

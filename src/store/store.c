@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct store_ops *const backends[] = { &store_sqlite_ops };
+static const struct store_ops *const backends[] = { &store_sqlite_ops, &store_postgres_ops };
 
 static const struct store_ops *
 backend_for(const char *url)

@@ -1,0 +1,130 @@
+/* Trusted proxies and X-Forwarded-For; see proxy.h. */
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parses one address (no prefix) into `net`; false when it is none. */
+static bool
+parse_addr(const char *s, size_t len, struct http_net *net)
+{
+	char buf[INET6_ADDRSTRLEN + 1];
+
+	while (len > 0 && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	memset(net, 0, sizeof(*net));
+	if (inet_pton(AF_INET, buf, net->addr) == 1) {
+		net->family = AF_INET;
+		net->prefix = 32;
+		return true;
+	}
+	if (inet_pton(AF_INET6, buf, net->addr) == 1) {
+		net->family = AF_INET6;
+		net->prefix = 128;
+		return true;
+	}
+	return false;
+}
+
+int
+http_proxies_parse(const char *list, struct http_proxies *out)
+{
+	const char *p = list;
+
+	out->n = 0;
+	while (*p != '\0') {
+		size_t len = strcspn(p, ","), alen = strcspn(p, "/,");
+		struct http_net net;
+
+		if (len > 0) {
+			if (out->n == HTTP_PROXIES_MAX || !parse_addr(p, alen, &net))
+				return -1;
+			if (alen < len) {
+				char *end;
+				unsigned long bits = strtoul(p + alen + 1, &end, 10);
+
+				if (end != p + len || bits > net.prefix)
+					return -1;
+				net.prefix = (unsigned)bits;
+			}
+			out->nets[out->n++] = net;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static bool
+in_net(const struct http_net *net, const struct http_net *a)
+{
+	unsigned full = net->prefix / 8, rest = net->prefix % 8;
+
+	if (net->family != a->family || memcmp(net->addr, a->addr, full) != 0)
+		return false;
+	return rest == 0 || ((net->addr[full] ^ a->addr[full]) & (0xff << (8 - rest))) == 0;
+}
+
+static bool
+trusted(const struct http_proxies *p, const struct http_net *a)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (in_net(&p->nets[i], a))
+			return true;
+	return false;
+}
+
+static void
+format(const struct http_net *a, char out[64])
+{
+	if (inet_ntop(a->family, a->addr, out, 64) == NULL)
+		strcpy(out, "-");
+}
+
+void
+http_client_addr(const struct http_proxies *p, const struct sockaddr *peer, const char *xff,
+    char out[64])
+{
+	struct http_net a = { 0 };
+	size_t end;
+
+	strcpy(out, "-");
+	if (peer == NULL)
+		return;
+	if (peer->sa_family == AF_INET) {
+		a.family = AF_INET;
+		memcpy(a.addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+	} else if (peer->sa_family == AF_INET6) {
+		a.family = AF_INET6;
+		memcpy(a.addr, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+	} else {
+		return;
+	}
+	format(&a, out);
+	if (xff == NULL || !trusted(p, &a))
+		return;
+	/* Right to left: each hop appended by a proxy we trust names the one before. */
+	for (end = strlen(xff); end > 0;) {
+		size_t start = end;
+		struct http_net hop;
+
+		while (start > 0 && xff[start - 1] != ',')
+			start--;
+		if (!parse_addr(xff + start, end - start, &hop))
+			return;	/* garbage: keep the last address we could trust */
+		format(&hop, out);
+		if (!trusted(p, &hop))
+			return;
+		end = start > 0 ? start - 1 : 0;
+	}
+}

@@ -1,0 +1,58 @@
+/*
+ * Process-wide counters for GET /metrics (Prometheus text format 0.0.4).
+ * Lock-free: relaxed atomics, updated from any thread. A leaf module: it
+ * includes nothing of roster, so every layer may count.
+ */
+#ifndef ROSTER_METRICS_H
+#define ROSTER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_ROUTES_MAX 16	/* route slots; the last is "other" (no route) */
+
+enum metrics_registration {
+	METRICS_REG_CREATED,
+	METRICS_REG_USERNAME_TAKEN,
+	METRICS_REG_EMAIL_TAKEN,
+	METRICS_REG_INVALID,
+	METRICS_REG_FORBIDDEN,
+	METRICS_REG_INVITATION_REFUSED,
+	METRICS_REG_UNAVAILABLE,
+	METRICS_REG_ERROR,
+	METRICS_REG_COUNT_
+};
+
+enum metrics_login {
+	METRICS_LOGIN_OK,
+	METRICS_LOGIN_FAILED,
+	METRICS_LOGIN_UNAVAILABLE,
+	METRICS_LOGIN_COUNT_
+};
+
+enum metrics_db {
+	METRICS_DB_BUSY,
+	METRICS_DB_UNAVAILABLE,
+	METRICS_DB_ERROR,
+	METRICS_DB_RECONNECT,
+	METRICS_DB_COUNT_
+};
+
+/* Names the route slots (index → label); `names` must outlive the process. */
+void metrics_set_routes(const char *const *names, size_t n);
+
+/* One finished request: route slot (n for "other"), status, duration in µs. */
+void metrics_request(size_t route, int status, uint64_t duration_us);
+
+void metrics_registration(enum metrics_registration outcome);
+void metrics_login(enum metrics_login outcome);
+void metrics_db(enum metrics_db event);
+void metrics_hash_rejected(void);
+
+/*
+ * The whole exposition as a malloc'd string (NULL on OOM). `hash_depth` and
+ * `hash_capacity` are the pool's current gauges.
+ */
+char *metrics_render(size_t hash_depth, size_t hash_capacity);
+
+#endif
