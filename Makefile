@@ -7,7 +7,7 @@ export ROSTER_DB
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build build-san run test test-unit test-http test-san format clean
+.PHONY: all deps build build-san run test test-unit test-http test-san format clean bench
 
 all: build
 
@@ -41,6 +41,16 @@ test-unit: build
 
 test-http: build
 	meson test -C $(BUILD) --suite http --print-errorlogs
+
+# Release build (no sanitizers), wrk and nginx, then bench/run: ratios against an
+# nginx reference measured in the same run (README "Benchmarks"). Under 3 minutes.
+BENCH_BUILD ?= build-release
+
+bench:
+	@scripts/install-deps --bench
+	@test -f $(BENCH_BUILD)/build.ninja || meson setup $(BENCH_BUILD) --buildtype=release
+	ninja -C $(BENCH_BUILD)
+	bench/run --build $(BENCH_BUILD)
 
 format:
 	clang-format -i src/*.[ch] src/*/*.[ch] tests/unit/*.c

@@ -361,14 +361,14 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 				c->arg = arg;
 				continue;
 			}
-			fprintf(stderr, "roster %s: unexpected argument '%s' (see --help)\n", name, arg);
+			fprintf(stderr, "roster: %s: unexpected argument '%s' (see --help)\n", name, arg);
 			return CONFIG_USAGE;
 		}
 		arg += 2;
 		eq = strchr(arg, '=');
 		o = find_opt(arg, eq != NULL ? (size_t)(eq - arg) : strlen(arg), cmd->cmd);
 		if (o == NULL) {
-			fprintf(stderr, "roster %s: unknown option '%s' (see --help)\n", name, argv[i]);
+			fprintf(stderr, "roster: %s: unknown option '%s' (see --help)\n", name, argv[i]);
 			return CONFIG_USAGE;
 		}
 		if (eq != NULL)
@@ -378,24 +378,24 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 		else if (i + 1 < argc)
 			v = argv[++i];
 		else {
-			fprintf(stderr, "roster %s: option --%s needs a value\n", name, o->flag);
+			fprintf(stderr, "roster: %s: option --%s needs a value\n", name, o->flag);
 			return CONFIG_USAGE;
 		}
 		if (set_opt(c, o, v) != 0) {
-			fprintf(stderr, "roster %s: invalid value for --%s: '%s'\n", name, o->flag, v);
+			fprintf(stderr, "roster: %s: invalid value for --%s: '%s'\n", name, o->flag, v);
 			return CONFIG_USAGE;
 		}
 	}
 	if (cmd->args != NULL && c->arg == NULL) {
-		fprintf(stderr, "roster %s: missing %s (see --help)\n", name, cmd->args);
+		fprintf(stderr, "roster: %s: missing %s (see --help)\n", name, cmd->args);
 		return CONFIG_USAGE;
 	}
 	if ((cmd->cmd & (CONFIG_USER_CREATE | CONFIG_INVITE_CREATE)) && c->email == NULL) {
-		fprintf(stderr, "roster %s: missing --email (see --help)\n", name);
+		fprintf(stderr, "roster: %s: missing --email (see --help)\n", name);
 		return CONFIG_USAGE;
 	}
 	if (cmd->cmd == CONFIG_INVITE_CREATE && c->by == NULL) {
-		fprintf(stderr, "roster %s: missing --by (see --help)\n", name);
+		fprintf(stderr, "roster: %s: missing --by (see --help)\n", name);
 		return CONFIG_USAGE;
 	}
 	return CONFIG_OK;

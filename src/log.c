@@ -89,3 +89,55 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	log_json_new(level, NULL, buf, NULL);
 }
+
+/* Appends `s` as a JSON string body (no quotes) to buf[*o..cap), truncating safely. */
+static void
+put_escaped(char *buf, size_t cap, size_t *o, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (; *s != '\0' && *o + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf[(*o)++] = '\\';
+			buf[(*o)++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			memcpy(buf + *o, "\\u00", 4);
+			buf[*o + 4] = hex[c >> 4];
+			buf[*o + 5] = hex[c & 15];
+			*o += 6;
+		} else {
+			buf[(*o)++] = (char)c;
+		}
+	}
+}
+
+void
+log_access(const char *request_id, const char *method, const char *path, int status,
+    unsigned long long duration_us, const char *remote, bool completed)
+{
+	char buf[2048], ts[64];
+	size_t o;
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	timestamp(ts);
+	o = (size_t)snprintf(buf, sizeof(buf), "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\","
+	    "\"request_id\":\"", ts);
+	put_escaped(buf, sizeof(buf) - 256, &o, request_id);
+	memcpy(buf + o, "\",\"method\":\"", 12);
+	o += 12;
+	put_escaped(buf, sizeof(buf) - 256, &o, method);
+	memcpy(buf + o, "\",\"path\":\"", 10);
+	o += 10;
+	put_escaped(buf, sizeof(buf) - 256, &o, path);
+	o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+	    "\",\"status\":%d,\"duration_us\":%llu,\"remote\":\"", status, duration_us);
+	put_escaped(buf, sizeof(buf) - 32, &o, remote);
+	o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\",\"completed\":%s}\n",
+	    completed ? "true" : "false");
+	if (write(STDERR_FILENO, buf, o) < 0) {
+		/* nowhere left to report it */
+	}
+}

@@ -26,4 +26,12 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  */
 void log_json_new(enum log_level level, const char *request_id, const char *msg, json_t *fields);
 
+/*
+ * The access line of one request, formatted without allocation (it is written
+ * for every request). Strings need not be valid UTF-8: bytes outside ASCII are
+ * escaped, so the line is always valid JSON.
+ */
+void log_access(const char *request_id, const char *method, const char *path, int status,
+    unsigned long long duration_us, const char *remote, bool completed);
+
 #endif

@@ -265,9 +265,9 @@ lowercase(const char *s)
 enum acct_status
 acct_email_normalize(const char *in, size_t len, char **display, char **key, const char **msg)
 {
-	char *disp = NULL, *k = NULL, *at;
+	char *disp = NULL, *k = NULL;
 	enum acct_status st = ACCT_INVALID;
-	size_t start, end, n;
+	size_t start, end, n, at;
 	long chars;
 
 	*display = *key = NULL;
@@ -290,10 +290,14 @@ acct_email_normalize(const char *in, size_t len, char **display, char **key, con
 	}
 	n = strlen(disp);
 	chars = acct_utf8_chars(disp, n);
-	at = strrchr(disp, '@');
-	if (chars > ACCT_EMAIL_MAX || at == NULL)
+	/* The last '@', as an index: GCC 12 -O3 misreads pointer arithmetic on
+	 * utf8proc's output as a dangling pointer. */
+	at = n;
+	while (at > 0 && disp[at - 1] != '@')
+		at--;
+	if (chars > ACCT_EMAIL_MAX || at == 0)
 		goto out;
-	if (!local_part_ok(disp, (size_t)(at - disp)) || !domain_ok(at + 1, n - (size_t)(at - disp) - 1))
+	if (!local_part_ok(disp, at - 1) || !domain_ok(disp + at, n - at))
 		goto out;
 	k = lowercase(disp);
 	if (k == NULL) {

@@ -190,7 +190,7 @@ bool
 acct_password_check(const char *pw, size_t len, const char *username, const char *email,
     struct acct_errors *errs)
 {
-	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES];
+	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES] = { 0 };
 	size_t before = errs->n;
 	bool numeric = true;
 	long n;

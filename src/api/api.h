@@ -97,6 +97,20 @@ enum api_err api_invite_why_err(enum store_invite_why why);
 /* Hashes a well-formed invitation token (64 hex characters); false otherwise. */
 bool api_invitation_token_hash(const char *token, size_t len, char out[65]);
 
+struct acct_errors;
+
+/*
+ * Reads an optional string member of `obj`: absent or null leaves `*out`
+ * NULL; another type adds "Not a valid string." under `name` to `errs`.
+ * `*out` is borrowed from `obj`.
+ */
+void api_string_field(json_t *obj, const char *name, const char **out, /* OUT: */ size_t *len,
+    struct acct_errors *errs);
+
+/* As api_string_field, and absent or null adds "This field is required."; true when present. */
+bool api_required_string(json_t *obj, const char *name, const char **out, /* OUT: */ size_t *len,
+    struct acct_errors *errs);
+
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);
 void api_login(struct http_req *req);

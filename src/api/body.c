@@ -1,5 +1,6 @@
 /* Request bodies: exactly one JSON object, strict. */
 #include "api.h"
+#include "acct.h"
 
 static size_t
 depth(const json_t *v)
@@ -45,4 +46,36 @@ api_body_object_new(const char *body, size_t len, json_t **out)
 	}
 	*out = v;
 	return API_ERR_NONE;
+}
+
+void
+api_string_field(json_t *obj, const char *name, const char **out, size_t *len,
+    struct acct_errors *errs)
+{
+	json_t *v = json_object_get(obj, name);
+
+	*out = NULL;
+	if (len != NULL)
+		*len = 0;
+	if (v == NULL || json_is_null(v))
+		return;
+	if (!json_is_string(v)) {
+		acct_errors_add(errs, name, ACCT_MSG_NOT_STRING);
+		return;
+	}
+	*out = json_string_value(v);
+	if (len != NULL)
+		*len = json_string_length(v);
+}
+
+bool
+api_required_string(json_t *obj, const char *name, const char **out, size_t *len,
+    struct acct_errors *errs)
+{
+	size_t before = errs->n;
+
+	api_string_field(obj, name, out, len, errs);
+	if (*out == NULL && errs->n == before)
+		acct_errors_add(errs, name, ACCT_MSG_REQUIRED);
+	return *out != NULL;
 }

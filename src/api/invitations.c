@@ -146,8 +146,9 @@ create(struct http_req *req, int64_t user_id)
 {
 	struct acct_errors errs = { .n = 0 };
 	struct inv_ctx *c = calloc(1, sizeof(*c));
-	json_t *obj = NULL, *v;
-	const char *msg = NULL;
+	const char *msg = NULL, *email = NULL;
+	json_t *obj = NULL;
+	size_t len = 0;
 
 	if (c == NULL) {
 		api_reply_error(req, API_ERR_INTERNAL);
@@ -157,13 +158,8 @@ create(struct http_req *req, int64_t user_id)
 		api_reply_error(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
-	v = json_object_get(obj, "email");
-	if (v == NULL || json_is_null(v))
-		acct_errors_add(&errs, "email", ACCT_MSG_REQUIRED);
-	else if (!json_is_string(v))
-		acct_errors_add(&errs, "email", ACCT_MSG_NOT_STRING);
-	else if (acct_email_normalize(json_string_value(v), json_string_length(v), &c->email,
-		     &c->email_key, &msg) != ACCT_OK)
+	if (api_required_string(obj, "email", &email, &len, &errs) &&
+	    acct_email_normalize(email, len, &c->email, &c->email_key, &msg) != ACCT_OK)
 		acct_errors_add(&errs, "email", msg != NULL ? msg : ACCT_MSG_EMAIL_INVALID);
 	if (errs.n > 0) {
 		api_reply_invalid(req, &errs);
@@ -326,7 +322,9 @@ api_invitation_accept(struct http_req *req)
 {
 	struct acct_errors errs = { .n = 0 };
 	struct inv_ctx *c = NULL;
-	json_t *obj = NULL, *v;
+	const char *token = NULL;
+	json_t *obj = NULL;
+	size_t len = 0;
 	int64_t user_id;
 	enum api_err err = api_authenticate(req, &user_id, NULL);
 
@@ -338,12 +336,7 @@ api_invitation_accept(struct http_req *req)
 		api_reply_error(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
-	v = json_object_get(obj, "token");
-	if (v == NULL || json_is_null(v))
-		acct_errors_add(&errs, "token", ACCT_MSG_REQUIRED);
-	else if (!json_is_string(v))
-		acct_errors_add(&errs, "token", ACCT_MSG_NOT_STRING);
-	if (errs.n > 0) {
+	if (!api_required_string(obj, "token", &token, &len, &errs)) {
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
@@ -352,7 +345,7 @@ api_invitation_accept(struct http_req *req)
 		api_reply_error(req, API_ERR_INTERNAL);
 		goto out;
 	}
-	if (!api_invitation_token_hash(json_string_value(v), json_string_length(v), c->token_hash)) {
+	if (!api_invitation_token_hash(token, len, c->token_hash)) {
 		api_reply_error(req, API_ERR_INVITATION_INVALID);
 		goto out;
 	}

@@ -16,26 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads an optional string member: absent or null leaves `*out` NULL. */
-static void
-string_field(json_t *obj, const char *name, const char **out, size_t *len, struct acct_errors *errs)
-{
-	json_t *v = json_object_get(obj, name);
-
-	*out = NULL;
-	if (len != NULL)
-		*len = 0;
-	if (v == NULL || json_is_null(v))
-		return;
-	if (!json_is_string(v)) {
-		acct_errors_add(errs, name, ACCT_MSG_NOT_STRING);
-		return;
-	}
-	*out = json_string_value(v);
-	if (len != NULL)
-		*len = json_string_length(v);
-}
-
 /* What the worker needs: the validated input and, with an invitation, its hash. */
 struct reg_ctx {
 	struct acct_signup signup;
@@ -189,12 +169,12 @@ api_register(struct http_req *req)
 		refuse(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
-	string_field(obj, "username", &in.username, &in.username_len, &errs);
-	string_field(obj, "email", &in.email, &in.email_len, &errs);
-	string_field(obj, "password", &in.password, &in.password_len, &errs);
-	string_field(obj, "role", &in.role, NULL, &errs);
-	string_field(obj, "bio", &in.bio, &in.bio_len, &errs);
-	string_field(obj, "invitation", &invitation, &invitation_len, &errs);
+	api_string_field(obj, "username", &in.username, &in.username_len, &errs);
+	api_string_field(obj, "email", &in.email, &in.email_len, &errs);
+	api_string_field(obj, "password", &in.password, &in.password_len, &errs);
+	api_string_field(obj, "role", &in.role, NULL, &errs);
+	api_string_field(obj, "bio", &in.bio, &in.bio_len, &errs);
+	api_string_field(obj, "invitation", &invitation, &invitation_len, &errs);
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		refuse(req, API_ERR_INTERNAL_REGISTER);

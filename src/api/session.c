@@ -157,23 +157,18 @@ api_login(struct http_req *req)
 	size_t ulen = 0, elen = 0, plen = 0;
 	struct acct_errors errs = { .n = 0 };
 	struct login_ctx *c = NULL;
-	json_t *obj = NULL, *v;
+	json_t *obj = NULL;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
 		api_reply_error(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
-	if ((v = json_object_get(obj, "username")) != NULL && json_is_string(v))
-		username = json_string_value(v), ulen = json_string_length(v);
-	if ((v = json_object_get(obj, "email")) != NULL && json_is_string(v))
-		email = json_string_value(v), elen = json_string_length(v);
-	if ((v = json_object_get(obj, "password")) != NULL && json_is_string(v))
-		password = json_string_value(v), plen = json_string_length(v);
-	if (username == NULL && email == NULL)
+	api_string_field(obj, "username", &username, &ulen, &errs);
+	api_string_field(obj, "email", &email, &elen, &errs);
+	if (username == NULL && email == NULL && errs.n == 0)
 		acct_errors_add(&errs, "username", ACCT_MSG_REQUIRED);
-	if (password == NULL)
-		acct_errors_add(&errs, "password", ACCT_MSG_REQUIRED);
-	else if (plen > ACCT_PASSWORD_MAX_BYTES)
+	if (api_required_string(obj, "password", &password, &plen, &errs) &&
+	    plen > ACCT_PASSWORD_MAX_BYTES)
 		acct_errors_add(&errs, "password", ACCT_MSG_PW_TOO_LONG);
 	if (errs.n > 0) {
 		api_reply_invalid(req, &errs);

@@ -38,6 +38,7 @@ struct http_route {
 	unsigned methods;	/* enum http_method bits */
 	http_handler handler;
 	const char *allow;	/* the Allow header for 405 */
+	unsigned body;		/* methods that must carry a JSON body */
 };
 
 /* The route paths, in table order, into names[0..max); returns how many routes exist. */

@@ -9,18 +9,19 @@
 #include <string.h>
 
 static const struct http_route routes[] = {
-	{ "/users/register/", HTTP_POST, api_register, "POST" },
-	{ "/users/login/", HTTP_POST, api_login, "POST" },
-	{ "/users/logout/", HTTP_POST, api_logout, "POST" },
-	{ "/users/me/", HTTP_GET | HTTP_HEAD | HTTP_PATCH, api_me, "GET, HEAD, PATCH" },
+	/* path, methods, handler, Allow, methods that take a JSON body */
+	{ "/users/register/", HTTP_POST, api_register, "POST", HTTP_POST },
+	{ "/users/login/", HTTP_POST, api_login, "POST", HTTP_POST },
+	{ "/users/logout/", HTTP_POST, api_logout, "POST", 0 },
+	{ "/users/me/", HTTP_GET | HTTP_HEAD | HTTP_PATCH, api_me, "GET, HEAD, PATCH", HTTP_PATCH },
 	{ "/users/invitations/", HTTP_GET | HTTP_HEAD | HTTP_POST, api_invitations,
-	    "GET, HEAD, POST" },
-	{ "/users/invitations/accept/", HTTP_POST, api_invitation_accept, "POST" },
-	{ "/users/invitations/{id}/resend/", HTTP_POST, api_invitation_resend, "POST" },
-	{ "/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE" },
-	{ "/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD" },
-	{ "/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD" },
-	{ "/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD" },
+	    "GET, HEAD, POST", HTTP_POST },
+	{ "/users/invitations/accept/", HTTP_POST, api_invitation_accept, "POST", HTTP_POST },
+	{ "/users/invitations/{id}/resend/", HTTP_POST, api_invitation_resend, "POST", 0 },
+	{ "/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE", 0 },
+	{ "/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD", 0 },
+	{ "/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD", 0 },
+	{ "/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD", 0 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -319,7 +319,7 @@ dispatch(struct http_req *req)
 		api_reply_error(req, API_ERR_METHOD_NOT_ALLOWED);
 		return;
 	}
-	if (req->method & (HTTP_POST | HTTP_PATCH | HTTP_PUT)) {
+	if (req->method & req->route->body) {
 		if (!req->has_length && !req->chunked) {
 			api_reply_error(req, API_ERR_LENGTH_REQUIRED);
 			return;
@@ -389,10 +389,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	took = now_us() - req->start_us;
 	metrics_request(http_route_index(req->route), req->status, took);
-	log_json_new(LOG_INFO, req->id, "request",
-	    json_pack("{s:s, s:s, s:i, s:I, s:s, s:b}", "method", req->method_name, "path", req->path,
-		"status", req->status, "duration_us", (json_int_t)took, "remote",
-		req->remote, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
+	log_access(req->id, req->method_name, req->path, req->status, (unsigned long long)took,
+	    req->remote, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	*con_cls = NULL;
 	req_free(req);
 }
