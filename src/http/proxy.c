@@ -52,7 +52,7 @@ http_proxies_parse(const char *list, struct http_proxies *out)
 				char *end;
 				unsigned long bits = strtoul(p + alen + 1, &end, 10);
 
-				if (end != p + len || bits > net.prefix)
+				if (alen + 1 == len || end != p + len || bits > net.prefix)
 					return -1;
 				net.prefix = (unsigned)bits;
 			}

@@ -1,0 +1,143 @@
+/* The router, trusted proxies, the Authorization parser and metrics (src/http, src/api, src/metrics.c). */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "http.h"
+#include "metrics.h"
+#include "proxy.h"
+
+Test(http_route, matches_with_and_without_trailing_slash)
+{
+	int64_t id = -1;
+
+	cr_assert_not_null(http_route_find("/users/register/", &id));
+	cr_assert_eq(http_route_find("/users/register", &id), http_route_find("/users/register/", &id));
+	cr_assert_eq(id, 0);
+	cr_assert_null(http_route_find("/users/register//", &id));
+	cr_assert_null(http_route_find("/users/registerx", &id));
+	cr_assert_null(http_route_find("/", &id));
+}
+
+Test(http_route, id_segment_parsed)
+{
+	int64_t id = 0;
+	const struct http_route *r = http_route_find("/users/invitations/42/resend/", &id);
+
+	cr_assert_not_null(r);
+	cr_assert_str_eq(r->path, "/users/invitations/{id}/resend/");
+	cr_assert_eq(id, 42);
+	r = http_route_find("/users/invitations/7", &id);
+	cr_assert_not_null(r);
+	cr_assert_str_eq(r->path, "/users/invitations/{id}/");
+	cr_assert_eq(id, 7);
+}
+
+Test(http_route, literal_beats_id_and_bad_ids_rejected)
+{
+	int64_t id = 0;
+
+	cr_assert_str_eq(http_route_find("/users/invitations/accept/", &id)->path,
+	    "/users/invitations/accept/");
+	cr_assert_null(http_route_find("/users/invitations/0/", &id));
+	cr_assert_null(http_route_find("/users/invitations/-1/", &id));
+	cr_assert_null(http_route_find("/users/invitations/12a/", &id));
+	cr_assert_null(http_route_find("/users/invitations/1234567890123456789/", &id));
+}
+
+static struct sockaddr_in
+v4(const char *ip)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+
+	inet_pton(AF_INET, ip, &sa.sin_addr);
+	return sa;
+}
+
+Test(http_proxies, parse_accepts_addresses_and_cidrs)
+{
+	struct http_proxies p;
+
+	cr_assert_eq(http_proxies_parse("", &p), 0);
+	cr_assert_eq(p.n, 0);
+	cr_assert_eq(http_proxies_parse("127.0.0.1,10.0.0.0/8,::1,fd00::/8", &p), 0);
+	cr_assert_eq(p.n, 4);
+	cr_assert_eq(http_proxies_parse("10.0.0.0/33", &p), -1);
+	cr_assert_eq(http_proxies_parse("example.com", &p), -1);
+	cr_assert_eq(http_proxies_parse("10.0.0.1/", &p), -1);
+}
+
+Test(http_proxies, untrusted_peer_ignores_forwarded_for)
+{
+	struct http_proxies p;
+	struct sockaddr_in peer = v4("192.0.2.5");
+	char out[64];
+
+	http_proxies_parse("127.0.0.1", &p);
+	http_client_addr(&p, (struct sockaddr *)&peer, "203.0.113.9", out);
+	cr_assert_str_eq(out, "192.0.2.5");
+}
+
+Test(http_proxies, trusted_chain_gives_rightmost_untrusted)
+{
+	struct http_proxies p;
+	struct sockaddr_in peer = v4("127.0.0.1");
+	char out[64];
+
+	http_proxies_parse("127.0.0.1,10.0.0.0/8", &p);
+	http_client_addr(&p, (struct sockaddr *)&peer, "198.51.100.1, 203.0.113.9, 10.1.2.3", out);
+	cr_assert_str_eq(out, "203.0.113.9");	/* 198.51.100.1 was the client's own claim */
+	http_client_addr(&p, (struct sockaddr *)&peer, "garbage, 10.1.2.3", out);
+	cr_assert_str_eq(out, "10.1.2.3");
+	http_client_addr(&p, (struct sockaddr *)&peer, NULL, out);
+	cr_assert_str_eq(out, "127.0.0.1");
+}
+
+Test(api_auth, token_and_bearer_schemes)
+{
+	const char *t = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char h[128], out[65];
+
+	snprintf(h, sizeof(h), "Token %s", t);
+	cr_assert(api_auth_token(h, out));
+	cr_assert_str_eq(out, t);
+	snprintf(h, sizeof(h), "bearer %s  ", t);
+	cr_assert(api_auth_token(h, out));
+	snprintf(h, sizeof(h), "Basic %s", t);
+	cr_assert_not(api_auth_token(h, out));
+	snprintf(h, sizeof(h), "Token %s0", t);
+	cr_assert_not(api_auth_token(h, out));
+	snprintf(h, sizeof(h), "Token %s extra", t);
+	cr_assert_not(api_auth_token(h, out));
+	cr_assert_not(api_auth_token("Token ABCDEF", out));
+	cr_assert_not(api_auth_token("Token", out));
+	cr_assert_not(api_auth_token(NULL, out));
+}
+
+Test(metrics, counts_requests_and_renders_histograms)
+{
+	static const char *names[] = { "/a", "/b" };
+	char *text;
+
+	metrics_set_routes(names, 2);
+	metrics_request(0, 201, 300);
+	metrics_request(0, 201, 3000000);
+	metrics_request(2, 404, 10);
+	metrics_registration(METRICS_REG_CREATED);
+	text = metrics_render(3, 258);
+	cr_assert_not_null(text);
+	cr_assert_not_null(strstr(text, "roster_http_requests_total{route=\"/a\",status=\"201\"} 2\n"));
+	cr_assert_not_null(strstr(text, "roster_http_requests_total{route=\"other\",status=\"404\"} 1\n"));
+	cr_assert_not_null(strstr(text,
+	    "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0005\"} 1\n"));
+	cr_assert_not_null(strstr(text,
+	    "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"2.5\"} 1\n"));
+	cr_assert_not_null(strstr(text,
+	    "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"5\"} 2\n"));
+	cr_assert_not_null(strstr(text, "roster_registrations_total{outcome=\"created\"} 1\n"));
+	cr_assert_not_null(strstr(text, "roster_hash_queue_depth 3\n"));
+	free(text);
+}
