@@ -1,13 +1,16 @@
 # Thin wrapper over meson/ninja: the README's two commands and a few more.
 BUILD     ?= build
 SAN_BUILD ?= build-san
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = register normalize auth django router
 ROSTER_DB ?= sqlite:var/roster.db
 export ROSTER_DB
 
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build build-san run test test-unit test-http test-san format clean bench
+.PHONY: all deps build build-san build-fuzz run test test-unit test-http test-san fuzz format clean bench
 
 all: build
 
@@ -16,6 +19,10 @@ deps:
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debugoptimized -Dfuzz=true \
+	    -Db_sanitize=address,undefined -Db_lundef=false
 
 $(SAN_BUILD)/build.ninja:
 	meson setup $(SAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
@@ -31,10 +38,19 @@ run: build
 	$(BUILD)/roster migrate
 	exec $(BUILD)/roster serve
 
-# Every test: unit and black-box, on the development build and under ASan+UBSan.
-test: build build-san
+# Every test: unit, corpus replay and black-box on the development build and
+# under ASan+UBSan, then each libFuzzer target for a short bounded time.
+test: build build-san build-fuzz
 	meson test -C $(BUILD) --print-errorlogs --num-processes 1
 	$(SAN_ENV) meson test -C $(SAN_BUILD) --print-errorlogs --num-processes 1
+	scripts/fuzz $(FUZZ_BUILD) 10 $(FUZZ_TARGETS)
+
+build-fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+
+# Each libFuzzer target for FUZZ_SECONDS (default 60).
+fuzz: build-fuzz
+	scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 test-unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs

@@ -1,0 +1,34 @@
+/* libFuzzer: username and email normalisation and the password policy on raw bytes. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acct.h"
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *s = (const char *)data;
+	struct acct_errors errs = { .n = 0 };
+	char *display = NULL, *key = NULL, *copy;
+	const char *msg;
+
+	if (acct_username_normalize(s, size, &display, &key, &msg) == ACCT_OK) {
+		free(display);
+		free(key);
+	}
+	if (acct_email_normalize(s, size, &display, &key, &msg) == ACCT_OK) {
+		free(display);
+		free(key);
+	}
+	acct_has_invisible(s, size);
+	if (acct_utf8_chars(s, size) < 0 || memchr(s, '\0', size) != NULL)
+		return 0;	/* the policy takes valid UTF-8 strings, as jansson hands them */
+	copy = strndup(s, size);
+	if (copy == NULL)
+		return 0;
+	acct_password_check(copy, size, "fuzzuser", "fuzz@example.com", &errs);
+	acct_similarity(copy, "fuzzuser");
+	free(copy);
+	return 0;
+}
