@@ -59,6 +59,18 @@ static const struct opt opts[] = {
 	    CONFIG_SERVE, 0, 0, "LIST", "roles open to self-registration (default explorer)" },
 	{ "trusted-proxies", "ROSTER_TRUSTED_PROXIES", OPT_PROXIES, OFF(trusted_proxies), CONFIG_SERVE, 0,
 	    0, "LIST", "proxies whose X-Forwarded-For is believed: addresses or CIDRs (default none)" },
+	{ "rate-limits", "ROSTER_RATE_LIMITS", OPT_FLAG, OFF(rate_limits), CONFIG_SERVE, 0, 0,
+	    "on|off", "enforce the rate limits below, shared by all instances (default on)" },
+	{ "limit-register-per-ip", "ROSTER_LIMIT_REGISTER_PER_IP", OPT_UINT, OFF(limit_register_ip),
+	    CONFIG_SERVE, 1, 1000000, "N", "registration attempts per IP per minute (default 120)" },
+	{ "limit-accounts-per-ip", "ROSTER_LIMIT_ACCOUNTS_PER_IP", OPT_UINT, OFF(limit_accounts_ip),
+	    CONFIG_SERVE, 1, 1000000, "N", "accounts created per IP per hour (default 20)" },
+	{ "limit-login-per-ip", "ROSTER_LIMIT_LOGIN_PER_IP", OPT_UINT, OFF(limit_login_ip),
+	    CONFIG_SERVE, 1, 1000000, "N", "login attempts per IP per minute (default 30)" },
+	{ "limit-login-failures", "ROSTER_LIMIT_LOGIN_FAILURES", OPT_UINT, OFF(limit_login_failures),
+	    CONFIG_SERVE, 1, 1000000, "N", "failed logins per account per 5 minutes (default 5)" },
+	{ "limit-invites", "ROSTER_LIMIT_INVITES", OPT_UINT, OFF(limit_invites), CONFIG_SERVE, 1,
+	    1000000, "N", "invitations per inviter per hour (default 20)" },
 	{ "token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",
 	    "login token lifetime (default 14d)" },
 	{ "invitation-ttl", "ROSTER_INVITATION_TTL", OPT_DURATION, OFF(invitation_ttl_s),
@@ -294,6 +306,12 @@ defaults(struct config *c)
 	c->hash_passes = 2;
 	c->self_register_roles = "explorer";
 	c->trusted_proxies = "";
+	c->rate_limits = true;
+	c->limit_register_ip = 120;
+	c->limit_accounts_ip = 20;
+	c->limit_login_ip = 30;
+	c->limit_login_failures = 5;
+	c->limit_invites = 20;
 	c->token_ttl_s = 14 * 86400;
 	c->invitation_ttl_s = 7 * 86400;
 	c->shutdown_timeout_s = 10;
@@ -371,8 +389,12 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 			fprintf(stderr, "roster: %s: unknown option '%s' (see --help)\n", name, argv[i]);
 			return CONFIG_USAGE;
 		}
+		bool b;
+
 		if (eq != NULL)
 			v = eq + 1;
+		else if (o->type == OPT_FLAG && i + 1 < argc && parse_bool(argv[i + 1], &b))
+			v = argv[++i];	/* --flag on|off */
 		else if (o->type == OPT_FLAG)
 			v = "1";
 		else if (i + 1 < argc)

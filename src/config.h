@@ -48,7 +48,13 @@ struct config {
 	unsigned hash_memory_kib;
 	unsigned hash_passes;
 	const char *self_register_roles;
-	const char *trusted_proxies;	/* comma-separated addresses or IPv4/IPv6 CIDRs */
+	const char *trusted_proxies;
+	bool rate_limits;
+	unsigned limit_register_ip;	/* attempts per IP per minute */
+	unsigned limit_accounts_ip;	/* accounts created per IP per hour */
+	unsigned limit_login_ip;	/* login attempts per IP per minute */
+	unsigned limit_login_failures;	/* failed logins per account per 5 minutes */
+	unsigned limit_invites;		/* invitations per inviter per hour */	/* comma-separated addresses or IPv4/IPv6 CIDRs */
 	long long token_ttl_s;
 	long long invitation_ttl_s;
 	long long shutdown_timeout_s;

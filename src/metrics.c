@@ -32,8 +32,10 @@ static atomic_uint_fast64_t hash_rejected;
 static time_t started;
 
 static const char *const reg_names[METRICS_REG_COUNT_] = { "created", "username_taken",
-	"email_taken", "invalid", "forbidden", "invitation_refused", "unavailable", "error" };
-static const char *const login_names[METRICS_LOGIN_COUNT_] = { "ok", "failed", "unavailable" };
+	"email_taken", "invalid", "forbidden", "invitation_refused", "unavailable", "rate_limited",
+	"error" };
+static const char *const login_names[METRICS_LOGIN_COUNT_] = { "ok", "failed", "unavailable",
+	"rate_limited" };
 
 void
 metrics_set_routes(const char *const *names, size_t n)

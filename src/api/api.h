@@ -34,6 +34,7 @@ enum api_err {
 	API_ERR_METHOD_NOT_ALLOWED,
 	API_ERR_INVITATION_PENDING,
 	API_ERR_CONFLICT,
+	API_ERR_RATE_LIMITED,
 	API_ERR_LENGTH_REQUIRED,
 	API_ERR_BODY_TOO_LARGE,
 	API_ERR_UNSUPPORTED_MEDIA_TYPE,
@@ -110,6 +111,24 @@ void api_string_field(json_t *obj, const char *name, const char **out, /* OUT: *
 /* As api_string_field, and absent or null adds "This field is required."; true when present. */
 bool api_required_string(json_t *obj, const char *name, const char **out, /* OUT: */ size_t *len,
     struct acct_errors *errs);
+
+/* The rate limits (see limits.c); each is shared by every instance through the database. */
+enum api_limit {
+	API_LIMIT_REGISTER_IP,	/* registration attempts per client IP */
+	API_LIMIT_ACCOUNTS_IP,	/* accounts created per client IP */
+	API_LIMIT_LOGIN_IP,	/* login attempts per client IP */
+	API_LIMIT_LOGIN_FAILURES,	/* failed logins per normalised login name */
+	API_LIMIT_INVITES,	/* invitations per inviter */
+};
+
+/*
+ * Adds `add` hits of `subject` to a limit (0: only looks). API_ERR_NONE while
+ * within the limit, else API_ERR_RATE_LIMITED with req->retry_after set. A
+ * database failure lets the request through (logged): the limit protects
+ * capacity, it must not take the service down with the counter. Runs on a
+ * worker (uses req->store).
+ */
+enum api_err api_limit(struct http_req *req, enum api_limit limit, const char *subject, int add);
 
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);

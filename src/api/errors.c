@@ -33,6 +33,7 @@ static const struct api_err_info table[] = {
 	    "An invitation is already pending for this email." },
 	[API_ERR_CONFLICT] = { 409, "conflict",
 	    "The invitation is not in a state that allows this." },
+	[API_ERR_RATE_LIMITED] = { 429, "rate_limited", "Too many requests; retry later." },
 	[API_ERR_LENGTH_REQUIRED] = { 411, "length_required",
 	    "A request body with Content-Length or chunked encoding is required." },
 	[API_ERR_BODY_TOO_LARGE] = { 413, "body_too_large", "The request body is too large." },
@@ -67,7 +68,7 @@ api_reply_error(struct http_req *req, enum api_err err)
 {
 	const struct api_err_info *info = api_err_info(err);
 
-	if (info->status == 503)
+	if (info->status == 503 && req->retry_after == 0)
 		req->retry_after = 1;
 	if (info->status == 401)
 		req->challenge = "Token";

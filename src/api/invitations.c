@@ -10,6 +10,7 @@
 #include "rcrypto.h"
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,11 @@ create_finish(struct http_req *req)
 
 	if (req->store == NULL) {
 		api_reply_error(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	snprintf(token, sizeof(token), "%lld", (long long)c->user_id);
+	if (api_limit(req, API_LIMIT_INVITES, token, 1) != API_ERR_NONE) {
+		api_reply_error(req, API_ERR_RATE_LIMITED);
 		return;
 	}
 	new_token(c, token);

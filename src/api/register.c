@@ -60,6 +60,7 @@ refuse(struct http_req *req, enum api_err err)
 	case API_ERR_MALFORMED_JSON: m = METRICS_REG_INVALID; break;
 	case API_ERR_ROLE_NOT_ALLOWED: m = METRICS_REG_FORBIDDEN; break;
 	case API_ERR_UNAVAILABLE: m = METRICS_REG_UNAVAILABLE; break;
+	case API_ERR_RATE_LIMITED: m = METRICS_REG_RATE_LIMITED; break;
 	case API_ERR_INVITATION_INVALID:
 	case API_ERR_INVITATION_EXPIRED:
 	case API_ERR_INVITATION_USED:
@@ -86,6 +87,11 @@ register_finish(struct http_req *req)
 
 	if (req->store == NULL) {
 		refuse(req, API_ERR_UNAVAILABLE);
+		return;
+	}
+	if (api_limit(req, API_LIMIT_REGISTER_IP, req->remote, 1) != API_ERR_NONE ||
+	    api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote, 0) != API_ERR_NONE) {
+		refuse(req, API_ERR_RATE_LIMITED);
 		return;
 	}
 	/* Advisory: spares the hash for a key already taken. The insert decides. */
@@ -115,6 +121,7 @@ register_finish(struct http_req *req)
 		return;
 	}
 	metrics_registration(METRICS_REG_CREATED);
+	api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote, 1);
 	log_json_new(LOG_INFO, req->id, "user registered",
 	    json_pack("{s:I, s:s}", "user_id", (json_int_t)user.id, "role", user.role));
 	http_reply_json_new(req, 201,

@@ -13,12 +13,14 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct login_ctx {
 	char *username_key;	/* NULL when the value cannot be a username */
 	char *email_key;	/* NULL when it cannot be an email */
+	char name[320];		/* the normalised login name, for failure counting */
 	char *password;		/* wiped */
 	size_t password_len;
 };
@@ -99,6 +101,14 @@ login_finish(struct http_req *req)
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 		return;
 	}
+	/* Failures count per login name, known or not: a lockout says nothing
+	 * about whether an account exists. */
+	if (api_limit(req, API_LIMIT_LOGIN_IP, req->remote, 1) != API_ERR_NONE ||
+	    api_limit(req, API_LIMIT_LOGIN_FAILURES, c->name, 0) != API_ERR_NONE) {
+		metrics_login(METRICS_LOGIN_RATE_LIMITED);
+		api_reply_error(req, API_ERR_RATE_LIMITED);
+		return;
+	}
 	if (c->username_key != NULL || c->email_key != NULL)
 		st = store_user_credentials(req->store, &ref, &user, &hash);
 	if (st != STORE_OK && st != STORE_NOT_FOUND) {
@@ -109,6 +119,7 @@ login_finish(struct http_req *req)
 	ok = rcrypto_verify_any(c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost),
 	    &cost, &rehash);
 	if (!ok || st != STORE_OK || !user.is_active) {
+		api_limit(req, API_LIMIT_LOGIN_FAILURES, c->name, 1);
 		metrics_login(METRICS_LOGIN_FAILED);
 		api_reply_error(req, API_ERR_INVALID_CREDENTIALS);
 		goto out;
@@ -148,6 +159,8 @@ login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *e
 	}
 	if (email != NULL && acct_email_normalize(email, elen, &display, &c->email_key, &msg) == ACCT_OK)
 		free(display);
+	snprintf(c->name, sizeof(c->name), "%s",
+	    c->username_key != NULL ? c->username_key : c->email_key != NULL ? c->email_key : "-");
 }
 
 void

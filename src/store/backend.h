@@ -39,6 +39,8 @@ struct store_ops {
 	enum store_status (*invite_resend)(struct store *s, int64_t id, int64_t inviter_id,
 	    const char *token_hash, long long ttl_s, struct store_invitation *out);
 	enum store_status (*invite_revoke)(struct store *s, int64_t id, int64_t inviter_id);
+	enum store_status (*rate_count)(struct store *s, const char *key, long long window_start,
+	    int add, long long *count);
 	enum store_status (*invite_accept)(struct store *s, const char *token_hash, int64_t user_id,
 	    enum store_invite_why *why);
 };

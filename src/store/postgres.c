@@ -65,6 +65,8 @@ enum stmt {
 	ST_PROFILE_TEACHER,
 	ST_INV_EMAIL_KEY,
 	ST_USER_EMAIL_KEY,
+	ST_RATE_HIT,
+	ST_RATE_READ,
 	ST_MIGRATION_LOCK,
 	ST_MIGRATION_APPLIED,
 	ST_MIGRATION_RECORD,
@@ -140,6 +142,13 @@ static const char *const sql_text[ST_COUNT_] = {
 			       " WHERE user_id = $1",
 	[ST_INV_EMAIL_KEY] = "SELECT email_key FROM teacher_invitations WHERE id = $1",
 	[ST_USER_EMAIL_KEY] = "SELECT email_key FROM users WHERE id = $1",
+	[ST_RATE_HIT] = "INSERT INTO rate_limits AS r (key, window_start, count) VALUES ($1, $2, $3)"
+			" ON CONFLICT (key) DO UPDATE SET"
+			" count = CASE WHEN r.window_start = excluded.window_start"
+			" THEN r.count + excluded.count ELSE excluded.count END,"
+			" window_start = excluded.window_start RETURNING count",
+	[ST_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"
+			 " WHERE key = $1 AND window_start = $2), 0)",
 	[ST_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(" RS_STR(MIGRATION_LOCK) ")",
 	[ST_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = $1",
 	[ST_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at)"
@@ -1054,6 +1063,24 @@ pg_invite_accept(struct store *base, const char *token_hash, int64_t user_id,
 	return in_tx(from(base), accept_body, &a);
 }
 
+static enum store_status
+pg_rate_count(struct store *base, const char *key, long long start, int add, long long *count)
+{
+	char window[24], n[24];
+	const char *params[3] = { key, window, n };
+	PGresult *r = NULL;
+	enum store_status st;
+
+	fmt_id(window, start);
+	fmt_id(n, add);
+	/* One statement is its own transaction; the upsert is atomic. */
+	st = run(from(base), add > 0 ? ST_RATE_HIT : ST_RATE_READ, add > 0 ? 3 : 2, params, &r);
+	if (st == STORE_OK && PQntuples(r) == 1)
+		*count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return st;
+}
+
 const struct store_ops store_postgres_ops = {
 	.scheme = "postgresql:",
 	.migrations = store_migrations_postgres,
@@ -1076,4 +1103,5 @@ const struct store_ops store_postgres_ops = {
 	.invite_resend = pg_invite_resend,
 	.invite_revoke = pg_invite_revoke,
 	.invite_accept = pg_invite_accept,
+	.rate_count = pg_rate_count,
 };

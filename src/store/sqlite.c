@@ -61,6 +61,8 @@ enum stmt {
 	ST_PROFILE_TEACHER,
 	ST_INV_EMAIL_KEY,
 	ST_USER_EMAIL_KEY,
+	ST_RATE_HIT,
+	ST_RATE_READ,
 	ST_COUNT_
 };
 
@@ -130,6 +132,13 @@ static const char *const sql_text[ST_COUNT_] = {
 			       " WHERE user_id = ?1",
 	[ST_INV_EMAIL_KEY] = "SELECT email_key FROM teacher_invitations WHERE id = ?1",
 	[ST_USER_EMAIL_KEY] = "SELECT email_key FROM users WHERE id = ?1",
+	[ST_RATE_HIT] = "INSERT INTO rate_limits (key, window_start, count) VALUES (?1, ?2, ?3)"
+			" ON CONFLICT (key) DO UPDATE SET"
+			" count = CASE WHEN window_start = excluded.window_start"
+			" THEN count + excluded.count ELSE excluded.count END,"
+			" window_start = excluded.window_start RETURNING count",
+	[ST_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"
+			 " WHERE key = ?1 AND window_start = ?2), 0)",
 };
 
 /* Migration bookkeeping, run inside the migration's own transaction. */
@@ -1177,6 +1186,44 @@ sqlite_invite_accept(struct store *base, const char *token_hash, int64_t user_id
 	return in_tx(from(base), accept_body, &a);
 }
 
+struct rate_args {
+	const char *key;
+	long long start;
+	int add;
+	long long *count;
+};
+
+static enum store_status
+rate_body(struct sqlite_store *s, void *arg)
+{
+	struct rate_args *a = arg;
+	sqlite3_stmt *st = stmt(s, a->add > 0 ? ST_RATE_HIT : ST_RATE_READ);
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERROR;
+	bind_text(st, 1, a->key);
+	sqlite3_bind_int64(st, 2, a->start);
+	if (a->add > 0)
+		sqlite3_bind_int(st, 3, a->add);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*a->count = sqlite3_column_int64(st, 0);
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);	/* RETURNING: run the statement to completion */
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+}
+
+static enum store_status
+sqlite_rate_count(struct store *base, const char *key, long long start, int add, long long *count)
+{
+	struct rate_args a = { key, start, add, count };
+
+	/* A read needs no write lock; a hit is one upsert in its own transaction. */
+	return add > 0 ? in_tx(from(base), rate_body, &a) : rate_body(from(base), &a);
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite:",
 	.migrations = store_migrations_sqlite,
@@ -1199,4 +1246,5 @@ const struct store_ops store_sqlite_ops = {
 	.invite_resend = sqlite_invite_resend,
 	.invite_revoke = sqlite_invite_revoke,
 	.invite_accept = sqlite_invite_accept,
+	.rate_count = sqlite_rate_count,
 };

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const struct store_ops *const backends[] = { &store_sqlite_ops, &store_postgres_ops };
 
@@ -170,6 +171,17 @@ store_invite_accept(struct store *s, const char *token_hash, int64_t user_id,
 {
 	*why = STORE_INVITE_OK;
 	return s->ops->invite_accept(s, token_hash, user_id, why);
+}
+
+enum store_status
+store_rate_count(struct store *s, const char *key, long long window_s, int add, long long *count,
+    long long *retry_after_s)
+{
+	long long now = (long long)time(NULL), start = now - now % window_s;
+
+	*count = 0;
+	*retry_after_s = start + window_s - now;
+	return s->ops->rate_count(s, key, start, add, count);
 }
 
 void

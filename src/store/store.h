@@ -248,4 +248,12 @@ RS_MUSTCHECK enum store_status store_invite_revoke(struct store *s, int64_t id, 
 RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *token_hash,
     int64_t user_id, /* OUT: */ enum store_invite_why *why);
 
+/*
+ * A fixed-window rate-limit counter shared by every instance: the count of
+ * `key` in the current window of `window_s` seconds, after adding `add` (0:
+ * only read). `*retry_after_s` gets the seconds left in the window.
+ */
+RS_MUSTCHECK enum store_status store_rate_count(struct store *s, const char *key, long long window_s,
+    int add, /* OUT: */ long long *count, long long *retry_after_s);
+
 #endif

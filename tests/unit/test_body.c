@@ -470,6 +470,7 @@ Test(api_err, statuses_and_codes_of_api_md)
 	    {API_ERR_METHOD_NOT_ALLOWED, 405, "method_not_allowed"},
 	    {API_ERR_INVITATION_PENDING, 409, "invitation_pending"},
 	    {API_ERR_CONFLICT, 409, "conflict"},
+	    {API_ERR_RATE_LIMITED, 429, "rate_limited"},
 	    {API_ERR_LENGTH_REQUIRED, 411, "length_required"},
 	    {API_ERR_BODY_TOO_LARGE, 413, "body_too_large"},
 	    {API_ERR_UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type"},
