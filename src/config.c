@@ -40,7 +40,7 @@ struct opt {
 
 static const struct opt opts[] = {
 	{ "db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",
-	    "database: sqlite:PATH (default sqlite:var/roster.db)" },
+	    "database: sqlite:PATH or postgresql://... (default sqlite:var/roster.db)" },
 	{ "bind", "ROSTER_BIND", OPT_BIND, 0, CONFIG_SERVE, 0, 0, "HOST:PORT",
 	    "address to listen on (default 127.0.0.1:8000; port 0 picks a free one)" },
 	{ "threads", "ROSTER_THREADS", OPT_UINT, OFF(threads), CONFIG_SERVE, 1, 256, "N",
@@ -81,6 +81,9 @@ static const struct opt opts[] = {
 	    "D", "close a connection idle this long (default 30s)" },
 	{ "max-connections", "ROSTER_MAX_CONNECTIONS", OPT_UINT, OFF(max_connections), CONFIG_SERVE, 1,
 	    100000, "N", "open connections at most (default 1024)" },
+	{ "max-connections-per-ip", "ROSTER_MAX_CONNECTIONS_PER_IP", OPT_UINT,
+	    OFF(max_connections_per_ip), CONFIG_SERVE, 0, 100000, "N",
+	    "open connections per client address; 0 = no limit (default 256)" },
 	{ "body-limit", "ROSTER_BODY_LIMIT", OPT_UINT, OFF(body_limit), CONFIG_SERVE, 256, 1048576,
 	    "BYTES", "largest request body accepted (default 16384)" },
 	{ "log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
@@ -317,6 +320,7 @@ defaults(struct config *c)
 	c->shutdown_timeout_s = 10;
 	c->idle_timeout_s = 30;
 	c->max_connections = 1024;
+	c->max_connections_per_ip = 256;
 	c->body_limit = 16384;
 	c->log_level = LOG_INFO;
 	c->set_active = c->set_admin = c->set_can_invite = -1;

@@ -60,6 +60,7 @@ struct config {
 	long long shutdown_timeout_s;
 	long long idle_timeout_s;
 	unsigned max_connections;
+	unsigned max_connections_per_ip;
 	unsigned body_limit;
 	int log_level;
 	bool migrate_check;	/* migrate --check */

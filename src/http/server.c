@@ -531,6 +531,7 @@ http_server_start(const struct config *cfg)
 	    MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
 	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 	    /* 1 adds SO_REUSEPORT; 0 would also drop MHD's default SO_REUSEADDR. */
 	    cfg->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
