@@ -49,6 +49,12 @@ struct store {
 	const struct store_ops *ops;
 };
 
+/*
+ * Now plus `ahead_s` seconds as fixed-width RFC 3339 UTC with microseconds:
+ * both backends store and compare times in this one format.
+ */
+void store_time_rfc3339(long long ahead_s, char out[64]);
+
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_postgres_ops;
 extern const struct store_migration store_migrations_sqlite[];

@@ -328,19 +328,6 @@ fmt_id(char out[24], int64_t v)
 	snprintf(out, 24, "%lld", (long long)v);
 }
 
-static void
-time_rfc3339(long long ahead_s, char out[64])
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)ahead_s;
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
-}
-
 /* Runs `body` in a transaction, retrying serialization failures and deadlocks. */
 static enum store_status
 in_tx(struct pg_store *s, enum store_status (*body)(struct pg_store *, void *), void *arg)
@@ -638,7 +625,7 @@ accept_locked(struct pg_store *s, const char *token_hash, int64_t user_id, const
 	enum store_status st;
 	int changed = 0;
 
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	fmt_id(id, user_id);
 	st = exec_n(s, ST_INV_ACCEPT, 4, params, &changed);
 	if (st != STORE_OK)
@@ -687,7 +674,7 @@ pg_user_create(struct store *base, const struct store_new_user *in, struct store
 	struct store_user_ref ref = { 0 };
 	enum store_status st;
 
-	time_rfc3339(0, a.joined);
+	store_time_rfc3339(0, a.joined);
 	st = in_tx(from(base), create_body, &a);
 	if (st != STORE_OK)
 		return st;
@@ -804,8 +791,8 @@ pg_token_create(struct store *base, int64_t user_id, const char *token_hash, lon
 {
 	struct token_args a = { .user_id = user_id, .token_hash = token_hash, .expires = expires_at };
 
-	time_rfc3339(0, a.now);
-	time_rfc3339(ttl_s, expires_at);
+	store_time_rfc3339(0, a.now);
+	store_time_rfc3339(ttl_s, expires_at);
 	return in_tx(from(base), token_body, &a);
 }
 
@@ -817,7 +804,7 @@ pg_token_user(struct store *base, const char *token_hash, int64_t *user_id)
 	PGresult *r = NULL;
 	enum store_status st;
 
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	st = run(from(base), ST_TOKEN_USER, 2, params, &r);
 	if (st == STORE_OK) {
 		if (PQntuples(r) == 1)
@@ -863,7 +850,7 @@ invite_get(struct pg_store *s, int64_t id, int64_t inviter_id, struct store_invi
 	enum store_status st;
 
 	fmt_id(key, id);
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	st = run(s, ST_INV_BY_ID, 2, params, &r);
 	if (st == STORE_OK)
 		st = PQntuples(r) == 1 ? read_invite(r, 0, out) : STORE_NOT_FOUND;
@@ -905,8 +892,8 @@ invite_create_body(struct pg_store *s, void *arg)
 	int taken = 0;
 	enum store_status st;
 
-	time_rfc3339(0, now);
-	time_rfc3339(a->ttl_s, expires);
+	store_time_rfc3339(0, now);
+	store_time_rfc3339(a->ttl_s, expires);
 	fmt_id(inviter, a->inviter_id);
 	st = query_int(s, ST_EMAIL_HAS_ACCOUNT, 1, &a->email_key, &taken);
 	if (st == STORE_OK && taken)
@@ -940,7 +927,7 @@ pg_invite_list(struct store *base, int64_t inviter_id, struct store_invitations 
 	int rows;
 
 	fmt_id(key, inviter_id);
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	st = run(from(base), ST_INV_LIST, 2, params, &r);
 	rows = st == STORE_OK ? PQntuples(r) : 0;
 	if (rows > 0) {
@@ -971,8 +958,8 @@ invite_resend_body(struct pg_store *s, void *arg)
 	if (st != STORE_OK)
 		return st;
 	fmt_id(id, a->id);
-	time_rfc3339(0, now);
-	time_rfc3339(a->ttl_s, expires);
+	store_time_rfc3339(0, now);
+	store_time_rfc3339(a->ttl_s, expires);
 	if (strcmp(cur.status, "pending") != 0 && strcmp(cur.status, "expired") != 0)
 		st = STORE_CONFLICT;
 	store_invitation_clear(&cur);
@@ -1012,7 +999,7 @@ invite_revoke_body(struct pg_store *s, void *arg)
 	if (st != STORE_OK)
 		return st;
 	fmt_id(id, a->id);
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	st = exec_n(s, ST_INV_REVOKE, 2, params, &changed);
 	return st == STORE_OK && changed != 1 ? STORE_CONFLICT : st;
 }

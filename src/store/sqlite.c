@@ -258,20 +258,6 @@ in_tx(struct sqlite_store *s, enum store_status (*body)(struct sqlite_store *, v
 	return st;
 }
 
-/* Now plus `ahead_s` seconds, as fixed-width RFC 3339 UTC with microseconds. */
-static void
-time_rfc3339(long long ahead_s, char out[64])
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)ahead_s;
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
-}
-
 static void sqlite_close(struct store *base);
 
 /* Creates the database's directory (one level) when a migration creates the file. */
@@ -415,7 +401,7 @@ apply_body(struct sqlite_store *s, void *arg)
 	rc = sqlite3_exec(s->db, a->m->sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return map_rc(s, rc);
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	rc = run_once(s, sql_migration_record, a->m->version, a->m->name, now);
 	if (rc != SQLITE_DONE)
 		return map_rc(s, rc);
@@ -669,7 +655,7 @@ accept_locked(struct sqlite_store *s, const char *token_hash, int64_t user_id,
 
 	if (st == NULL)
 		return STORE_ERROR;
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	bind_text(st, 1, token_hash);
 	sqlite3_bind_int64(st, 2, user_id);
 	bind_text(st, 3, now);
@@ -731,7 +717,7 @@ sqlite_user_create(struct store *base, const struct store_new_user *in, struct s
 	struct store_user_ref ref = { 0 };
 	enum store_status st;
 
-	time_rfc3339(0, a.joined);
+	store_time_rfc3339(0, a.joined);
 	st = in_tx(from(base), create_body, &a);
 	if (st != STORE_OK)
 		return st;
@@ -849,8 +835,8 @@ sqlite_token_create(struct store *base, int64_t user_id, const char *token_hash,
 {
 	struct token_args a = { .user_id = user_id, .token_hash = token_hash, .expires = expires_at };
 
-	time_rfc3339(0, a.now);
-	time_rfc3339(ttl_s, expires_at);
+	store_time_rfc3339(0, a.now);
+	store_time_rfc3339(ttl_s, expires_at);
 	return in_tx(from(base), token_body, &a);
 }
 
@@ -865,7 +851,7 @@ sqlite_token_user(struct store *base, const char *token_hash, int64_t *user_id)
 
 	if (st == NULL)
 		return STORE_ERROR;
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	bind_text(st, 1, token_hash);
 	bind_text(st, 2, now);
 	rc = sqlite3_step(st);
@@ -927,7 +913,7 @@ invite_get_locked(struct sqlite_store *s, int64_t id, int64_t inviter_id,
 
 	if (st == NULL)
 		return STORE_ERROR;
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	sqlite3_bind_int64(st, 1, id);
 	bind_text(st, 2, now);
 	rc = sqlite3_step(st);
@@ -976,8 +962,8 @@ invite_create_body(struct sqlite_store *s, void *arg)
 	sqlite3_stmt *st;
 	int taken = 0;
 
-	time_rfc3339(0, now);
-	time_rfc3339(a->ttl_s, expires);
+	store_time_rfc3339(0, now);
+	store_time_rfc3339(a->ttl_s, expires);
 	st = stmt(s, ST_EMAIL_HAS_ACCOUNT);
 	if (st == NULL)
 		return STORE_ERROR;
@@ -1024,7 +1010,7 @@ sqlite_invite_list(struct store *base, int64_t inviter_id, struct store_invitati
 
 	if (st == NULL)
 		return STORE_ERROR;
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	sqlite3_bind_int64(st, 1, inviter_id);
 	bind_text(st, 2, now);
 	while (res == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1102,8 +1088,8 @@ invite_resend_body(struct sqlite_store *s, void *arg)
 
 	if (res != STORE_OK)
 		return res;
-	time_rfc3339(0, now);
-	time_rfc3339(a->ttl_s, expires);
+	store_time_rfc3339(0, now);
+	store_time_rfc3339(a->ttl_s, expires);
 	if (strcmp(cur.status, "pending") != 0 && strcmp(cur.status, "expired") != 0)
 		res = STORE_CONFLICT;
 	else
@@ -1143,7 +1129,7 @@ invite_revoke_body(struct sqlite_store *s, void *arg)
 	st = res == STORE_OK ? stmt(s, ST_INV_REVOKE) : NULL;
 	if (st == NULL)
 		return res == STORE_OK ? STORE_ERROR : res;
-	time_rfc3339(0, now);
+	store_time_rfc3339(0, now);
 	sqlite3_bind_int64(st, 1, a->id);
 	bind_text(st, 2, now);
 	res = step_done(s, st);

@@ -1,6 +1,7 @@
 /* store.h dispatch: picks the backend by URL scheme and forwards each call. */
 #include "backend.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -182,6 +183,19 @@ store_rate_count(struct store *s, const char *key, long long window_s, int add, 
 	*count = 0;
 	*retry_after_s = start + window_s - now;
 	return s->ops->rate_count(s, key, start, add, count);
+}
+
+void
+store_time_rfc3339(long long ahead_s, char out[64])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)ahead_s;
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
 }
 
 void
