@@ -83,11 +83,12 @@ enum api_err api_body_object_new(const char *body, size_t len, /* OUT: */ json_t
 bool api_auth_token(const char *header, char out[65]);
 
 /*
- * Authenticates the request: API_ERR_NONE with `*user_id` and the token's
- * SHA-256 hex in `token_hash` (may be NULL), or API_ERR_NOT_AUTHENTICATED /
- * API_ERR_UNAVAILABLE. Reads the database on the calling thread.
+ * Authenticates the request with one database read on the calling thread:
+ * API_ERR_NONE with the account in `*user` (release with store_user_clear)
+ * and the token's SHA-256 hex in `token_hash` (may be NULL), or
+ * API_ERR_NOT_AUTHENTICATED / API_ERR_UNAVAILABLE (`*user` cleared).
  */
-enum api_err api_authenticate(struct http_req *req, int64_t *user_id, char *token_hash);
+enum api_err api_authenticate(struct http_req *req, struct store_user *user, char *token_hash);
 
 /* The database connection for this thread: the worker's, or the I/O thread's. */
 struct store *api_store(struct http_req *req);

@@ -49,20 +49,20 @@ api_store(struct http_req *req)
 }
 
 enum api_err
-api_authenticate(struct http_req *req, int64_t *user_id, char *token_hash)
+api_authenticate(struct http_req *req, struct store_user *user, char *token_hash)
 {
 	char token[65], hash[65];
 	struct store *s;
 	enum store_status st;
 
-	*user_id = 0;
+	memset(user, 0, sizeof(*user));
 	if (!api_auth_token(http_header(req, "Authorization"), token))
 		return API_ERR_NOT_AUTHENTICATED;
 	rcrypto_sha256_hex(token, TOKEN_HEX, hash);
 	s = api_store(req);
 	if (s == NULL)
 		return API_ERR_UNAVAILABLE;
-	st = store_token_user(s, hash, user_id);
+	st = store_token_user(s, hash, user);
 	if (st == STORE_NOT_FOUND)
 		return API_ERR_NOT_AUTHENTICATED;
 	if (st != STORE_OK)

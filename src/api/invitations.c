@@ -82,20 +82,13 @@ invitation_json_new(const struct store_invitation *inv)
 static bool
 inviter(struct http_req *req, int64_t *user_id)
 {
-	struct store_user_ref ref = { 0 };
-	struct store_user u = { 0 };
-	enum api_err err = api_authenticate(req, user_id, NULL);
-	enum store_status st;
+	struct store_user u;
+	enum api_err err = api_authenticate(req, &u, NULL);
 
-	if (err == API_ERR_NONE) {
-		ref.id = *user_id;
-		st = store_user_get(api_store(req), &ref, &u);
-		if (st != STORE_OK)
-			err = st == STORE_NOT_FOUND ? API_ERR_NOT_AUTHENTICATED : store_api_err(st);
-		else if (!u.can_invite_teachers)
-			err = API_ERR_FORBIDDEN;
-		store_user_clear(&u);
-	}
+	if (err == API_ERR_NONE && !u.can_invite_teachers)
+		err = API_ERR_FORBIDDEN;
+	*user_id = u.id;
+	store_user_clear(&u);
 	if (err != API_ERR_NONE)
 		api_reply_error(req, err);
 	return err == API_ERR_NONE;
@@ -331,8 +324,9 @@ api_invitation_accept(struct http_req *req)
 	const char *token = NULL;
 	json_t *obj = NULL;
 	size_t len = 0;
-	int64_t user_id;
-	enum api_err err = api_authenticate(req, &user_id, NULL);
+	struct store_user user;
+	enum api_err err = api_authenticate(req, &user, NULL);
+	int64_t user_id = user.id;
 
 	if (err != API_ERR_NONE) {
 		api_reply_error(req, err);
@@ -362,6 +356,7 @@ api_invitation_accept(struct http_req *req)
 	if (!http_defer(req, accept_finish))
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 out:
+	store_user_clear(&user);
 	inv_ctx_free(c);
 	json_decref(obj);
 }

@@ -227,14 +227,15 @@ void
 api_logout(struct http_req *req)
 {
 	char *hash = malloc(65);
-	int64_t user_id;
+	struct store_user user;
 	enum api_err err;
 
 	if (hash == NULL) {
 		api_reply_error(req, API_ERR_INTERNAL);
 		return;
 	}
-	err = api_authenticate(req, &user_id, hash);
+	err = api_authenticate(req, &user, hash);
+	store_user_clear(&user);
 	if (err != API_ERR_NONE) {
 		free(hash);
 		api_reply_error(req, err);
@@ -350,13 +351,14 @@ out:
 void
 api_me(struct http_req *req)
 {
-	int64_t user_id;
-	enum api_err err = api_authenticate(req, &user_id, NULL);
+	struct store_user user;
+	enum api_err err = api_authenticate(req, &user, NULL);
 
 	if (err != API_ERR_NONE)
 		api_reply_error(req, err);
 	else if (req->method == HTTP_PATCH)
-		me_patch(req, user_id);
+		me_patch(req, user.id);
 	else
-		reply_me(req, user_id);
+		http_reply_json_new(req, 200, me_json_new(&user));	/* one read in all */
+	store_user_clear(&user);
 }

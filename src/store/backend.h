@@ -29,7 +29,8 @@ struct store_ops {
 	enum store_status (*user_delete)(struct store *s, int64_t id);
 	enum store_status (*token_create)(struct store *s, int64_t user_id, const char *token_hash,
 	    long long ttl_s, char expires_at[64]);
-	enum store_status (*token_user)(struct store *s, const char *token_hash, int64_t *user_id);
+	enum store_status (*token_user)(struct store *s, const char *token_hash,
+	    struct store_user *out);
 	enum store_status (*token_revoke)(struct store *s, const char *token_hash);
 	enum store_status (*invite_create)(struct store *s, int64_t inviter_id, const char *email,
 	    const char *email_key, const char *token_hash, long long ttl_s,

@@ -118,7 +118,7 @@ static const char *const sql_text[ST_COUNT_] = {
 	[ST_TOKENS_PURGE] = "DELETE FROM auth_tokens WHERE user_id = $1 AND expires_at <= $2",
 	[ST_TOKENS_REVOKE_USER] = "DELETE FROM auth_tokens WHERE user_id = $1",
 	[ST_SET_LAST_LOGIN] = "UPDATE users SET last_login = $2 WHERE id = $1",
-	[ST_TOKEN_USER] = "SELECT t.user_id FROM auth_tokens t JOIN users u ON u.id = t.user_id"
+	[ST_TOKEN_USER] = USER_COLS " JOIN auth_tokens t ON t.user_id = u.id"
 			  " WHERE t.token_hash = $1 AND t.expires_at > $2 AND u.is_active",
 	[ST_TOKEN_DELETE] = "DELETE FROM auth_tokens WHERE token_hash = $1",
 	[ST_INV_EXPIRE_EMAIL] = "UPDATE teacher_invitations SET status = 'expired'"
@@ -797,7 +797,7 @@ pg_token_create(struct store *base, int64_t user_id, const char *token_hash, lon
 }
 
 static enum store_status
-pg_token_user(struct store *base, const char *token_hash, int64_t *user_id)
+pg_token_user(struct store *base, const char *token_hash, struct store_user *out)
 {
 	char now[64];
 	const char *params[2] = { token_hash, now };
@@ -806,12 +806,8 @@ pg_token_user(struct store *base, const char *token_hash, int64_t *user_id)
 
 	store_time_rfc3339(0, now);
 	st = run(from(base), ST_TOKEN_USER, 2, params, &r);
-	if (st == STORE_OK) {
-		if (PQntuples(r) == 1)
-			*user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		else
-			st = STORE_NOT_FOUND;
-	}
+	if (st == STORE_OK)
+		st = PQntuples(r) == 1 ? read_user(r, 0, out, NULL) : STORE_NOT_FOUND;
 	PQclear(r);
 	return st;
 }

@@ -109,7 +109,7 @@ static const char *const sql_text[ST_COUNT_] = {
 	[ST_TOKENS_PURGE] = "DELETE FROM auth_tokens WHERE user_id = ?1 AND expires_at <= ?2",
 	[ST_TOKENS_REVOKE_USER] = "DELETE FROM auth_tokens WHERE user_id = ?1",
 	[ST_SET_LAST_LOGIN] = "UPDATE users SET last_login = ?2 WHERE id = ?1",
-	[ST_TOKEN_USER] = "SELECT t.user_id FROM auth_tokens t JOIN users u ON u.id = t.user_id"
+	[ST_TOKEN_USER] = USER_COLS " JOIN auth_tokens t ON t.user_id = u.id"
 			  " WHERE t.token_hash = ?1 AND t.expires_at > ?2 AND u.is_active = 1",
 	[ST_TOKEN_DELETE] = "DELETE FROM auth_tokens WHERE token_hash = ?1",
 	[ST_INV_EXPIRE_EMAIL] = "UPDATE teacher_invitations SET status = 'expired'"
@@ -841,7 +841,7 @@ sqlite_token_create(struct store *base, int64_t user_id, const char *token_hash,
 }
 
 static enum store_status
-sqlite_token_user(struct store *base, const char *token_hash, int64_t *user_id)
+sqlite_token_user(struct store *base, const char *token_hash, struct store_user *out)
 {
 	struct sqlite_store *s = from(base);
 	sqlite3_stmt *st = stmt(s, ST_TOKEN_USER);
@@ -855,12 +855,10 @@ sqlite_token_user(struct store *base, const char *token_hash, int64_t *user_id)
 	bind_text(st, 1, token_hash);
 	bind_text(st, 2, now);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*user_id = sqlite3_column_int64(st, 0);
-		res = STORE_OK;
-	} else {
+	if (rc == SQLITE_ROW)
+		res = read_user(st, out, NULL);
+	else
 		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
-	}
 	sqlite3_reset(st);
 	return res;
 }

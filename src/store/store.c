@@ -125,10 +125,15 @@ store_token_create(struct store *s, int64_t user_id, const char *token_hash, lon
 }
 
 enum store_status
-store_token_user(struct store *s, const char *token_hash, int64_t *user_id)
+store_token_user(struct store *s, const char *token_hash, struct store_user *out)
 {
-	*user_id = 0;
-	return s->ops->token_user(s, token_hash, user_id);
+	enum store_status st;
+
+	memset(out, 0, sizeof(*out));
+	st = s->ops->token_user(s, token_hash, out);
+	if (st != STORE_OK)
+		store_user_clear(out);
+	return st;
 }
 
 enum store_status

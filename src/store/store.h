@@ -184,11 +184,12 @@ RS_MUSTCHECK enum store_status store_token_create(struct store *s, int64_t user_
     const char *token_hash, long long ttl_s, /* OUT: */ char expires_at[64]);
 
 /*
- * The active account holding an unexpired token: STORE_NOT_FOUND for an
- * unknown, expired or revoked token or an inactive account.
+ * The active account (with its profile) holding an unexpired token, in one
+ * query: STORE_NOT_FOUND for an unknown, expired or revoked token or an
+ * inactive account. `*out` is released with store_user_clear.
  */
 RS_MUSTCHECK enum store_status store_token_user(struct store *s, const char *token_hash,
-    /* OUT: */ int64_t *user_id);
+    /* OUT: */ struct store_user *out);
 
 /* Revokes one token (logout). STORE_OK even when it was already gone. */
 RS_MUSTCHECK enum store_status store_token_revoke(struct store *s, const char *token_hash);
