@@ -41,10 +41,9 @@ worker(void *arg)
 		p->queued--;
 		p->running++;
 		pthread_mutex_unlock(&p->mu);
-		j.fn(j.arg, ctx);
+		j.fn(j.arg, ctx);	/* calls pool_release */
 		pthread_mutex_lock(&p->mu);
 		p->running--;
-		p->reserved--;
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (p->fini != NULL)
@@ -105,6 +104,14 @@ pool_submit_reserved(struct pool *p, pool_fn fn, void *arg)
 	p->ring[(p->head + p->queued) % p->capacity] = (struct job){ fn, arg };
 	p->queued++;
 	pthread_cond_signal(&p->nonempty);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void
+pool_release(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->reserved--;
 	pthread_mutex_unlock(&p->mu);
 }
 

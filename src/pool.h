@@ -25,8 +25,15 @@ struct pool *pool_new(unsigned workers, unsigned capacity, void *(*init)(void *)
 /* Reserves a queue slot; false when the queue is full (answer 503). */
 bool pool_reserve(struct pool *p);
 
-/* Queues `fn(arg, ctx)` in a slot reserved by pool_reserve; never fails. */
+/*
+ * Queues `fn(arg, ctx)` in a slot reserved by pool_reserve; never fails. The
+ * job must call pool_release once when its result is ready (before handing it
+ * on), so the slot is free by the time the client can ask again.
+ */
 void pool_submit_reserved(struct pool *p, pool_fn fn, void *arg);
+
+/* Gives back the slot of a job that has finished its work. */
+void pool_release(struct pool *p);
 
 /* Jobs waiting or running now. */
 size_t pool_depth(struct pool *p);

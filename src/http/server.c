@@ -15,6 +15,7 @@
 #include "store.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -445,6 +446,8 @@ run_deferred(void *arg, void *ctx)
 		http_log(req, LOG_ERROR, "deferred handler set no reply");
 		api_reply_error(req, API_ERR_INTERNAL);
 	}
+	/* The slot is free before the client can send its next request. */
+	pool_release(req->srv->pool);
 	MHD_resume_connection(req->conn);
 }
 
@@ -577,9 +580,14 @@ void
 http_server_stop(struct http_server *srv)
 {
 	uint64_t deadline = now_us() + (uint64_t)srv->cfg->shutdown_timeout_s * 1000000u;
-	/* Stop accepting. The listening socket stays open until the daemon is
-	 * gone: its threads still hold it in their epoll sets. */
+	/* Stop accepting. The listening socket is shut down at once, so new
+	 * connections are refused (nginx then tries the next instance) instead of
+	 * queueing unanswered; it is closed only after the daemon is gone, since
+	 * its threads still hold it in their epoll sets. */
 	MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+
+	if (fd != MHD_INVALID_SOCKET)
+		shutdown(fd, SHUT_RDWR);
 
 	while (atomic_load(&srv->inflight) > 0 && now_us() < deadline)
 		usleep(10000);

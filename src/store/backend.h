@@ -56,6 +56,13 @@ struct store {
  */
 void store_time_rfc3339(long long ahead_s, char out[64]);
 
+/*
+ * The account just committed, built from what was written (never re-read: a
+ * lost connection after COMMIT must not turn a created account into an error).
+ */
+enum store_status store_user_from_new(const struct store_new_user *in, int64_t id,
+    const char *joined, struct store_user *out);
+
 extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_postgres_ops;
 extern const struct store_migration store_migrations_sqlite[];

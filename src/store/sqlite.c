@@ -714,17 +714,11 @@ sqlite_user_create(struct store *base, const struct store_new_user *in, struct s
     enum store_invite_why *why)
 {
 	struct create_args a = { .in = in, .why = why };
-	struct store_user_ref ref = { 0 };
 	enum store_status st;
 
 	store_time_rfc3339(0, a.joined);
 	st = in_tx(from(base), create_body, &a);
-	if (st != STORE_OK)
-		return st;
-	ref.id = a.id;
-	/* Committed: a failure to read it back must not make the client retry into 400. */
-	st = sqlite_user_get(base, &ref, out, NULL);
-	return st == STORE_OK ? STORE_OK : STORE_ERROR;
+	return st == STORE_OK ? store_user_from_new(in, a.id, a.joined, out) : st;
 }
 
 struct update_args {

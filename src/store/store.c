@@ -190,6 +190,27 @@ store_rate_count(struct store *s, const char *key, long long window_s, int add, 
 	return s->ops->rate_count(s, key, start, add, count);
 }
 
+enum store_status
+store_user_from_new(const struct store_new_user *in, int64_t id, const char *joined,
+    struct store_user *out)
+{
+	out->id = id;
+	out->username = strdup(in->username);
+	out->email = strdup(in->email);
+	out->date_joined = strdup(joined);
+	out->role = strdup(in->role);
+	out->bio = strdup(in->bio != NULL ? in->bio : "");
+	out->is_active = true;
+	out->is_admin = in->is_admin;
+	out->can_invite_teachers = in->can_invite_teachers;
+	if (out->username == NULL || out->email == NULL || out->date_joined == NULL ||
+	    out->role == NULL || out->bio == NULL) {
+		store_user_clear(out);
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
 void
 store_time_rfc3339(long long ahead_s, char out[64])
 {
