@@ -68,7 +68,7 @@ static const struct opt opts[] = {
 	{ "limit-login-per-ip", "ROSTER_LIMIT_LOGIN_PER_IP", OPT_UINT, OFF(limit_login_ip),
 	    CONFIG_SERVE, 1, 1000000, "N", "login attempts per IP per minute (default 30)" },
 	{ "limit-login-failures", "ROSTER_LIMIT_LOGIN_FAILURES", OPT_UINT, OFF(limit_login_failures),
-	    CONFIG_SERVE, 1, 1000000, "N", "failed logins per account per 5 minutes (default 5)" },
+	    CONFIG_SERVE, 1, 1000000, "N", "failed logins per account (or unknown name) per 5 minutes (default 5)" },
 	{ "limit-invites", "ROSTER_LIMIT_INVITES", OPT_UINT, OFF(limit_invites), CONFIG_SERVE, 1,
 	    1000000, "N", "invitations per inviter per hour (default 20)" },
 	{ "token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",

@@ -143,7 +143,8 @@ route_label(size_t r)
 static void
 render_requests(struct out *o)
 {
-	put(o, "# HELP roster_http_requests_total HTTP requests answered, by route and status.\n"
+	put(o, "# HELP roster_http_requests_total HTTP requests finished, by route and status"
+	       " (status other: none, or one not listed).\n"
 	       "# TYPE roster_http_requests_total counter\n");
 	for (size_t r = 0; r <= nroutes; r++)
 		for (size_t s = 0; s < NSTATUS; s++) {

@@ -9,6 +9,7 @@ static const struct api_err_info table[] = {
 	[API_ERR_NONE] = { 200, "ok", "OK." },
 	[API_ERR_MALFORMED_JSON] = { 400, "malformed_json",
 	    "The request body must be a JSON object in valid UTF-8." },
+	[API_ERR_BAD_REQUEST] = { 400, "bad_request", "The request is malformed." },
 	[API_ERR_INVALID] = { 400, "invalid", "Invalid input." },
 	[API_ERR_USERNAME_TAKEN] = { 400, "username_taken", "Username already taken." },
 	[API_ERR_EMAIL_TAKEN] = { 400, "email_taken", "Email already registered." },

@@ -93,7 +93,7 @@ login_finish(struct http_req *req)
 	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
 	struct store_user_ref ref = { 0, c->username_key, c->email_key };
 	struct store_user user = { 0 };
-	char *hash = NULL, token[65], token_hash[65], expires[64];
+	char *hash = NULL, token[65] = "", token_hash[65], expires[64], subject[330];
 	bool ok = false, rehash = false;
 	enum store_status st = STORE_NOT_FOUND;
 
@@ -101,10 +101,7 @@ login_finish(struct http_req *req)
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 		return;
 	}
-	/* Failures count per login name, known or not: a lockout says nothing
-	 * about whether an account exists. */
-	if (api_limit(req, API_LIMIT_LOGIN_IP, req->remote, 1) != API_ERR_NONE ||
-	    api_limit(req, API_LIMIT_LOGIN_FAILURES, c->name, 0) != API_ERR_NONE) {
+	if (api_limit(req, API_LIMIT_LOGIN_IP, req->remote, 1) != API_ERR_NONE) {
 		metrics_login(METRICS_LOGIN_RATE_LIMITED);
 		api_reply_error(req, API_ERR_RATE_LIMITED);
 		return;
@@ -116,10 +113,22 @@ login_finish(struct http_req *req)
 		api_reply_error(req, store_api_err(st));
 		goto out;
 	}
+	/* Failures count per account, whichever name it was reached by, and per
+	 * login name when no account has it: unknown names lock out the same way,
+	 * so a lockout says nothing about whether an account exists. */
+	if (st == STORE_OK)
+		snprintf(subject, sizeof(subject), "#%lld", (long long)user.id);
+	else
+		snprintf(subject, sizeof(subject), "%s", c->name);
+	if (api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 0) != API_ERR_NONE) {
+		metrics_login(METRICS_LOGIN_RATE_LIMITED);
+		api_reply_error(req, API_ERR_RATE_LIMITED);
+		goto out;
+	}
 	ok = rcrypto_verify_any(c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost),
 	    &cost, &rehash);
 	if (!ok || st != STORE_OK || !user.is_active) {
-		api_limit(req, API_LIMIT_LOGIN_FAILURES, c->name, 1);
+		api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 1);
 		metrics_login(METRICS_LOGIN_FAILED);
 		api_reply_error(req, API_ERR_INVALID_CREDENTIALS);
 		goto out;

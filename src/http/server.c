@@ -257,12 +257,31 @@ queue_reply(struct http_req *req)
 	return ret;
 }
 
+static enum MHD_Result
+count_length_headers(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		(*(unsigned *)cls)++;
+	return MHD_YES;
+}
+
 /* First call: decide early what the declared body size allows. */
 static bool
 check_declared_length(struct http_req *req)
 {
 	const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *te = http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	unsigned lengths = 0;
+
+	/* RFC 9112 6.3: differing lengths are an error (a request-smuggling vector
+	 * behind a proxy that would read the other one); MHD uses the first. */
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_length_headers, &lengths);
+	if (lengths > 1) {
+		api_reply_error(req, API_ERR_BAD_REQUEST);
+		return false;
+	}
 
 	req->chunked = te != NULL && strcasestr(te, "chunked") != NULL;
 	req->has_length = cl != NULL;
