@@ -454,6 +454,7 @@ Test(api_err, statuses_and_codes_of_api_md)
 		const char *code;
 	} want[] = {
 	    {API_ERR_MALFORMED_JSON, 400, "malformed_json"},
+	    {API_ERR_BAD_REQUEST, 400, "bad_request"},
 	    {API_ERR_INVALID, 400, "invalid"},
 	    {API_ERR_USERNAME_TAKEN, 400, "username_taken"},
 	    {API_ERR_EMAIL_TAKEN, 400, "email_taken"},
