@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "support.h"
 
 static enum api_err
 parse_n(const char *body, size_t len, json_t **out)
@@ -58,33 +59,6 @@ static json_t *
 expect_object(const char *body)
 {
 	return expect_object_n(body, strlen(body), body);
-}
-
-/*
- * A copy of `s` with no terminator, ending right before an inaccessible page:
- * any read past `len` crashes the test (with or without ASan).
- */
-static char *
-unterminated(const char *s, size_t *len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	char *map;
-
-	*len = strlen(s);
-	cr_assert_lt(*len, page);
-	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(map, MAP_FAILED);
-	cr_assert_eq(mprotect(map + page, page, PROT_NONE), 0);
-	memcpy(map + page - *len, s, *len);
-	return map + page - *len;
-}
-
-static void
-unterminated_free(char *p, size_t len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	munmap(p + len - page, 2 * page);
 }
 
 /*

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "support.h"
 
 struct norm {
 	enum acct_status st;
@@ -112,33 +113,6 @@ repeat(const char *unit, size_t n)
 		memcpy(s + i * ul, unit, ul);
 	s[ul * n] = '\0';
 	return s;
-}
-
-/*
- * A copy of `s` with no terminator, ending right before an inaccessible page:
- * any read past `len` crashes the test (with or without ASan).
- */
-static char *
-unterminated(const char *s, size_t *len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	char *map;
-
-	*len = strlen(s);
-	cr_assert_lt(*len, page);
-	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(map, MAP_FAILED);
-	cr_assert_eq(mprotect(map + page, page, PROT_NONE), 0);
-	memcpy(map + page - *len, s, *len);
-	return map + page - *len;
-}
-
-static void
-unterminated_free(char *p, size_t len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	munmap(p + len - page, 2 * page);
 }
 
 /* Zero-width, invisible and bidi-control characters, as UTF-8. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "support.h"
 
 static bool
 has_msg(const struct acct_errors *errs, const char *msg)
@@ -82,33 +83,6 @@ expect_ok(const char *pw, const char *user, const char *mail)
 	dump(&errs, buf, sizeof buf);
 	cr_assert(ok, "\"%s\" rejected: %s", pw, buf);
 	cr_assert_eq(errs.n, 0);
-}
-
-/*
- * A copy of `s` with no terminator, ending right before an inaccessible page:
- * any read past `len` crashes the test (with or without ASan).
- */
-static char *
-unterminated(const char *s, size_t *len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	char *map;
-
-	*len = strlen(s);
-	cr_assert_lt(*len, page);
-	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(map, MAP_FAILED);
-	cr_assert_eq(mprotect(map + page, page, PROT_NONE), 0);
-	memcpy(map + page - *len, s, *len);
-	return map + page - *len;
-}
-
-static void
-unterminated_free(char *p, size_t len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	munmap(p + len - page, 2 * page);
 }
 
 /* ---- acct_password_check ---- */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "support.h"
 
 static struct acct_signup_input
 input(const char *user, const char *mail, const char *pw)
@@ -376,33 +377,6 @@ Test(acct_signup, errors_on_every_field_reported_at_once)
 	cr_assert(has(&errs, "role", ACCT_MSG_ROLE_INVALID), "%s", dump(&errs));
 	cr_assert(has(&errs, "bio", ACCT_MSG_BIO_TOO_LONG), "%s", dump(&errs));
 	free(bio);
-}
-
-/*
- * A copy of `s` with no terminator, ending right before an inaccessible page:
- * any read past `len` crashes the test (with or without ASan).
- */
-static char *
-unterminated(const char *s, size_t *len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	char *map;
-
-	*len = strlen(s);
-	cr_assert_lt(*len, page);
-	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(map, MAP_FAILED);
-	cr_assert_eq(mprotect(map + page, page, PROT_NONE), 0);
-	memcpy(map + page - *len, s, *len);
-	return map + page - *len;
-}
-
-static void
-unterminated_free(char *p, size_t len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	munmap(p + len - page, 2 * page);
 }
 
 Test(acct_signup, valid_input_need_not_be_nul_terminated)
