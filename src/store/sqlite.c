@@ -573,6 +573,22 @@ sqlite_user_get(struct store *base, const struct store_user_ref *ref, struct sto
 	return res;
 }
 
+/* Makes room for item `n` of an array of `*cap` items, doubling; false on OOM. */
+static bool
+grow(void **items, size_t n, size_t *cap, size_t size)
+{
+	void *grown;
+
+	if (n < *cap)
+		return true;
+	grown = realloc(*items, (*cap != 0 ? *cap * 2 : 16) * size);
+	if (grown == NULL)
+		return false;
+	*items = grown;
+	*cap = *cap != 0 ? *cap * 2 : 16;
+	return true;
+}
+
 static enum store_status
 sqlite_user_list(struct store *base, struct store_users *out)
 {
@@ -585,16 +601,9 @@ sqlite_user_list(struct store *base, struct store_users *out)
 	if (st == NULL)
 		return STORE_ERROR;
 	while (res == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (out->n == cap) {
-			struct store_user *grown;
-
-			cap = cap != 0 ? cap * 2 : 16;
-			grown = realloc(out->items, cap * sizeof(*grown));
-			if (grown == NULL) {
-				res = STORE_ERROR;
-				break;
-			}
-			out->items = grown;
+		if (!grow((void **)&out->items, out->n, &cap, sizeof(out->items[0]))) {
+			res = STORE_ERROR;
+			break;
 		}
 		memset(&out->items[out->n], 0, sizeof(out->items[0]));
 		res = read_user(st, &out->items[out->n++], NULL);
@@ -1006,16 +1015,9 @@ sqlite_invite_list(struct store *base, int64_t inviter_id, struct store_invitati
 	sqlite3_bind_int64(st, 1, inviter_id);
 	bind_text(st, 2, now);
 	while (res == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (out->n == cap) {
-			struct store_invitation *grown;
-
-			cap = cap != 0 ? cap * 2 : 16;
-			grown = realloc(out->items, cap * sizeof(*grown));
-			if (grown == NULL) {
-				res = STORE_ERROR;
-				break;
-			}
-			out->items = grown;
+		if (!grow((void **)&out->items, out->n, &cap, sizeof(out->items[0]))) {
+			res = STORE_ERROR;
+			break;
 		}
 		memset(&out->items[out->n], 0, sizeof(out->items[0]));
 		res = read_invite(st, &out->items[out->n++]);
