@@ -10,7 +10,7 @@ export ROSTER_DB
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build build-san build-fuzz run test test-unit test-http test-san fuzz format clean bench
+.PHONY: all deps build build-san build-fuzz run test test-unit test-http test-san fuzz format clean bench check-memory
 
 all: build
 
@@ -57,6 +57,11 @@ test-unit: build
 
 test-http: build
 	meson test -C $(BUILD) --suite http --print-errorlogs
+
+# roster under valgrind (migrate, user create, serve with a short scenario, SIGTERM)
+# on SQLite; fails on any memory error or definite/indirect leak. About 10 seconds.
+check-memory: build
+	scripts/check-memory $(BUILD)/roster
 
 # Release build (no sanitizers), wrk and nginx, then bench/run: ratios against an
 # nginx reference measured in the same run (README "Benchmarks"). Under 3 minutes.

@@ -52,11 +52,11 @@ open_db(const struct config *cfg)
 	struct store *s = NULL;
 
 	if (store_open(cfg->db, STORE_OPEN_EXISTING, &s) != STORE_OK) {
-		fail(CLI_FAILURE, "cannot open database %s; create it with `roster migrate`", cfg->db);
+		fail(CLI_FAILURE, "cannot open the database: %s", store_open_hint(cfg->db));
 		return NULL;
 	}
 	if (store_schema(s, &schema) != STORE_OK || schema.applied != schema.latest) {
-		fail(CLI_FAILURE, "database %s is not migrated; run `roster migrate`", cfg->db);
+		fail(CLI_FAILURE, "the database is not migrated; run `roster migrate`%s", "");
 		store_close(s);
 		return NULL;
 	}

@@ -39,15 +39,17 @@ open_schema(const struct config *cfg, enum store_open_mode mode, struct store **
     struct store_schema *schema)
 {
 	enum store_status st = store_open(cfg->db, mode, s);
+	char db[512];
 
+	store_url_redacted(cfg->db, db, sizeof(db));
 	if (st != STORE_OK) {
-		log_msg(LOG_ERROR, "cannot open database %s (%s); create it with `roster migrate --db %s`",
-		    cfg->db, store_status_str(st), cfg->db);
+		log_msg(LOG_ERROR, "cannot open database %s (%s): %s", db, store_status_str(st),
+		    store_open_hint(cfg->db));
 		return -1;
 	}
 	st = store_schema(*s, schema);
 	if (st != STORE_OK) {
-		log_msg(LOG_ERROR, "cannot read the schema version of %s: %s", cfg->db,
+		log_msg(LOG_ERROR, "cannot read the schema version of %s: %s", db,
 		    store_status_str(st));
 		return -1;
 	}
@@ -94,11 +96,11 @@ cmd_check(const struct config *cfg)
 	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0)
 		goto out;
 	if (schema.applied != schema.latest) {
-		printf("database %s: %d migration(s) pending; run `roster migrate`\n", cfg->db,
+		printf("%d migration(s) pending; run `roster migrate`\n",
 		    schema.latest - schema.applied);
 		goto out;
 	}
-	printf("configuration ok; database %s reachable; schema current (version %d)\n", cfg->db,
+	printf("configuration ok; database reachable; schema current (version %d)\n",
 	    schema.applied);
 	rc = 0;
 out:
@@ -122,9 +124,9 @@ cmd_serve(const struct config *cfg)
 	store_close(s);
 	if (schema.applied != schema.latest) {
 		log_msg(LOG_ERROR,
-		    "database %s has %d pending migration(s) (at version %d, binary needs %d): "
-		    "run `roster migrate --db %s` first",
-		    cfg->db, schema.latest - schema.applied, schema.applied, schema.latest, cfg->db);
+		    "the database has %d pending migration(s) (at version %d, binary needs %d): "
+		    "run `roster migrate` (with the same --db) first",
+		    schema.latest - schema.applied, schema.applied, schema.latest);
 		return 1;
 	}
 	/* Block the stop signals in every thread; this one takes them with sigwait. */

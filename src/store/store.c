@@ -25,6 +25,38 @@ store_url_valid(const char *url)
 	return ops != NULL && url[strlen(ops->scheme)] != '\0';
 }
 
+void
+store_url_redacted(const char *url, char *out, size_t size)
+{
+	const char *scheme = strstr(url, "://"), *at, *colon, *pw;
+	size_t n;
+
+	snprintf(out, size, "%s", url);
+	if (scheme != NULL && (at = strchr(scheme + 3, '@')) != NULL &&
+	    (colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3))) != NULL) {
+		n = (size_t)(colon + 1 - url);
+		snprintf(out, size, "%.*s***%s", (int)n, url, at);
+	}
+	pw = strstr(out, "password=");
+	if (pw != NULL) {
+		size_t keep = (size_t)(pw - out) + strlen("password=");
+		const char *rest = url + (strstr(url, "password=") - url) + strlen("password=");
+
+		rest += strcspn(rest, "& ");
+		if (keep + 3 < size)
+			snprintf(out + keep, size - keep, "***%s", rest);
+	}
+}
+
+const char *
+store_open_hint(const char *url)
+{
+	if (strncmp(url, "sqlite:", 7) == 0)
+		return "create it with `roster migrate`";
+	return "check that PostgreSQL is running and the database exists (createdb), "
+	       "then run `roster migrate`";
+}
+
 const char *
 store_status_str(enum store_status st)
 {

@@ -48,6 +48,12 @@ void store_close(struct store *s);
 /* True when a backend takes this URL (checked at configuration time). */
 bool store_url_valid(const char *url);
 
+/* `url` fit for logs: a password in it ("user:secret@", "password=") becomes "***". */
+void store_url_redacted(const char *url, char *out, size_t size);
+
+/* What to do when `url` cannot be opened, as one sentence for the operator. */
+const char *store_open_hint(const char *url);
+
 /* A cheap round trip: STORE_OK when the database answers. */
 RS_MUSTCHECK enum store_status store_ping(struct store *s);
 

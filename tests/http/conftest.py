@@ -1,13 +1,45 @@
 """
-Black-box HTTP tests of roster: real `roster serve` processes on a fresh SQLite
-file per test, driven with requests. The binary comes from ROSTER_BIN (meson
-sets it). Every server started here is stopped with SIGTERM at teardown; the
-test fails when it does not exit 0 within 15 s, when its stderr holds a
+Black-box HTTP tests of roster: real `roster serve` processes on a fresh
+database per test, driven with requests. The binary comes from ROSTER_BIN
+(meson sets it). Every server started here is stopped with SIGTERM at teardown;
+the test fails when it does not exit 0 within 15 s, when its stderr holds a
 sanitizer report, or when a stderr line is not JSON.
+
+Both backends. The `backend` fixture is parametrized over "sqlite" and
+"postgres" (test ids `...[sqlite]` / `...[postgres]`), and `make_db`, `db`,
+`server` and `fast_server` depend on it, so every test using them runs twice.
+
+- `make_db(migrate=True, create=True) -> Db`: a new database for this test.
+  SQLite: a file in its own directory under tmp_path. PostgreSQL: a new
+  database `test_<n>` in the session's throwaway cluster (dropped after the
+  test); a migrated one is a copy of a database that `roster migrate` migrated
+  at the start of the session, made ahead in the background. `migrate=False`:
+  no schema (SQLite: no file yet; PostgreSQL: an empty database); with
+  `create=False` too, on PostgreSQL the database does not exist (`roster
+  migrate` makes a missing SQLite file, never a missing PostgreSQL database).
+- `Db`: `.url` (the --db value), `.backend` ("sqlite" | "postgres"), `.dir` (a
+  directory for this database's server logs), `.path` (SQLite file) or
+  `.name` and `.cluster` (PostgreSQL), `.migrate()`, `.query(sql, *params)`,
+  `.scalar(...)`, `.execute(...)` (one autocommitted write, returns rowcount),
+  `.connect()` (a DB-API connection, autocommit), `.count_users()`, `.user(id)`,
+  `.invitation(id)`, `.assert_invariants()`. SQL uses `?` placeholders on both.
+  `query` returns the same Python values on both: booleans as 0/1 ints and
+  timestamps as the RFC 3339 UTC text SQLite stores
+  (`2024-05-01T12:00:00.123456Z`); bind Python booleans (`is_active = ?`, False),
+  never integer literals, when writing boolean columns.
+- `pg_cluster` (session): the throwaway PostgreSQL cluster (pgcluster.py),
+  created at the first PostgreSQL test and removed at the end of the session,
+  also when tests fail or the run is interrupted (SIGINT/SIGTERM). For fault
+  tests: `.stop(mode="fast"|"immediate")`, `.start()` (same port and data),
+  `.running` (the postmaster is alive), `.port`, `.url(dbname)`,
+  `.connect(dbname)` (psycopg2, autocommit, as superuser). `make_db` starts a
+  stopped cluster again, so a fault test that fails midway breaks no other.
+- `start_servers(db, n=1, args=()) -> [Server]`, `server`, `fast_server`.
 
 Helpers used by the test modules live here too (`from conftest import ...`).
 """
 
+import atexit
 import collections
 import datetime
 import http.client
@@ -24,6 +56,8 @@ import time
 
 import pytest
 import requests
+
+from pgcluster import DatabaseSupply, PgCluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BIN = os.path.join(HERE, "..", "..", "build", "roster")
@@ -64,24 +98,56 @@ def run_roster(*args, timeout=20):
 
 # --------------------------------------------------------------------------- database
 
-class Db:
-    """A database file; `query` reads it directly, read-only."""
+BACKENDS = ("sqlite", "postgres")
 
-    def __init__(self, path):
-        self.path = path
-        self.url = "sqlite:" + path
+
+def _pg_sql(sql):
+    """`?` placeholders -> `%s` (outside quoted literals and identifiers), `%` -> `%%`."""
+    out, quote = [], None
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+        elif ch == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if ch == "%" else ch)
+    return "".join(out)
+
+
+def _pg_value(v):
+    """A PostgreSQL value as SQLite would return it: 0/1 for booleans, RFC 3339 text for times."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(datetime.timezone.utc)
+        return v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return v
+
+
+class Db:
+    """One test database; `query` reads it directly. See the module docstring."""
+
+    backend = None
+    INVITATION_COLUMNS = ("id", "inviter_id", "email", "email_key", "token_hash", "status",
+                          "created_at", "expires_at", "accepted_at", "accepted_by")
+    USER_COLUMNS = ("id", "username", "email", "username_key", "email_key", "password_hash",
+                    "is_active", "is_admin", "role", "bio", "can_invite_teachers")
+
+    def __init__(self, url, directory):
+        self.url = url
+        self.dir = directory
+
+    def __repr__(self):
+        return f"<Db {self.url}>"
 
     def migrate(self):
         r = run_roster("migrate", "--db", self.url)
         assert r.returncode == 0, f"roster migrate failed ({r.returncode}): {r.stderr}"
         return self
-
-    def query(self, sql, *params):
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
 
     def scalar(self, sql, *params):
         return self.query(sql, *params)[0][0]
@@ -89,26 +155,12 @@ class Db:
     def count_users(self):
         return self.scalar("SELECT COUNT(*) FROM users")
 
-    def execute(self, sql, *params):
-        """One write in autocommit mode: no transaction stays open afterwards."""
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
-            return conn.execute(sql, params).rowcount
-        finally:
-            conn.close()
-
-    INVITATION_COLUMNS = ("id", "inviter_id", "email", "email_key", "token_hash", "status",
-                          "created_at", "expires_at", "accepted_at", "accepted_by")
-
     def invitation(self, inv_id):
         """One teacher_invitations row as a dict of INVITATION_COLUMNS."""
         rows = self.query(f"SELECT {', '.join(self.INVITATION_COLUMNS)}"
                           " FROM teacher_invitations WHERE id = ?", inv_id)
         assert len(rows) == 1, f"invitation {inv_id}: {len(rows)} rows"
         return dict(zip(self.INVITATION_COLUMNS, rows[0]))
-
-    USER_COLUMNS = ("id", "username", "email", "username_key", "email_key", "password_hash",
-                    "is_active", "is_admin", "role", "bio", "can_invite_teachers")
 
     def user(self, user_id):
         """One user joined with its profile, as a dict of USER_COLUMNS."""
@@ -132,6 +184,67 @@ class Db:
             dup = self.query(f"SELECT {col}, COUNT(*) FROM users"
                              f" GROUP BY {col} HAVING COUNT(*) > 1")
             assert not dup, f"duplicate {col}: {dup}"
+
+
+class SqliteDb(Db):
+    """A database file `path` (sqlite:PATH)."""
+
+    backend = "sqlite"
+
+    def __init__(self, path):
+        super().__init__("sqlite:" + path, os.path.dirname(path))
+        self.path = path
+
+    def connect(self):
+        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+
+    def query(self, sql, *params):
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def execute(self, sql, *params):
+        """One write in autocommit mode: no transaction stays open afterwards."""
+        conn = self.connect()
+        try:
+            return conn.execute(sql, params).rowcount
+        finally:
+            conn.close()
+
+
+class PgDb(Db):
+    """Database `name` in `cluster` (postgresql://postgres@127.0.0.1:PORT/NAME)."""
+
+    backend = "postgres"
+
+    def __init__(self, cluster, name, directory):
+        super().__init__(cluster.url(name), directory)
+        self.cluster = cluster
+        self.name = name
+
+    def connect(self):
+        """Autocommit; each statement sees what is committed when it starts."""
+        return self.cluster.connect(self.name, options="-c statement_timeout=30000")
+
+    def _run(self, sql, params, fetch):
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(_pg_sql(sql), params)
+                if fetch:
+                    return [tuple(_pg_value(v) for v in row) for row in cur.fetchall()]
+                return cur.rowcount
+        finally:
+            conn.close()
+
+    def query(self, sql, *params):
+        return self._run(sql, params, True)
+
+    def execute(self, sql, *params):
+        """One statement in autocommit mode: no transaction stays open afterwards."""
+        return self._run(sql, params, False)
 
 
 # --------------------------------------------------------------------------- servers
@@ -248,30 +361,99 @@ class Server:
         return self.request("DELETE", path, **kw)
 
 
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The session's throwaway PostgreSQL cluster; removed at the end, whatever happens."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_DFL:  # meson's timeout: run the teardowns, as for Ctrl-C
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    try:
+        cluster = PgCluster(max_connections=300).create()
+    except Exception as e:  # noqa: BLE001 -- reported as the failure of every PG test
+        pytest.fail(f"cannot create the throwaway PostgreSQL cluster: {e}", pytrace=False)
+    atexit.register(cluster.remove)  # should the teardown below not run
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+        atexit.unregister(cluster.remove)
+        if previous == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """"sqlite" or "postgres": every test depending on it runs once per backend."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _pg_supply(pg_cluster):
+    """Fresh migrated databases: copies of one that `roster migrate` (the binary under
+    test) migrated at the start of the session, made ahead in the background."""
+    pg_cluster.create_database("roster_template")
+    PgDb(pg_cluster, "roster_template", None).migrate()
+    supply = DatabaseSupply(pg_cluster, "roster_template", "test_", ahead=6)
+    yield supply
+    supply.close()
+
+
+_pg_unmigrated = [0]
+
+
 @pytest.fixture
-def make_db(tmp_path):
-    """make_db(migrate=True) -> Db: a new database file in this test's tmp dir."""
+def _dropped_at_end():
+    """PostgreSQL databases made by this test: [(supply, name)], handed back for dropping
+    after every other fixture of the test (start_servers depends on this too, so its
+    servers have stopped by then)."""
+    made = []
+    yield made
+    for supply, name in made:
+        supply.drop(name)
+
+
+@pytest.fixture
+def make_db(request, backend, tmp_path, _dropped_at_end):
+    """make_db(migrate=True, create=True) -> Db: a new database for this test."""
     n = [0]
 
-    def make(migrate=True):
+    def make(migrate=True, create=True):
         n[0] += 1
         d = tmp_path / f"db{n[0]}"
         d.mkdir()
-        db = Db(str(d / "roster.db"))
-        return db.migrate() if migrate else db
+        if backend == "sqlite":
+            db = SqliteDb(str(d / "roster.db"))
+            return db.migrate() if migrate else db
+        cluster = request.getfixturevalue("pg_cluster")
+        if not cluster.running:  # a fault test stopped it and did not start it again
+            cluster.start()
+        supply = request.getfixturevalue("_pg_supply")
+        if migrate:
+            name = supply.take()  # a copy of the migrated template
+        else:
+            _pg_unmigrated[0] += 1
+            name = f"test_unmigrated_{_pg_unmigrated[0]}"
+            if create:
+                cluster.create_database(name)
+        if migrate or create:
+            _dropped_at_end.append((supply, name))
+        return PgDb(cluster, name, str(d))
     return make
 
 
 @pytest.fixture
-def start_servers():
+def start_servers(_dropped_at_end):
     """start_servers(db, n=1, args=()) -> [Server]: n processes serving one database."""
     started = []
 
     def start(db, n=1, args=()):
-        base = os.path.dirname(db.path)
         servers = []
         for _ in range(n):
-            log = os.path.join(base, f"serve{len(started)}.stderr")
+            log = os.path.join(db.dir, f"serve{len(started)}.stderr")
             s = Server(db, log, args)
             started.append(s)
             servers.append(s)

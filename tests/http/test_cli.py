@@ -1,5 +1,5 @@
 """
-The admin CLI (docs/cli.md) on the same SQLite file as the API: every user and
+The admin CLI (docs/cli.md) on the same database as the API: every user and
 invite command through its exit code (0 ok, 1 invalid input, 2 usage, 3 not
 found, 4 conflict, 5 database unavailable), its stdout (text and --json) and
 its stderr (`roster: <message>` lines), and the same validation and
@@ -12,6 +12,7 @@ import pytest
 
 from conftest import (ACCEPT, LOGIN, PASSWORD, assert_code, assert_created, auth, cli, cli_json,
                       cli_ok, cli_user, login, parse_time, token_of, user_body)
+from pgcluster import free_port
 
 USER_KEYS = {"id", "username", "email", "is_active", "is_admin", "date_joined", "last_login",
              "profile"}
@@ -159,9 +160,12 @@ def test_user_create_help_0(db):
     assert "--password-stdin" in r.stdout + r.stderr
 
 
-def test_user_list_database_unavailable_5(tmp_path):
+def test_user_list_database_unavailable_5(backend, make_db, tmp_path):
     class Missing:
         url = "sqlite:" + str(tmp_path / "no" / "such" / "dir" / "roster.db")
+    if backend == "postgres":
+        Missing.url = f"postgresql://postgres@127.0.0.1:{free_port()}/roster"  # nothing listens
+        assert_exit(cli(make_db(migrate=False, create=False), "user", "list"), 5)  # no database
     assert_exit(cli(Missing, "user", "list"), 5)
 
 

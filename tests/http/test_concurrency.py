@@ -1,8 +1,9 @@
 """
 Concurrent registrations (the seed analysis, Tests 1 and 2): requests released
 together by a barrier, against one instance and against two instances sharing
-one SQLite file. Uniqueness must come from the database, so exactly one request
-of a conflicting group wins and every loser gets the exact 400 of the contract,
+one database (one SQLite file; one PostgreSQL database), on both backends.
+Uniqueness must come from the database, so exactly one request of a
+conflicting group wins and every loser gets the exact 400 of the contract,
 never a 500 or 503, and the database holds whole accounts only.
 """
 

@@ -1,7 +1,7 @@
 """
 Teacher invitations: the seed analysis' Test 3 both ways (register with an
 invitation; register as explorer, then accept), single use under concurrent
-attempts on two instances sharing one SQLite file (I3), every refusal with its
+attempts on two instances sharing one database (I3), every refusal with its
 own code and the invitation row untouched, and the inviter's lifecycle (list,
 resend, revoke). Inviters are made with the admin CLI, as an operator would.
 """
@@ -162,7 +162,7 @@ def test_invited_teacher_cannot_invite_403(fast_server, db, teach):
 
 @pytest.fixture
 def two(db, start_servers):
-    """Two instances sharing one SQLite file, cheap hashing; an inviter's token."""
+    """Two instances sharing one database, cheap hashing; an inviter's token."""
     servers = start_servers(db, 2, args=FAST_HASH)
     cli_user(db, "teach1", "--can-invite-teachers", email="t@example.com")
     return servers, token_of(servers[0], "teach1")

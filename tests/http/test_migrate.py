@@ -1,5 +1,5 @@
 """
-The command line: `serve` refuses a database with pending migrations and names
+The command line on both backends: `serve` refuses a database with pending migrations and names
 the fix, `migrate` and `migrate --check`, and flag handling.
 """
 
@@ -11,23 +11,25 @@ import pytest
 from conftest import assert_healthy, run_roster
 
 
-def serve_refusal(db):
-    """Runs serve on `db`; it must exit non-zero within a few seconds naming `roster migrate`."""
+def serve_refusal(db, hint="roster migrate"):
+    """Runs serve on `db`; it must exit non-zero within a few seconds, stderr naming `hint`."""
     try:
         r = run_roster("serve", "--db", db.url, "--bind", "127.0.0.1:0", timeout=5)
     except subprocess.TimeoutExpired as e:  # subprocess.run has killed it
-        pytest.fail(f"serve kept running on a database with pending migrations: {e.stderr}")
+        pytest.fail(f"serve kept running on a database it cannot use: {e.stderr}")
     assert r.returncode != 0, r.stderr
-    assert "roster migrate" in r.stderr, r.stderr
+    assert hint in r.stderr, r.stderr
+    return r
 
 
 def test_serve_pending_migrations_refuses_then_migrate_fixes(make_db, start_servers):
-    db = make_db(migrate=False)
-    conn = sqlite3.connect(db.path)  # a valid SQLite file without our schema
-    conn.execute("CREATE TABLE scratch (x)")
-    conn.execute("DROP TABLE scratch")
-    conn.commit()
-    conn.close()
+    db = make_db(migrate=False)  # PostgreSQL: an empty database
+    if db.backend == "sqlite":
+        conn = sqlite3.connect(db.path)  # a valid SQLite file without our schema
+        conn.execute("CREATE TABLE scratch (x)")
+        conn.execute("DROP TABLE scratch")
+        conn.commit()
+        conn.close()
 
     serve_refusal(db)
     assert run_roster("migrate", "--check", "--db", db.url).returncode == 1
@@ -43,9 +45,19 @@ def test_serve_pending_migrations_refuses_then_migrate_fixes(make_db, start_serv
 
 
 def test_serve_missing_database_refuses(make_db):
-    db = make_db(migrate=False)
-    serve_refusal(db)
-    assert run_roster("migrate", "--check", "--db", db.url).returncode == 1
+    """SQLite: no file yet, which `roster migrate` creates. PostgreSQL: no such
+    database, which only its administrator creates (migrate opens it like serve)."""
+    db = make_db(migrate=False, create=False)
+    if db.backend == "sqlite":
+        serve_refusal(db)
+        assert run_roster("migrate", "--check", "--db", db.url).returncode == 1
+    else:
+        r = serve_refusal(db, "does not exist")
+        assert db.name in r.stderr, r.stderr
+        for args in (("migrate", "--check"), ("migrate",)):
+            r = run_roster(*args, "--db", db.url)
+            assert r.returncode != 0, (args, r.stdout, r.stderr)
+            assert "does not exist" in r.stderr and db.name in r.stderr, (args, r.stderr)
 
 
 def test_migrate_twice_unchanged(db):
@@ -94,3 +106,15 @@ def test_serve_help_flag_exit_0():
     assert r.returncode == 0, r.stderr
     assert "--db" in r.stdout + r.stderr
 
+
+
+def test_database_url_password_never_printed():
+    """A password in --db is replaced by *** in every message (logs are not a secret store)."""
+    url = "postgresql://postgres:Sekr3t-Pw-77@127.0.0.1:1/x?password=Sekr3t-Pw-78"
+    for args in (["migrate", "--check"], ["migrate"], ["serve", "--bind", "127.0.0.1:0"],
+                 ["check"], ["user", "list"]):
+        r = run_roster(*args, "--db", url)
+        assert r.returncode != 0, args
+        out = r.stdout + r.stderr
+        assert "Sekr3t-Pw-7" not in out, (args, out)
+        assert "createdb" in out, (args, out)

@@ -298,7 +298,7 @@ def test_me_after_cli_deactivate_401(fast_server, db, ada):
 def test_me_deactivated_in_db_401(fast_server, db, ada):
     """A token of an account made inactive by any means (here the row itself) is refused."""
     token = token_of(fast_server, "ada")
-    db.execute("UPDATE users SET is_active = 0 WHERE id = ?", ada["id"])
+    assert db.execute("UPDATE users SET is_active = ? WHERE id = ?", False, ada["id"]) == 1
     assert_code(me(fast_server, token), "not_authenticated")
 
 

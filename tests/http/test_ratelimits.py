@@ -1,0 +1,178 @@
+"""
+Rate limits (README "Configuration", docs/security.md): counters live in the
+database, so every instance on it enforces one shared limit. Each test runs two
+instances on one database (both backends) with rate limits switched on
+explicitly (conftest turns them off by default) and small limits, and
+alternates its requests across the instances.
+
+Client addresses: the servers trust 127.0.0.1 as a proxy (--trusted-proxies),
+so `X-Forwarded-For` simulates distinct clients; a limited address must not
+affect another one.
+
+Windows are fixed and aligned to the epoch (60 s, 300 s, 3600 s); `fresh_window`
+waits out the last seconds of a window so a sequence never straddles a reset.
+"""
+
+import time
+
+from conftest import (FAST_HASH, INVITATIONS, LOGIN, MSG_EMAIL_TAKEN, PASSWORD, assert_code,
+                      assert_created, assert_error, auth, burst, cli_user, invite, login, outcome,
+                      report, user_body)
+
+IP_A = "203.0.113.7"
+IP_B = "198.51.100.23"
+PROXY = ("--trusted-proxies", "127.0.0.1")
+ON = ("--rate-limits", "on")
+WRONG = "not-the-Password-42"
+
+
+def limited(make_db, start_servers, *flags, n=2):
+    """A fresh database and `n` instances on it with rate limits on and `flags`."""
+    db = make_db()
+    return db, start_servers(db, n, args=(*FAST_HASH, *ON, *PROXY, *flags))
+
+
+def fresh_window(window_s, need_s=5.0):
+    """Sleeps past the next window boundary when fewer than `need_s` seconds remain."""
+    left = window_s - time.time() % window_s
+    if left < need_s:
+        time.sleep(left + 0.2)
+
+
+def xff(ip):
+    return {"X-Forwarded-For": ip}
+
+
+def assert_limited(resp, window_s):
+    """429 rate_limited with an integer Retry-After in (0, window]."""
+    assert_error(resp, 429, "rate_limited")
+    ra = resp.headers.get("Retry-After", "")
+    assert ra.isdigit() and 0 < int(ra) <= window_s, f"Retry-After: {ra!r}"
+    return int(ra)
+
+
+def login_as(server, name, password, ip=IP_A):
+    return server.post(LOGIN, json={"username": name, "password": password}, headers=xff(ip))
+
+
+def test_register_per_ip_shared_by_instances_6th_429_other_ip_201(make_db, start_servers):
+    db, servers = limited(make_db, start_servers, "--limit-register-per-ip", "5")
+    fresh_window(60)
+    for i in range(5):
+        r = servers[i % 2].register(user_body(f"reg{i}"), headers=xff(IP_A))
+        assert_created(r, f"reg{i}")
+    r = servers[5 % 2].register(user_body("reg5"), headers=xff(IP_A))
+    ra = assert_limited(r, 60)
+    r2 = servers[0].register(user_body("reg6"), headers=xff(IP_A))
+    assert_limited(r2, 60)
+    # Another address is not affected, nor is the proxy's own.
+    assert_created(servers[1].register(user_body("other_ip"), headers=xff(IP_B)), "other_ip")
+    assert_created(servers[0].register(user_body("no_xff")), "no_xff")
+    assert db.count_users() == 7
+    assert not db.query("SELECT id FROM users WHERE username IN ('reg5', 'reg6')")
+    print(f"register per IP (limit 5, 2 instances): 6th -> 429, Retry-After {ra}")
+
+
+def test_login_failures_per_name_shared_4th_429_even_right_password(make_db, start_servers):
+    db, servers = limited(make_db, start_servers, "--limit-login-failures", "3")
+    for name in ("victim", "bystander"):
+        assert_created(servers[0].register(user_body(name), headers=xff(IP_B)), name)
+    fresh_window(300)
+    seqs = {}
+    for name in ("victim", "ghost"):  # an account, and a login name nobody has
+        got = []
+        for i in range(3):
+            r = login_as(servers[i % 2], name, WRONG)
+            assert_code(r, "invalid_credentials")
+            got.append(outcome(r))
+        r = login_as(servers[1], name, PASSWORD)  # the right password for "victim"
+        assert_limited(r, 300)
+        got.append(outcome(r))
+        seqs[name] = got
+    # No enumeration: an unknown name goes through exactly the same sequence.
+    assert seqs["victim"] == seqs["ghost"] == ["400 invalid_credentials"] * 3 + ["429 rate_limited"]
+    # The lockout is per account: reaching it by its email, in either field, is locked too.
+    for field in ("email", "username"):
+        r = servers[0].post(LOGIN, json={field: "victim@example.com", "password": PASSWORD},
+                            headers=xff(IP_A))
+        assert_limited(r, 300)
+    # Another account is not affected, from the same address.
+    login(servers[0], username="bystander")
+    print(f"login failures (limit 3, 2 instances): {seqs}")
+
+
+def test_login_per_ip_shared_5th_429_other_ip_200(make_db, start_servers):
+    db, servers = limited(make_db, start_servers, "--limit-login-per-ip", "4")
+    assert_created(servers[0].register(user_body("walker")), "walker")
+    fresh_window(60)
+    got = []
+    for i, pw in enumerate((PASSWORD, WRONG, PASSWORD, WRONG)):
+        r = login_as(servers[i % 2], "walker", pw)
+        got.append(outcome(r))
+    assert got == ["200", "400 invalid_credentials"] * 2, got
+    r = login_as(servers[0], "walker", PASSWORD)
+    assert_limited(r, 60)
+    r = login_as(servers[1], "walker", PASSWORD, ip=IP_B)
+    assert r.status_code == 200, r.text
+
+
+def test_accounts_per_ip_shared_3rd_429_other_ip_201(make_db, start_servers):
+    db, servers = limited(make_db, start_servers, "--limit-accounts-per-ip", "2")
+    fresh_window(3600)
+    assert_created(servers[0].register(user_body("acct0"), headers=xff(IP_A)), "acct0")
+    # A refused attempt creates no account, so it does not count.
+    r = servers[1].register(user_body("acct_dup", email="acct0@example.com"), headers=xff(IP_A))
+    assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
+    assert_created(servers[1].register(user_body("acct1"), headers=xff(IP_A)), "acct1")
+    r = servers[0].register(user_body("acct2"), headers=xff(IP_A))
+    assert_limited(r, 3600)
+    assert_created(servers[1].register(user_body("acct3"), headers=xff(IP_B)), "acct3")
+    assert db.count_users() == 3
+
+
+def test_invitations_per_inviter_shared_3rd_429_other_inviter_201(make_db, start_servers):
+    db, servers = limited(make_db, start_servers, "--limit-invites", "2")
+    for name in ("inviter1", "inviter2"):
+        cli_user(db, name, "--can-invite-teachers")
+    t1 = login(servers[0], username="inviter1")["token"]
+    t2 = login(servers[1], username="inviter2")["token"]
+    fresh_window(3600)
+    invite(servers[0], t1, "t0@example.com")
+    invite(servers[1], t1, "t1@example.com")
+    r = servers[0].post(INVITATIONS, json={"email": "t2@example.com"}, headers=auth(t1))
+    assert_limited(r, 3600)
+    invite(servers[1], t2, "t2@example.com")
+    assert db.scalar("SELECT COUNT(*) FROM teacher_invitations") == 3
+
+
+def test_defaults_on_seed_test1_50_concurrent_one_email_one_201(make_db, start_servers):
+    """Default limits (120 attempts/min, 20 accounts/h per IP) leave the seed's Test 1
+    intact: 50 concurrent sign-ups with one email from one address, on two instances."""
+    db = make_db()
+    servers = start_servers(db, 2, args=ON)  # no fresh_window: a reset could only help
+    bodies = [{"username": f"user_{i}", "email": "shared@example.com", "password": "testpass123",
+               "role": "explorer"} for i in range(1, 51)]
+    results, _ = burst(servers, bodies)
+    counts = report(f"rate limits on (defaults), same email x50 [{db.backend}]", results)
+    assert counts == {"201": 1, "400 email_taken": 49}, counts
+    for r in results:
+        if r.status_code != 201:
+            assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
+    assert db.count_users() == 1
+    db.assert_invariants()
+
+
+def test_rate_limits_off_disables_every_limit(make_db, start_servers):
+    db = make_db()
+    servers = start_servers(db, 2, args=(*FAST_HASH, "--rate-limits", "off", *PROXY,
+                                         "--limit-register-per-ip", "1",
+                                         "--limit-accounts-per-ip", "1",
+                                         "--limit-login-per-ip", "1",
+                                         "--limit-login-failures", "1"))
+    for i in range(3):
+        assert_created(servers[i % 2].register(user_body(f"free{i}"), headers=xff(IP_A)))
+    for i in range(3):
+        assert_code(login_as(servers[i % 2], "free0", WRONG), "invalid_credentials")
+    r = login_as(servers[1], "free0", PASSWORD)
+    assert r.status_code == 200, r.text
+    assert db.scalar("SELECT COUNT(*) FROM rate_limits") == 0

@@ -1,0 +1,333 @@
+"""
+Production topology: 3 `roster serve` instances on one PostgreSQL database
+behind a real nginx whose site is deploy/nginx/roster.conf itself (only the
+ports substituted). Through nginx: the seed analysis' Test 1 (one email x 50),
+the username race (one username x 50) and the invitation accept race (x 20),
+each with exactly one winner and the exact 400 for every loser; afterwards
+I1-I3 are checked with SQL in the database. The client address roster logs is
+the real one: X-Forwarded-For is believed from the trusted proxy (nginx on
+127.0.0.1) and ignored by an instance that trusts no proxy.
+
+PostgreSQL only: the deployment under test is the scale-out one.
+"""
+
+import collections
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import (ACCEPT, FAST_HASH, MSG_EMAIL_TAKEN, MSG_USERNAME_TAKEN, REGISTER, T,
+                      assert_code, assert_created, assert_error, auth, burst, cli_user, outcome,
+                      report, token_of, user_body)
+
+pytestmark = pytest.mark.parametrize("backend", ["postgres"])
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+SITE_CONF = os.path.join(HERE, "..", "..", "deploy", "nginx", "roster.conf")
+SEED_PASSWORD = "testpass123"  # the seed's curl loop
+INSTANCE_ARGS = ["--trusted-proxies", "127.0.0.1", *FAST_HASH]
+NGINX_START_TIMEOUT = 10
+NGINX_STOP_TIMEOUT = 10
+MSG_ACCEPTED = "Invitation accepted."
+
+NGINX_MAIN = """\
+# written by tests/http/test_topology.py: a private nginx around deploy/nginx/roster.conf
+{user}worker_processes 2;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    include {d}/roster.conf;
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def site_conf(upstream_ports, listen_port):
+    """deploy/nginx/roster.conf with only the marked ports replaced."""
+    with open(SITE_CONF) as f:
+        text = f.read()
+    marks = {f"# ROSTER_UPSTREAM_{i + 1}": p for i, p in enumerate(upstream_ports)}
+    marks["# LISTEN_PORT"] = listen_port
+    seen = collections.Counter()
+    out = []
+    for line in text.splitlines(keepends=True):
+        for mark, port in marks.items():
+            if line.rstrip().endswith(mark):
+                line, n = re.subn(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", line)
+                assert n == 1, f"{SITE_CONF}: no 127.0.0.1:PORT on the line marked {mark}"
+                seen[mark] += 1
+        out.append(line)
+    assert all(seen[m] == 1 for m in marks), f"{SITE_CONF}: markers found {dict(seen)}"
+    return "".join(out)
+
+
+def nginx_user():
+    if os.geteuid() != 0:
+        return ""  # nginx ignores `user` when not root
+    return "user nobody nogroup;\n"
+
+
+class Nginx:
+    """A private nginx master (own session, so only it and its workers get signals)."""
+
+    def __init__(self, d, upstream_ports):
+        self.dir = d
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "roster.conf"), "w") as f:
+            f.write(site_conf(upstream_ports, self.port))
+        self.conf = os.path.join(d, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(NGINX_MAIN.format(user=nginx_user(), d=d))
+        self._out = open(os.path.join(d, "stderr.log"), "wb")
+        self.proc = subprocess.Popen(
+            [shutil.which("nginx") or "/usr/sbin/nginx", "-p", d + "/", "-e",
+             os.path.join(d, "error.log"), "-c", self.conf, "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def error_log(self):
+        text = ""
+        for name in ("stderr.log", "error.log"):
+            try:
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    text += f.read()
+            except OSError:
+                pass
+        return text
+
+    def wait_ready(self):
+        deadline = time.monotonic() + NGINX_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                r = requests.get(self.url + "/healthz", timeout=2)
+                if r.status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"nginx did not proxy /healthz within {NGINX_START_TIMEOUT}s "
+                    f"(exit {self.proc.returncode}):\n{self.error_log()[-3000:]}", pytrace=False)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful; the master stops its workers
+            try:
+                self.proc.wait(timeout=NGINX_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: master + workers
+                self.proc.wait()
+        self._out.close()
+
+    # HTTP through nginx, each with a timeout (the burst() helper only needs .url)
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=T, **kw)
+
+    def post(self, path, **kw):
+        return requests.post(self.url + path, timeout=T, **kw)
+
+    def register(self, body, **kw):
+        return self.post(REGISTER, json=body, **kw)
+
+
+@pytest.fixture
+def topology(db, start_servers, tmp_path):
+    """(db, [3 instances with --trusted-proxies 127.0.0.1], nginx in front of them)."""
+    instances = start_servers(db, 3, INSTANCE_ARGS)
+    ng = Nginx(str(tmp_path / "nginx"), [s.port for s in instances])
+    try:
+        ng.wait_ready()
+        yield db, instances, ng
+    finally:
+        ng.stop()
+    errors = [l for l in ng.error_log().splitlines() if "[emerg]" in l or "[alert]" in l]
+    assert not errors, f"nginx error log: {errors}"
+
+
+def access_lines(instance, path=None):
+    return [r for r in instance.log_records()
+            if r.get("msg") == "request" and "status" in r and (path is None or r["path"] == path)]
+
+
+def spread(instances, path):
+    """Requests each instance logged for `path` (all got some: nginx balanced them)."""
+    counts = [len(access_lines(s, path)) for s in instances]
+    print(f"{path} per instance: {counts}")
+    return counts
+
+
+def invariants_i3(db):
+    """I3 in SQL: an accepted invitation names an existing account with its email_key,
+    accepted while it was valid; other invitations name nobody."""
+    bad = db.query(
+        "SELECT i.id, i.status, i.accepted_by FROM teacher_invitations i"
+        " LEFT JOIN users u ON u.id = i.accepted_by"
+        " WHERE (i.status = 'accepted' AND (u.id IS NULL OR u.email_key != i.email_key"
+        "        OR i.accepted_at IS NULL OR i.accepted_at > i.expires_at))"
+        "    OR (i.status != 'accepted'"
+        "        AND (i.accepted_by IS NOT NULL OR i.accepted_at IS NOT NULL))")
+    assert not bad, f"invitations breaking I3 (id, status, accepted_by): {bad}"
+
+
+def single_winner(results, ok_status, loser_code, loser_msg):
+    assert all(outcome(r) in (str(ok_status), f"400 {loser_code}") for r in results), \
+        [outcome(r) for r in results]
+    winners = [r for r in results if r.status_code == ok_status]
+    assert len(winners) == 1, [outcome(r) for r in results]
+    for r in results:
+        if r.status_code != ok_status:
+            assert_error(r, 400, loser_code, loser_msg)
+    return winners[0]
+
+
+ROUNDS = 3  # races per test, each on its own key, all on one database
+
+
+def test_topology_pg_3instances_nginx_same_email_x50_one_201(topology):
+    db, instances, ng = topology
+    winners = []
+    for k in range(ROUNDS):
+        email = f"shared{k}@example.com"
+        bodies = [{"username": f"user_{k}_{i}", "email": email,
+                   "password": SEED_PASSWORD, "role": "explorer"} for i in range(1, 51)]
+        results, _ = burst([ng], bodies)
+        counts = report(f"nginx + 3 instances + PostgreSQL: same email x50, round {k + 1}",
+                        results)
+        assert counts == {"201": 1, "400 email_taken": 49}, counts
+        winner = assert_created(single_winner(results, 201, "email_taken", MSG_EMAIL_TAKEN),
+                                email=email)
+        assert db.query("SELECT id FROM users WHERE email_key = ?", email) == [(winner["id"],)]
+        winners.append(winner)
+    assert all(c > 0 for c in spread(instances, REGISTER))
+
+    assert db.count_users() == ROUNDS
+    for winner in winners:
+        row = db.user(winner["id"])
+        assert (row["username"], row["email"], row["role"]) == (
+            winner["username"], winner["email"], "explorer"), row
+    db.assert_invariants()
+
+
+def test_topology_pg_3instances_nginx_same_username_x50_one_201(topology):
+    db, instances, ng = topology
+    winners = []
+    for k in range(ROUNDS):
+        name = f"sameuser{k}"
+        bodies = [{"username": name, "email": f"same_{k}_{i}@example.com",
+                   "password": SEED_PASSWORD, "role": "explorer"} for i in range(1, 51)]
+        results, _ = burst([ng], bodies)
+        counts = report(f"nginx + 3 instances + PostgreSQL: same username x50, round {k + 1}",
+                        results)
+        assert counts == {"201": 1, "400 username_taken": 49}, counts
+        winner = assert_created(single_winner(results, 201, "username_taken",
+                                              MSG_USERNAME_TAKEN), username=name)
+        assert db.query("SELECT id FROM users WHERE username_key = ?", name) == \
+            [(winner["id"],)]
+        winners.append(winner)
+    assert all(c > 0 for c in spread(instances, REGISTER))
+
+    assert db.count_users() == ROUNDS
+    for winner in winners:
+        assert db.user(winner["id"])["email"] == winner["email"]
+    db.assert_invariants()
+
+
+def test_topology_pg_3instances_nginx_invitation_accept_x20_one_200(topology):
+    db, instances, ng = topology
+    inviter = cli_user(db, "inviter", "--can-invite-teachers", email="inviter@example.com")
+    inviter_token = token_of(ng, "inviter")
+    r = ng.post("/users/invitations/", json={"email": "invitee@example.com"},
+                headers=auth(inviter_token))
+    assert r.status_code == 201, r.text
+    inv = r.json()
+    invitee = assert_created(ng.register(user_body("invitee", email="invitee@example.com")))
+    invitee_token = token_of(ng, "invitee")
+
+    results, _ = burst([ng], [{"token": inv["token"]}] * 20, path=ACCEPT,
+                       headers=auth(invitee_token))
+    counts = report("nginx + 3 instances + PostgreSQL: invitation accept x20", results)
+    assert counts == {"200": 1, "400 invitation_used": 19}, counts
+    ok = [r for r in results if r.status_code == 200][0]
+    assert ok.json() == {"message": MSG_ACCEPTED,
+                         "profile": {"role": "teacher", "can_invite_teachers": False}}, ok.text
+    for r in results:
+        if r.status_code != 200:
+            assert_code(r, "invitation_used")
+    assert all(c > 0 for c in spread(instances, ACCEPT))
+
+    row = db.invitation(inv["id"])
+    assert (row["status"], row["accepted_by"]) == ("accepted", invitee["id"]), row
+    assert row["accepted_at"] is not None, row
+    assert db.scalar("SELECT COUNT(*) FROM teacher_invitations") == 1
+    me = db.user(invitee["id"])
+    assert (me["role"], bool(me["can_invite_teachers"])) == ("teacher", False), me
+    assert db.scalar("SELECT COUNT(*) FROM profiles WHERE role = 'teacher'") == 1
+    assert bool(db.user(inviter["id"])["can_invite_teachers"]) is True
+    db.assert_invariants()
+    invariants_i3(db)
+
+
+def wait_access_line(instances, request_id, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for s in instances:
+            for rec in access_lines(s):
+                if rec.get("request_id") == request_id:
+                    return rec
+        time.sleep(0.05)
+    pytest.fail(f"no access line with request_id {request_id!r} in any instance log",
+                pytrace=False)
+
+
+def test_topology_pg_nginx_xff_logged_remote_is_real_client(topology):
+    db, instances, ng = topology
+    r = ng.get("/healthz", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert r.status_code == 200, r.text
+    line = wait_access_line(instances, r.headers["X-Request-ID"])
+    assert (line["path"], line["status"], line["remote"]) == ("/healthz", 200, "203.0.113.7"), line
+
+    r = ng.get("/healthz")  # no header: nginx adds the real peer, 127.0.0.1
+    assert r.status_code == 200, r.text
+    line = wait_access_line(instances, r.headers["X-Request-ID"])
+    assert line["remote"] == "127.0.0.1", line
+
+
+def test_topology_pg_untrusted_peer_xff_ignored(db, start_servers):
+    # An instance that trusts no proxy: a client's X-Forwarded-For is not believed.
+    server = start_servers(db, 1, FAST_HASH)[0]
+    r = server.get("/healthz", headers={"X-Forwarded-For": "203.0.113.7",
+                                        "X-Request-ID": "xff-untrusted-1"})
+    assert r.status_code == 200, r.text
+    line = wait_access_line([server], "xff-untrusted-1")
+    assert line["remote"] == "127.0.0.1", line
+
+    # The same client through no proxy, to an instance that trusts 127.0.0.1 (nginx's
+    # address): the header is believed; that is why only nginx may reach the instances.
+    trusting = start_servers(db, 1, INSTANCE_ARGS)[0]
+    r = trusting.get("/healthz", headers={"X-Forwarded-For": "203.0.113.7",
+                                          "X-Request-ID": "xff-trusted-1"})
+    assert r.status_code == 200, r.text
+    assert wait_access_line([trusting], "xff-trusted-1")["remote"] == "203.0.113.7"
