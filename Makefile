@@ -38,11 +38,13 @@ run: build
 	$(BUILD)/roster migrate
 	exec $(BUILD)/roster serve
 
-# Every test: unit, corpus replay and black-box on the development build and
-# under ASan+UBSan, then each libFuzzer target for a short bounded time.
+# Every test: unit, corpus replay and black-box (SQLite and a throwaway
+# PostgreSQL, nginx) on the development build and under ASan+UBSan, a valgrind
+# scenario, then each libFuzzer target for a short bounded time.
 test: build build-san build-fuzz
 	meson test -C $(BUILD) --print-errorlogs --num-processes 1
 	$(SAN_ENV) meson test -C $(SAN_BUILD) --print-errorlogs --num-processes 1
+	scripts/check-memory $(BUILD)/roster
 	scripts/fuzz $(FUZZ_BUILD) 10 $(FUZZ_TARGETS)
 
 build-fuzz: deps $(FUZZ_BUILD)/build.ninja
