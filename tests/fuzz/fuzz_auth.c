@@ -1,5 +1,7 @@
 /* libFuzzer: the Authorization header parser. */
 #include <stdint.h>
+
+#include "fuzz.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,7 +10,7 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *header = strndup((const char *)data, size);	/* MHD hands NUL-terminated values */
+	char *header = fuzz_cstr(data, size);	/* MHD hands NUL-terminated values */
 	char token[65];
 
 	if (header == NULL)

@@ -4,6 +4,8 @@
  * the (bounded, but seconds-long) hashing itself, not the parser.
  */
 #include <stdint.h>
+
+#include "fuzz.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +24,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (run >= 5)
 			return 0;
 	}
-	stored = strndup((const char *)data, size);
+	stored = fuzz_cstr(data, size);
 	if (stored == NULL || rcrypto_init() != 0) {
 		free(stored);
 		return 0;

@@ -1,5 +1,7 @@
 /* libFuzzer: username and email normalisation and the password policy on raw bytes. */
 #include <stdint.h>
+
+#include "fuzz.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	acct_has_invisible(s, size);
 	if (acct_utf8_chars(s, size) < 0 || memchr(s, '\0', size) != NULL)
 		return 0;	/* the policy takes valid UTF-8 strings, as jansson hands them */
-	copy = strndup(s, size);
+	copy = fuzz_cstr(data, size);
 	if (copy == NULL)
 		return 0;
 	acct_password_check(copy, size, "fuzzuser", "fuzz@example.com", &errs);

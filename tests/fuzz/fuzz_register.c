@@ -1,5 +1,7 @@
 /* libFuzzer: a request body through JSON parsing, field extraction and registration validation. */
 #include <stdint.h>
+
+#include "fuzz.h"
 #include <stdlib.h>
 
 #include "acct.h"

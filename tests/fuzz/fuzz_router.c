@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+
+#include "fuzz.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +14,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
-	char *s = strndup((const char *)data, size), out[64];
+	char *s = fuzz_cstr(data, size), out[64];
 	struct http_proxies p;
 	int64_t id;
 
