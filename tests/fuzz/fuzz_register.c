@@ -1,4 +1,7 @@
-/* libFuzzer: a request body through JSON parsing, field extraction and registration validation. */
+/*
+ * libFuzzer: a request body through JSON parsing and the input validation of
+ * registration, login (identifier keys) and invitations (email, token).
+ */
 #include <stdint.h>
 
 #include "fuzz.h"
@@ -6,6 +9,31 @@
 
 #include "acct.h"
 #include "api.h"
+
+/* The other bodies' fields: login name as username and email, invitation token. */
+static void
+login_and_invitation(json_t *obj)
+{
+	struct acct_errors errs = { .n = 0 };
+	char *display = NULL, *key = NULL, hash[65];
+	const char *v = NULL, *msg;
+	size_t len = 0;
+
+	if (api_required_string(obj, "username", &v, &len, &errs)) {
+		if (acct_username_normalize(v, len, &display, &key, &msg) == ACCT_OK) {
+			free(display);
+			free(key);
+		}
+		if (acct_email_normalize(v, len, &display, &key, &msg) == ACCT_OK) {
+			free(display);
+			free(key);
+		}
+	}
+	if (api_required_string(obj, "token", &v, &len, &errs))
+		api_invitation_token_hash(v, len, hash);
+	if (api_required_string(obj, "invitation", &v, &len, &errs))
+		api_invitation_token_hash(v, len, hash);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -24,6 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	api_string_field(obj, "bio", &in.bio, &in.bio_len, &errs);
 	if (acct_signup_validate(&in, &out, &errs) == ACCT_OK)
 		acct_signup_clear(&out);
+	login_and_invitation(obj);
 	json_decref(obj);
 	return 0;
 }
