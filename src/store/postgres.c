@@ -19,6 +19,7 @@
 
 #define TX_ATTEMPTS 3
 #define STATEMENT_TIMEOUT_MS 5000
+#define CONNECT_TIMEOUT_S 2
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 #define MIGRATION_LOCK 7263001	/* pg_advisory_xact_lock key for migrations */
@@ -355,14 +356,19 @@ static enum store_status
 pg_open(const char *rest, enum store_open_mode mode, struct store **out)
 {
 	struct pg_store *s = calloc(1, sizeof(*s));
-	size_t n = strlen("postgresql:") + strlen(rest) + 1;
+	/* Connecting blocks the calling thread (an I/O thread for /readyz and
+	 * token checks): bound it unless the URL says otherwise. */
+	const char *bound = strstr(rest, "connect_timeout=") != NULL ? ""
+			    : strchr(rest, '?') != NULL ? "&connect_timeout=" RS_STR(CONNECT_TIMEOUT_S)
+							: "?connect_timeout=" RS_STR(CONNECT_TIMEOUT_S);
+	size_t n = strlen("postgresql:") + strlen(rest) + strlen(bound) + 1;
 
 	(void)mode;	/* the database itself is made by its administrator */
 	if (s == NULL || (s->url = malloc(n)) == NULL) {
 		free(s);
 		return STORE_ERROR;
 	}
-	snprintf(s->url, n, "postgresql:%s", rest);
+	snprintf(s->url, n, "postgresql:%s%s", rest, bound);
 	s->base.ops = &store_postgres_ops;
 	if (!connected(s)) {
 		pg_close(&s->base);
