@@ -5,7 +5,7 @@
  * processes may share one file: the write lock serialises them, the unique
  * indexes decide every race.
  */
-#include "backend.h"
+#include "sqlite_int.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -20,51 +20,6 @@
 
 #define BUSY_TIMEOUT_MS 5000
 #define TX_ATTEMPTS 3
-
-enum stmt {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_PING,
-	ST_HAS_MIGRATIONS,
-	ST_APPLIED_VERSION,
-	ST_KEYS_TAKEN,
-	ST_USER_INSERT,
-	ST_PROFILE_INSERT,
-	ST_USER_BY_ID,
-	ST_USER_BY_USERNAME,
-	ST_USER_BY_EMAIL,
-	ST_USER_ALL,
-	ST_SET_BIO,
-	ST_SET_ROLE,
-	ST_SET_CAN_INVITE,
-	ST_SET_ACTIVE,
-	ST_SET_ADMIN,
-	ST_SET_PASSWORD,
-	ST_REHASH,
-	ST_USER_DELETE,
-	ST_TOKEN_INSERT,
-	ST_TOKENS_PURGE,
-	ST_TOKENS_REVOKE_USER,
-	ST_SET_LAST_LOGIN,
-	ST_TOKEN_USER,
-	ST_TOKEN_DELETE,
-	ST_INV_EXPIRE_EMAIL,
-	ST_EMAIL_HAS_ACCOUNT,
-	ST_INV_INSERT,
-	ST_INV_BY_ID,
-	ST_INV_LIST,
-	ST_INV_RESEND,
-	ST_INV_REVOKE,
-	ST_INV_BY_TOKEN,
-	ST_INV_ACCEPT,
-	ST_PROFILE_TEACHER,
-	ST_INV_EMAIL_KEY,
-	ST_USER_EMAIL_KEY,
-	ST_RATE_HIT,
-	ST_RATE_READ,
-	ST_COUNT_
-};
 
 #define USER_COLS \
 	"SELECT u.id, u.username, u.email, u.date_joined, u.last_login, u.is_active, u.is_admin," \
@@ -149,21 +104,9 @@ static const char sql_migration_applied[] = "SELECT 1 FROM schema_migrations WHE
 static const char sql_migration_record[] =
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)";
 
-struct sqlite_store {
-	struct store base;
-	sqlite3 *db;
-	sqlite3_stmt *stmts[ST_COUNT_];
-};
-
-static struct sqlite_store *
-from(struct store *s)
-{
-	return (struct sqlite_store *)s;
-}
-
 /* Translates a driver result; logs what is not the caller's problem. */
-static enum store_status
-map_rc(struct sqlite_store *s, int rc)
+enum store_status
+store_sq_map(struct sqlite_store *s, int rc)
 {
 	const char *msg = sqlite3_errmsg(s->db);
 
@@ -203,8 +146,8 @@ map_rc(struct sqlite_store *s, int rc)
 }
 
 /* The cached statement `id`, reset and unbound; NULL (logged) when it cannot compile. */
-static sqlite3_stmt *
-stmt(struct sqlite_store *s, enum stmt id)
+sqlite3_stmt *
+store_sq_stmt(struct sqlite_store *s, enum stmt id)
 {
 	sqlite3_stmt **st = &s->stmts[id];
 
@@ -225,22 +168,22 @@ stmt(struct sqlite_store *s, enum stmt id)
 static enum store_status
 exec_stmt(struct sqlite_store *s, enum stmt id)
 {
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_sq_stmt(s, id);
 	int rc;
 
 	if (st == NULL)
 		return STORE_ERROR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+	return rc == SQLITE_DONE ? STORE_OK : store_sq_map(s, rc);
 }
 
 /*
  * Runs `body` inside BEGIN IMMEDIATE ... COMMIT, retrying the whole
  * transaction when the database stays locked past busy_timeout.
  */
-static enum store_status
-in_tx(struct sqlite_store *s, enum store_status (*body)(struct sqlite_store *, void *), void *arg)
+enum store_status
+store_sq_tx(struct sqlite_store *s, enum store_status (*body)(struct sqlite_store *, void *), void *arg)
 {
 	enum store_status st = STORE_BUSY;
 
@@ -312,7 +255,7 @@ sqlite_open(const char *path, enum store_open_mode mode, struct store **out)
 static void
 sqlite_close(struct store *base)
 {
-	struct sqlite_store *s = from(base);
+	struct sqlite_store *s = store_sq_from(base);
 
 	for (int i = 0; i < ST_COUNT_; i++)
 		sqlite3_finalize(s->stmts[i]);
@@ -324,7 +267,7 @@ sqlite_close(struct store *base)
 static enum store_status
 query_int(struct sqlite_store *s, enum stmt id, int *out)
 {
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_sq_stmt(s, id);
 	int rc;
 
 	if (st == NULL)
@@ -333,7 +276,7 @@ query_int(struct sqlite_store *s, enum stmt id, int *out)
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int(st, 0);
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? STORE_OK : map_rc(s, rc);
+	return rc == SQLITE_ROW ? STORE_OK : store_sq_map(s, rc);
 }
 
 static enum store_status
@@ -341,13 +284,13 @@ sqlite_ping(struct store *base)
 {
 	int one = 0;
 
-	return query_int(from(base), ST_PING, &one);
+	return query_int(store_sq_from(base), ST_PING, &one);
 }
 
 static enum store_status
 sqlite_applied_version(struct store *base, int *out)
 {
-	struct sqlite_store *s = from(base);
+	struct sqlite_store *s = store_sq_from(base);
 	enum store_status st;
 	int has = 0;
 
@@ -392,19 +335,19 @@ apply_body(struct sqlite_store *s, void *arg)
 	a->did = false;
 	rc = sqlite3_exec(s->db, sql_migrations_table, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return map_rc(s, rc);
+		return store_sq_map(s, rc);
 	rc = run_once(s, sql_migration_applied, a->m->version, NULL, NULL);
 	if (rc == SQLITE_ROW)
 		return STORE_OK;	/* another process got there first */
 	if (rc != SQLITE_DONE)
-		return map_rc(s, rc);
+		return store_sq_map(s, rc);
 	rc = sqlite3_exec(s->db, a->m->sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return map_rc(s, rc);
+		return store_sq_map(s, rc);
 	store_time_rfc3339(0, now);
 	rc = run_once(s, sql_migration_record, a->m->version, a->m->name, now);
 	if (rc != SQLITE_DONE)
-		return map_rc(s, rc);
+		return store_sq_map(s, rc);
 	a->did = true;
 	return STORE_OK;
 }
@@ -413,7 +356,7 @@ static enum store_status
 sqlite_apply(struct store *base, const struct store_migration *m, bool *did)
 {
 	struct apply_args a = { m, false };
-	enum store_status st = in_tx(from(base), apply_body, &a);
+	enum store_status st = store_sq_tx(store_sq_from(base), apply_body, &a);
 
 	*did = st == STORE_OK && a.did;
 	return st;
@@ -422,8 +365,8 @@ sqlite_apply(struct store *base, const struct store_migration *m, bool *did)
 static enum store_status
 sqlite_user_keys_taken(struct store *base, const char *username_key, const char *email_key)
 {
-	struct sqlite_store *s = from(base);
-	sqlite3_stmt *st = stmt(s, ST_KEYS_TAKEN);
+	struct sqlite_store *s = store_sq_from(base);
+	sqlite3_stmt *st = store_sq_stmt(s, ST_KEYS_TAKEN);
 	enum store_status res;
 	int rc;
 
@@ -433,7 +376,7 @@ sqlite_user_keys_taken(struct store *base, const char *username_key, const char 
 	sqlite3_bind_text(st, 2, email_key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW)
-		res = map_rc(s, rc);
+		res = store_sq_map(s, rc);
 	else if (sqlite3_column_int(st, 0) != 0)
 		res = STORE_CONFLICT_USERNAME;
 	else if (sqlite3_column_int(st, 1) != 0)
@@ -444,39 +387,21 @@ sqlite_user_keys_taken(struct store *base, const char *username_key, const char 
 	return res;
 }
 
-/* Binds text; NULL binds SQL NULL. */
-static void
-bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v != NULL)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static char *
-col_dup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *v = sqlite3_column_text(st, i);
-
-	return v != NULL ? strdup((const char *)v) : NULL;
-}
-
 /* Steps a write statement whose binds are set; STORE_OK when it ran to completion. */
-static enum store_status
-step_done(struct sqlite_store *s, sqlite3_stmt *st)
+enum store_status
+store_sq_done(struct sqlite_store *s, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+	return rc == SQLITE_DONE ? STORE_OK : store_sq_map(s, rc);
 }
 
 /* A write keyed by one id and one optional text value. `changed` gets sqlite3_changes. */
-static enum store_status
-exec_id_text(struct sqlite_store *s, enum stmt id, int64_t key, const char *text, int *changed)
+enum store_status
+store_sq_exec_id(struct sqlite_store *s, enum stmt id, int64_t key, const char *text, int *changed)
 {
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_sq_stmt(s, id);
 	enum store_status res;
 
 	if (st == NULL)
@@ -484,7 +409,7 @@ exec_id_text(struct sqlite_store *s, enum stmt id, int64_t key, const char *text
 	sqlite3_bind_int64(st, 1, key);
 	if (text != NULL)
 		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-	res = step_done(s, st);
+	res = store_sq_done(s, st);
 	if (changed != NULL)
 		*changed = sqlite3_changes(s->db);
 	return res;
@@ -493,13 +418,13 @@ exec_id_text(struct sqlite_store *s, enum stmt id, int64_t key, const char *text
 static enum store_status
 exec_id_int(struct sqlite_store *s, enum stmt id, int64_t key, int value)
 {
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_sq_stmt(s, id);
 
 	if (st == NULL)
 		return STORE_ERROR;
 	sqlite3_bind_int64(st, 1, key);
 	sqlite3_bind_int(st, 2, value);
-	return step_done(s, st);
+	return store_sq_done(s, st);
 }
 
 /* Reads a USER_COLS row; the hash only when `hash` is not NULL. */
@@ -507,17 +432,17 @@ static enum store_status
 read_user(sqlite3_stmt *st, struct store_user *u, char **hash)
 {
 	u->id = sqlite3_column_int64(st, 0);
-	u->username = col_dup(st, 1);
-	u->email = col_dup(st, 2);
-	u->date_joined = col_dup(st, 3);
-	u->last_login = col_dup(st, 4);
+	u->username = store_sq_dup(st, 1);
+	u->email = store_sq_dup(st, 2);
+	u->date_joined = store_sq_dup(st, 3);
+	u->last_login = store_sq_dup(st, 4);
 	u->is_active = sqlite3_column_int(st, 5) != 0;
 	u->is_admin = sqlite3_column_int(st, 6) != 0;
-	u->role = col_dup(st, 7);
-	u->bio = col_dup(st, 8);
+	u->role = store_sq_dup(st, 7);
+	u->bio = store_sq_dup(st, 8);
 	u->can_invite_teachers = sqlite3_column_int(st, 9) != 0;
 	if (hash != NULL)
-		*hash = col_dup(st, 10);
+		*hash = store_sq_dup(st, 10);
 	if (u->username == NULL || u->email == NULL || u->date_joined == NULL || u->role == NULL ||
 	    u->bio == NULL || (hash != NULL && *hash == NULL))
 		return STORE_ERROR;
@@ -530,7 +455,7 @@ user_get_locked(struct sqlite_store *s, const struct store_user_ref *ref, struct
 {
 	enum stmt id = ref->id > 0 ? ST_USER_BY_ID : ref->username_key != NULL ? ST_USER_BY_USERNAME
 										  : ST_USER_BY_EMAIL;
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_sq_stmt(s, id);
 	enum store_status res;
 	int rc;
 
@@ -539,12 +464,12 @@ user_get_locked(struct sqlite_store *s, const struct store_user_ref *ref, struct
 	if (id == ST_USER_BY_ID)
 		sqlite3_bind_int64(st, 1, ref->id);
 	else
-		bind_text(st, 1, id == ST_USER_BY_USERNAME ? ref->username_key : ref->email_key);
+		store_sq_bind(st, 1, id == ST_USER_BY_USERNAME ? ref->username_key : ref->email_key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		res = read_user(st, out, hash);
 	else
-		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
+		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sq_map(s, rc);
 	sqlite3_reset(st);
 	return res;
 }
@@ -553,7 +478,7 @@ static enum store_status
 sqlite_user_get(struct store *base, const struct store_user_ref *ref, struct store_user *out,
     char **hash)
 {
-	struct sqlite_store *s = from(base);
+	struct sqlite_store *s = store_sq_from(base);
 	enum store_status res = user_get_locked(s, ref, out, hash);
 
 	/* By username first, then by email (login takes either). */
@@ -574,8 +499,8 @@ sqlite_user_get(struct store *base, const struct store_user_ref *ref, struct sto
 }
 
 /* Makes room for item `n` of an array of `*cap` items, doubling; false on OOM. */
-static bool
-grow(void **items, size_t n, size_t *cap, size_t size)
+bool
+store_sq_grow(void **items, size_t n, size_t *cap, size_t size)
 {
 	void *grown;
 
@@ -592,8 +517,8 @@ grow(void **items, size_t n, size_t *cap, size_t size)
 static enum store_status
 sqlite_user_list(struct store *base, struct store_users *out)
 {
-	struct sqlite_store *s = from(base);
-	sqlite3_stmt *st = stmt(s, ST_USER_ALL);
+	struct sqlite_store *s = store_sq_from(base);
+	sqlite3_stmt *st = store_sq_stmt(s, ST_USER_ALL);
 	enum store_status res = STORE_OK;
 	size_t cap = 0;
 	int rc;
@@ -601,7 +526,7 @@ sqlite_user_list(struct store *base, struct store_users *out)
 	if (st == NULL)
 		return STORE_ERROR;
 	while (res == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!grow((void **)&out->items, out->n, &cap, sizeof(out->items[0]))) {
+		if (!store_sq_grow((void **)&out->items, out->n, &cap, sizeof(out->items[0]))) {
 			res = STORE_ERROR;
 			break;
 		}
@@ -609,72 +534,11 @@ sqlite_user_list(struct store *base, struct store_users *out)
 		res = read_user(st, &out->items[out->n++], NULL);
 	}
 	if (res == STORE_OK && rc != SQLITE_DONE)
-		res = map_rc(s, rc);
+		res = store_sq_map(s, rc);
 	sqlite3_reset(st);
 	if (res != STORE_OK)
 		store_users_clear(out);
 	return res;
-}
-
-/* Reads an invitation's classification row; `why` for an unusable one. */
-static enum store_status
-classify_invite(struct sqlite_store *s, const char *token_hash, const char *email_key,
-    const char *now, enum store_invite_why *why)
-{
-	sqlite3_stmt *st = stmt(s, ST_INV_BY_TOKEN);
-	const char *status, *expires, *key;
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, token_hash);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return map_rc(s, rc);
-		*why = STORE_INVITE_UNKNOWN;
-		return STORE_CONFLICT;
-	}
-	status = (const char *)sqlite3_column_text(st, 0);
-	expires = (const char *)sqlite3_column_text(st, 1);
-	key = (const char *)sqlite3_column_text(st, 2);
-	if (strcmp(status, "accepted") == 0)
-		*why = STORE_INVITE_USED;
-	else if (strcmp(status, "revoked") == 0)
-		*why = STORE_INVITE_REVOKED;
-	else if (strcmp(status, "expired") == 0 || strcmp(expires, now) <= 0)
-		*why = STORE_INVITE_EXPIRED;
-	else if (strcmp(key, email_key) != 0)
-		*why = STORE_INVITE_EMAIL_MISMATCH;
-	else
-		*why = STORE_INVITE_UNKNOWN;	/* changed under us: cannot happen in a write tx */
-	sqlite3_reset(st);
-	return STORE_CONFLICT;
-}
-
-/* The conditional update that makes an invitation single-use; then the profile. */
-static enum store_status
-accept_locked(struct sqlite_store *s, const char *token_hash, int64_t user_id,
-    const char *email_key, enum store_invite_why *why)
-{
-	sqlite3_stmt *st = stmt(s, ST_INV_ACCEPT);
-	enum store_status res;
-	char now[64];
-
-	if (st == NULL)
-		return STORE_ERROR;
-	store_time_rfc3339(0, now);
-	bind_text(st, 1, token_hash);
-	sqlite3_bind_int64(st, 2, user_id);
-	bind_text(st, 3, now);
-	bind_text(st, 4, email_key);
-	res = step_done(s, st);
-	if (res != STORE_OK)
-		return res;
-	if (sqlite3_changes(s->db) != 1)
-		return classify_invite(s, token_hash, email_key, now, why);
-	return exec_id_text(s, ST_PROFILE_TEACHER, user_id, NULL, NULL);
 }
 
 struct create_args {
@@ -688,34 +552,34 @@ static enum store_status
 create_body(struct sqlite_store *s, void *arg)
 {
 	struct create_args *a = arg;
-	sqlite3_stmt *st = stmt(s, ST_USER_INSERT);
+	sqlite3_stmt *st = store_sq_stmt(s, ST_USER_INSERT);
 	enum store_status res;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	bind_text(st, 1, a->in->username);
-	bind_text(st, 2, a->in->username_key);
-	bind_text(st, 3, a->in->email);
-	bind_text(st, 4, a->in->email_key);
-	bind_text(st, 5, a->in->password_hash);
+	store_sq_bind(st, 1, a->in->username);
+	store_sq_bind(st, 2, a->in->username_key);
+	store_sq_bind(st, 3, a->in->email);
+	store_sq_bind(st, 4, a->in->email_key);
+	store_sq_bind(st, 5, a->in->password_hash);
 	sqlite3_bind_int(st, 6, a->in->is_admin);
-	bind_text(st, 7, a->joined);
-	res = step_done(s, st);
+	store_sq_bind(st, 7, a->joined);
+	res = store_sq_done(s, st);
 	if (res != STORE_OK)
 		return res;
 	a->id = sqlite3_last_insert_rowid(s->db);
 
-	st = stmt(s, ST_PROFILE_INSERT);
+	st = store_sq_stmt(s, ST_PROFILE_INSERT);
 	if (st == NULL)
 		return STORE_ERROR;
 	sqlite3_bind_int64(st, 1, a->id);
-	bind_text(st, 2, a->in->role);
-	bind_text(st, 3, a->in->bio);
+	store_sq_bind(st, 2, a->in->role);
+	store_sq_bind(st, 3, a->in->bio);
 	sqlite3_bind_int(st, 4, a->in->can_invite_teachers);
-	res = step_done(s, st);
+	res = store_sq_done(s, st);
 	if (res != STORE_OK || a->in->invitation_hash == NULL)
 		return res;
-	return accept_locked(s, a->in->invitation_hash, a->id, a->in->email_key, a->why);
+	return store_sq_accept_locked(s, a->in->invitation_hash, a->id, a->in->email_key, a->why);
 }
 
 static enum store_status
@@ -726,7 +590,7 @@ sqlite_user_create(struct store *base, const struct store_new_user *in, struct s
 	enum store_status st;
 
 	store_time_rfc3339(0, a.joined);
-	st = in_tx(from(base), create_body, &a);
+	st = store_sq_tx(store_sq_from(base), create_body, &a);
 	return st == STORE_OK ? store_user_from_new(in, a.id, a.joined, out) : st;
 }
 
@@ -747,9 +611,9 @@ update_body(struct sqlite_store *s, void *arg)
 
 	store_user_clear(&cur);
 	if (res == STORE_OK && u->bio != NULL)
-		res = exec_id_text(s, ST_SET_BIO, a->id, u->bio, NULL);
+		res = store_sq_exec_id(s, ST_SET_BIO, a->id, u->bio, NULL);
 	if (res == STORE_OK && u->role != NULL)
-		res = exec_id_text(s, ST_SET_ROLE, a->id, u->role, NULL);
+		res = store_sq_exec_id(s, ST_SET_ROLE, a->id, u->role, NULL);
 	if (res == STORE_OK && u->can_invite_teachers >= 0)
 		res = exec_id_int(s, ST_SET_CAN_INVITE, a->id, u->can_invite_teachers);
 	if (res == STORE_OK && u->is_admin >= 0)
@@ -757,23 +621,23 @@ update_body(struct sqlite_store *s, void *arg)
 	if (res == STORE_OK && u->is_active >= 0)
 		res = exec_id_int(s, ST_SET_ACTIVE, a->id, u->is_active);
 	if (res == STORE_OK && u->password_hash != NULL && u->expect_hash != NULL) {
-		sqlite3_stmt *st = stmt(s, ST_REHASH);
+		sqlite3_stmt *st = store_sq_stmt(s, ST_REHASH);
 
 		if (st == NULL)
 			return STORE_ERROR;
 		sqlite3_bind_int64(st, 1, a->id);
-		bind_text(st, 2, u->password_hash);
-		bind_text(st, 3, u->expect_hash);
-		res = step_done(s, st);
+		store_sq_bind(st, 2, u->password_hash);
+		store_sq_bind(st, 3, u->expect_hash);
+		res = store_sq_done(s, st);
 		if (res == STORE_OK && sqlite3_changes(s->db) != 1)
 			res = STORE_CONFLICT;
 	} else if (res == STORE_OK && u->password_hash != NULL) {
-		res = exec_id_text(s, ST_SET_PASSWORD, a->id, u->password_hash, &changed);
+		res = store_sq_exec_id(s, ST_SET_PASSWORD, a->id, u->password_hash, &changed);
 	}
 	/* A new password or a deactivation ends every session. */
 	if (res == STORE_OK && ((u->password_hash != NULL && u->expect_hash == NULL) ||
 				   u->is_active == 0))
-		res = exec_id_text(s, ST_TOKENS_REVOKE_USER, a->id, NULL, NULL);
+		res = store_sq_exec_id(s, ST_TOKENS_REVOKE_USER, a->id, NULL, NULL);
 	return res;
 }
 
@@ -782,14 +646,14 @@ sqlite_user_update(struct store *base, int64_t id, const struct store_user_updat
 {
 	struct update_args a = { id, u };
 
-	return in_tx(from(base), update_body, &a);
+	return store_sq_tx(store_sq_from(base), update_body, &a);
 }
 
 static enum store_status
 delete_body(struct sqlite_store *s, void *arg)
 {
 	int changed = 0;
-	enum store_status res = exec_id_text(s, ST_USER_DELETE, *(int64_t *)arg, NULL, &changed);
+	enum store_status res = store_sq_exec_id(s, ST_USER_DELETE, *(int64_t *)arg, NULL, &changed);
 
 	return res == STORE_OK && changed == 0 ? STORE_NOT_FOUND : res;
 }
@@ -797,7 +661,7 @@ delete_body(struct sqlite_store *s, void *arg)
 static enum store_status
 sqlite_user_delete(struct store *base, int64_t id)
 {
-	return in_tx(from(base), delete_body, &id);
+	return store_sq_tx(store_sq_from(base), delete_body, &id);
 }
 
 struct token_args {
@@ -811,25 +675,25 @@ static enum store_status
 token_body(struct sqlite_store *s, void *arg)
 {
 	struct token_args *a = arg;
-	sqlite3_stmt *st = stmt(s, ST_TOKENS_PURGE);
+	sqlite3_stmt *st = store_sq_stmt(s, ST_TOKENS_PURGE);
 	enum store_status res;
 
 	if (st == NULL)
 		return STORE_ERROR;
 	sqlite3_bind_int64(st, 1, a->user_id);
-	bind_text(st, 2, a->now);
-	res = step_done(s, st);
-	st = res == STORE_OK ? stmt(s, ST_TOKEN_INSERT) : NULL;
+	store_sq_bind(st, 2, a->now);
+	res = store_sq_done(s, st);
+	st = res == STORE_OK ? store_sq_stmt(s, ST_TOKEN_INSERT) : NULL;
 	if (st == NULL)
 		return res == STORE_OK ? STORE_ERROR : res;
 	sqlite3_bind_int64(st, 1, a->user_id);
-	bind_text(st, 2, a->token_hash);
-	bind_text(st, 3, a->now);
-	bind_text(st, 4, a->expires);
-	res = step_done(s, st);
+	store_sq_bind(st, 2, a->token_hash);
+	store_sq_bind(st, 3, a->now);
+	store_sq_bind(st, 4, a->expires);
+	res = store_sq_done(s, st);
 	if (res != STORE_OK)
 		return res;
-	return exec_id_text(s, ST_SET_LAST_LOGIN, a->user_id, a->now, NULL);
+	return store_sq_exec_id(s, ST_SET_LAST_LOGIN, a->user_id, a->now, NULL);
 }
 
 static enum store_status
@@ -840,14 +704,14 @@ sqlite_token_create(struct store *base, int64_t user_id, const char *token_hash,
 
 	store_time_rfc3339(0, a.now);
 	store_time_rfc3339(ttl_s, expires_at);
-	return in_tx(from(base), token_body, &a);
+	return store_sq_tx(store_sq_from(base), token_body, &a);
 }
 
 static enum store_status
 sqlite_token_user(struct store *base, const char *token_hash, struct store_user *out)
 {
-	struct sqlite_store *s = from(base);
-	sqlite3_stmt *st = stmt(s, ST_TOKEN_USER);
+	struct sqlite_store *s = store_sq_from(base);
+	sqlite3_stmt *st = store_sq_stmt(s, ST_TOKEN_USER);
 	enum store_status res;
 	char now[64];
 	int rc;
@@ -855,13 +719,13 @@ sqlite_token_user(struct store *base, const char *token_hash, struct store_user 
 	if (st == NULL)
 		return STORE_ERROR;
 	store_time_rfc3339(0, now);
-	bind_text(st, 1, token_hash);
-	bind_text(st, 2, now);
+	store_sq_bind(st, 1, token_hash);
+	store_sq_bind(st, 2, now);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		res = read_user(st, out, NULL);
 	else
-		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
+		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sq_map(s, rc);
 	sqlite3_reset(st);
 	return res;
 }
@@ -869,172 +733,25 @@ sqlite_token_user(struct store *base, const char *token_hash, struct store_user 
 static enum store_status
 revoke_token_body(struct sqlite_store *s, void *arg)
 {
-	sqlite3_stmt *st = stmt(s, ST_TOKEN_DELETE);
+	sqlite3_stmt *st = store_sq_stmt(s, ST_TOKEN_DELETE);
 
 	if (st == NULL)
 		return STORE_ERROR;
-	bind_text(st, 1, arg);
-	return step_done(s, st);
+	store_sq_bind(st, 1, arg);
+	return store_sq_done(s, st);
 }
 
 static enum store_status
 sqlite_token_revoke(struct store *base, const char *token_hash)
 {
-	return in_tx(from(base), revoke_token_body, (void *)token_hash);
-}
-
-/* Reads an INV_COLS row. */
-static enum store_status
-read_invite(sqlite3_stmt *st, struct store_invitation *inv)
-{
-	const unsigned char *status = sqlite3_column_text(st, 4);
-
-	inv->id = sqlite3_column_int64(st, 0);
-	inv->inviter_id = sqlite3_column_int64(st, 1);
-	inv->inviter = col_dup(st, 2);
-	inv->email = col_dup(st, 3);
-	snprintf(inv->status, sizeof(inv->status), "%s", status != NULL ? (const char *)status : "");
-	inv->created_at = col_dup(st, 5);
-	inv->expires_at = col_dup(st, 6);
-	inv->accepted_at = col_dup(st, 7);
-	if (inv->inviter == NULL || inv->email == NULL || inv->created_at == NULL ||
-	    inv->expires_at == NULL)
-		return STORE_ERROR;
-	return STORE_OK;
-}
-
-static enum store_status
-invite_get_locked(struct sqlite_store *s, int64_t id, int64_t inviter_id,
-    struct store_invitation *out)
-{
-	sqlite3_stmt *st = stmt(s, ST_INV_BY_ID);
-	enum store_status res;
-	char now[64];
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	store_time_rfc3339(0, now);
-	sqlite3_bind_int64(st, 1, id);
-	bind_text(st, 2, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		res = read_invite(st, out);
-	else
-		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : map_rc(s, rc);
-	sqlite3_reset(st);
-	if (res == STORE_OK && inviter_id != 0 && out->inviter_id != inviter_id)
-		res = STORE_NOT_FOUND;	/* someone else's: as if it did not exist */
-	if (res != STORE_OK)
-		store_invitation_clear(out);
-	return res;
-}
-
-/* Marks a pending invitation for the email that has run out as expired, so the
- * partial unique index only ever holds live ones. */
-static enum store_status
-expire_for_email(struct sqlite_store *s, const char *email_key, const char *now)
-{
-	sqlite3_stmt *st = stmt(s, ST_INV_EXPIRE_EMAIL);
-
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, email_key);
-	bind_text(st, 2, now);
-	return step_done(s, st);
-}
-
-struct invite_args {
-	int64_t id;
-	int64_t inviter_id;
-	const char *email;
-	const char *email_key;
-	const char *token_hash;
-	long long ttl_s;
-	struct store_invitation *out;
-};
-
-static enum store_status
-invite_create_body(struct sqlite_store *s, void *arg)
-{
-	struct invite_args *a = arg;
-	char now[64], expires[64];
-	enum store_status res;
-	sqlite3_stmt *st;
-	int taken = 0;
-
-	store_time_rfc3339(0, now);
-	store_time_rfc3339(a->ttl_s, expires);
-	st = stmt(s, ST_EMAIL_HAS_ACCOUNT);
-	if (st == NULL)
-		return STORE_ERROR;
-	bind_text(st, 1, a->email_key);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		taken = sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
-	if (taken)
-		return STORE_CONFLICT_EMAIL;
-	res = expire_for_email(s, a->email_key, now);
-	st = res == STORE_OK ? stmt(s, ST_INV_INSERT) : NULL;
-	if (st == NULL)
-		return res == STORE_OK ? STORE_ERROR : res;
-	sqlite3_bind_int64(st, 1, a->inviter_id);
-	bind_text(st, 2, a->email);
-	bind_text(st, 3, a->email_key);
-	bind_text(st, 4, a->token_hash);
-	bind_text(st, 5, now);
-	bind_text(st, 6, expires);
-	res = step_done(s, st);
-	if (res != STORE_OK)
-		return res;
-	return invite_get_locked(s, sqlite3_last_insert_rowid(s->db), 0, a->out);
-}
-
-static enum store_status
-sqlite_invite_create(struct store *base, int64_t inviter_id, const char *email,
-    const char *email_key, const char *token_hash, long long ttl_s, struct store_invitation *out)
-{
-	struct invite_args a = { 0, inviter_id, email, email_key, token_hash, ttl_s, out };
-
-	return in_tx(from(base), invite_create_body, &a);
-}
-
-static enum store_status
-sqlite_invite_list(struct store *base, int64_t inviter_id, struct store_invitations *out)
-{
-	struct sqlite_store *s = from(base);
-	sqlite3_stmt *st = stmt(s, ST_INV_LIST);
-	enum store_status res = STORE_OK;
-	size_t cap = 0;
-	char now[64];
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERROR;
-	store_time_rfc3339(0, now);
-	sqlite3_bind_int64(st, 1, inviter_id);
-	bind_text(st, 2, now);
-	while (res == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!grow((void **)&out->items, out->n, &cap, sizeof(out->items[0]))) {
-			res = STORE_ERROR;
-			break;
-		}
-		memset(&out->items[out->n], 0, sizeof(out->items[0]));
-		res = read_invite(st, &out->items[out->n++]);
-	}
-	if (res == STORE_OK && rc != SQLITE_DONE)
-		res = map_rc(s, rc);
-	sqlite3_reset(st);
-	if (res != STORE_OK)
-		store_invitations_clear(out);
-	return res;
+	return store_sq_tx(store_sq_from(base), revoke_token_body, (void *)token_hash);
 }
 
 /* One text column of the row `id`, by a one-parameter statement; NOT_FOUND when none. */
-static enum store_status
-text_by_id(struct sqlite_store *s, enum stmt id, int64_t key, char **out)
+enum store_status
+store_sq_text_by_id(struct sqlite_store *s, enum stmt id, int64_t key, char **out)
 {
-	sqlite3_stmt *st = stmt(s, id);
+	sqlite3_stmt *st = store_sq_stmt(s, id);
 	int rc;
 
 	*out = NULL;
@@ -1043,127 +760,13 @@ text_by_id(struct sqlite_store *s, enum stmt id, int64_t key, char **out)
 	sqlite3_bind_int64(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		*out = col_dup(st, 0);
+		*out = store_sq_dup(st, 0);
 	sqlite3_reset(st);
 	if (rc == SQLITE_DONE)
 		return STORE_NOT_FOUND;
 	if (rc != SQLITE_ROW)
-		return map_rc(s, rc);
+		return store_sq_map(s, rc);
 	return *out != NULL ? STORE_OK : STORE_ERROR;
-}
-
-static enum store_status
-email_key_of(struct sqlite_store *s, int64_t user_id, char **out)
-{
-	return text_by_id(s, ST_USER_EMAIL_KEY, user_id, out);
-}
-
-/* Expires a stale pending twin of the invitation's email, so the resent one can be pending. */
-static enum store_status
-expire_twin(struct sqlite_store *s, int64_t id, const char *now)
-{
-	char *key = NULL;
-	enum store_status res = text_by_id(s, ST_INV_EMAIL_KEY, id, &key);
-
-	if (res == STORE_OK)
-		res = expire_for_email(s, key, now);
-	free(key);
-	return res;
-}
-
-static enum store_status
-invite_resend_body(struct sqlite_store *s, void *arg)
-{
-	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
-	char now[64], expires[64];
-	enum store_status res = invite_get_locked(s, a->id, a->inviter_id, &cur);
-	sqlite3_stmt *st;
-
-	if (res != STORE_OK)
-		return res;
-	store_time_rfc3339(0, now);
-	store_time_rfc3339(a->ttl_s, expires);
-	if (strcmp(cur.status, "pending") != 0 && strcmp(cur.status, "expired") != 0)
-		res = STORE_CONFLICT;
-	else
-		res = expire_twin(s, a->id, now);
-	store_invitation_clear(&cur);
-	st = res == STORE_OK ? stmt(s, ST_INV_RESEND) : NULL;
-	if (st == NULL)
-		return res == STORE_OK ? STORE_ERROR : res;
-	sqlite3_bind_int64(st, 1, a->id);
-	bind_text(st, 2, a->token_hash);
-	bind_text(st, 3, expires);
-	res = step_done(s, st);
-	if (res != STORE_OK)
-		return res;
-	return invite_get_locked(s, a->id, 0, a->out);
-}
-
-static enum store_status
-sqlite_invite_resend(struct store *base, int64_t id, int64_t inviter_id, const char *token_hash,
-    long long ttl_s, struct store_invitation *out)
-{
-	struct invite_args a = { id, inviter_id, NULL, NULL, token_hash, ttl_s, out };
-
-	return in_tx(from(base), invite_resend_body, &a);
-}
-
-static enum store_status
-invite_revoke_body(struct sqlite_store *s, void *arg)
-{
-	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
-	enum store_status res = invite_get_locked(s, a->id, a->inviter_id, &cur);
-	sqlite3_stmt *st;
-	char now[64];
-
-	store_invitation_clear(&cur);
-	st = res == STORE_OK ? stmt(s, ST_INV_REVOKE) : NULL;
-	if (st == NULL)
-		return res == STORE_OK ? STORE_ERROR : res;
-	store_time_rfc3339(0, now);
-	sqlite3_bind_int64(st, 1, a->id);
-	bind_text(st, 2, now);
-	res = step_done(s, st);
-	return res == STORE_OK && sqlite3_changes(s->db) != 1 ? STORE_CONFLICT : res;
-}
-
-static enum store_status
-sqlite_invite_revoke(struct store *base, int64_t id, int64_t inviter_id)
-{
-	struct invite_args a = { .id = id, .inviter_id = inviter_id };
-
-	return in_tx(from(base), invite_revoke_body, &a);
-}
-
-struct accept_args {
-	const char *token_hash;
-	int64_t user_id;
-	enum store_invite_why *why;
-};
-
-static enum store_status
-accept_body(struct sqlite_store *s, void *arg)
-{
-	struct accept_args *a = arg;
-	char *email_key = NULL;
-	enum store_status res = email_key_of(s, a->user_id, &email_key);
-
-	if (res == STORE_OK)
-		res = accept_locked(s, a->token_hash, a->user_id, email_key, a->why);
-	free(email_key);
-	return res;
-}
-
-static enum store_status
-sqlite_invite_accept(struct store *base, const char *token_hash, int64_t user_id,
-    enum store_invite_why *why)
-{
-	struct accept_args a = { token_hash, user_id, why };
-
-	return in_tx(from(base), accept_body, &a);
 }
 
 struct rate_args {
@@ -1177,12 +780,12 @@ static enum store_status
 rate_body(struct sqlite_store *s, void *arg)
 {
 	struct rate_args *a = arg;
-	sqlite3_stmt *st = stmt(s, a->add > 0 ? ST_RATE_HIT : ST_RATE_READ);
+	sqlite3_stmt *st = store_sq_stmt(s, a->add > 0 ? ST_RATE_HIT : ST_RATE_READ);
 	int rc;
 
 	if (st == NULL)
 		return STORE_ERROR;
-	bind_text(st, 1, a->key);
+	store_sq_bind(st, 1, a->key);
 	sqlite3_bind_int64(st, 2, a->start);
 	if (a->add > 0)
 		sqlite3_bind_int(st, 3, a->add);
@@ -1192,7 +795,7 @@ rate_body(struct sqlite_store *s, void *arg)
 	if (rc == SQLITE_ROW)
 		rc = sqlite3_step(st);	/* RETURNING: run the statement to completion */
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_OK : map_rc(s, rc);
+	return rc == SQLITE_DONE ? STORE_OK : store_sq_map(s, rc);
 }
 
 static enum store_status
@@ -1201,7 +804,7 @@ sqlite_rate_count(struct store *base, const char *key, long long start, int add,
 	struct rate_args a = { key, start, add, count };
 
 	/* A read needs no write lock; a hit is one upsert in its own transaction. */
-	return add > 0 ? in_tx(from(base), rate_body, &a) : rate_body(from(base), &a);
+	return add > 0 ? store_sq_tx(store_sq_from(base), rate_body, &a) : rate_body(store_sq_from(base), &a);
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -1221,10 +824,10 @@ const struct store_ops store_sqlite_ops = {
 	.token_create = sqlite_token_create,
 	.token_user = sqlite_token_user,
 	.token_revoke = sqlite_token_revoke,
-	.invite_create = sqlite_invite_create,
-	.invite_list = sqlite_invite_list,
-	.invite_resend = sqlite_invite_resend,
-	.invite_revoke = sqlite_invite_revoke,
-	.invite_accept = sqlite_invite_accept,
+	.invite_create = store_sq_invite_create,
+	.invite_list = store_sq_invite_list,
+	.invite_resend = store_sq_invite_resend,
+	.invite_revoke = store_sq_invite_revoke,
+	.invite_accept = store_sq_invite_accept,
 	.rate_count = sqlite_rate_count,
 };
