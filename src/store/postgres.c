@@ -7,7 +7,7 @@
  * without a restart. A COMMIT whose answer is lost is reported as unavailable,
  * never as success: an acknowledged write is always a committed one.
  */
-#include "backend.h"
+#include "postgres_int.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -25,54 +25,6 @@
 #define MIGRATION_LOCK 7263001	/* pg_advisory_xact_lock key for migrations */
 #define RS_STR_(x) #x
 #define RS_STR(x) RS_STR_(x)
-
-enum stmt {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_PING,
-	ST_HAS_MIGRATIONS,
-	ST_APPLIED_VERSION,
-	ST_KEYS_TAKEN,
-	ST_USER_INSERT,
-	ST_PROFILE_INSERT,
-	ST_USER_BY_ID,
-	ST_USER_BY_USERNAME,
-	ST_USER_BY_EMAIL,
-	ST_USER_ALL,
-	ST_SET_BIO,
-	ST_SET_ROLE,
-	ST_SET_CAN_INVITE,
-	ST_SET_ACTIVE,
-	ST_SET_ADMIN,
-	ST_SET_PASSWORD,
-	ST_REHASH,
-	ST_USER_DELETE,
-	ST_TOKEN_INSERT,
-	ST_TOKENS_PURGE,
-	ST_TOKENS_REVOKE_USER,
-	ST_SET_LAST_LOGIN,
-	ST_TOKEN_USER,
-	ST_TOKEN_DELETE,
-	ST_INV_EXPIRE_EMAIL,
-	ST_EMAIL_HAS_ACCOUNT,
-	ST_INV_INSERT,
-	ST_INV_BY_ID,
-	ST_INV_LIST,
-	ST_INV_RESEND,
-	ST_INV_REVOKE,
-	ST_INV_BY_TOKEN,
-	ST_INV_ACCEPT,
-	ST_PROFILE_TEACHER,
-	ST_INV_EMAIL_KEY,
-	ST_USER_EMAIL_KEY,
-	ST_RATE_HIT,
-	ST_RATE_READ,
-	ST_MIGRATION_LOCK,
-	ST_MIGRATION_APPLIED,
-	ST_MIGRATION_RECORD,
-	ST_COUNT_
-};
 
 /* Timestamps leave the database as fixed-width RFC 3339 UTC text, as in SQLite. */
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -159,22 +111,6 @@ static const char *const sql_text[ST_COUNT_] = {
 static const char sql_migrations_table[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
     " name text NOT NULL, applied_at timestamptz NOT NULL)";
-
-struct pg_store {
-	struct store base;
-	PGconn *conn;
-	char *url;
-	bool prepared[ST_COUNT_];
-	struct timespec retry_at;	/* no reconnect attempt before this */
-	bool ever_connected;
-	unsigned backoff_ms;
-};
-
-static struct pg_store *
-from(struct store *s)
-{
-	return (struct pg_store *)s;
-}
 
 static bool
 before(const struct timespec *a, const struct timespec *b)
@@ -281,8 +217,8 @@ map_res(struct pg_store *s, const PGresult *r)
  * Runs statement `id` with text parameters; `*out` gets the result (free with
  * PQclear) when STORE_OK.
  */
-static enum store_status
-run(struct pg_store *s, enum stmt id, int n, const char *const *params, PGresult **out)
+enum store_status
+store_pg_run(struct pg_store *s, enum stmt id, int n, const char *const *params, PGresult **out)
 {
 	char name[16];
 	PGresult *r;
@@ -311,11 +247,11 @@ run(struct pg_store *s, enum stmt id, int n, const char *const *params, PGresult
 }
 
 /* Runs a statement whose result is not needed; `*changed` gets the row count. */
-static enum store_status
-exec_n(struct pg_store *s, enum stmt id, int n, const char *const *params, int *changed)
+enum store_status
+store_pg_exec(struct pg_store *s, enum stmt id, int n, const char *const *params, int *changed)
 {
 	PGresult *r = NULL;
-	enum store_status st = run(s, id, n, params, &r);
+	enum store_status st = store_pg_run(s, id, n, params, &r);
 
 	if (st == STORE_OK && changed != NULL)
 		*changed = atoi(PQcmdTuples(r));
@@ -323,28 +259,22 @@ exec_n(struct pg_store *s, enum stmt id, int n, const char *const *params, int *
 	return st;
 }
 
-static void
-fmt_id(char out[24], int64_t v)
-{
-	snprintf(out, 24, "%lld", (long long)v);
-}
-
 /* Runs `body` in a transaction, retrying serialization failures and deadlocks. */
-static enum store_status
-in_tx(struct pg_store *s, enum store_status (*body)(struct pg_store *, void *), void *arg)
+enum store_status
+store_pg_tx(struct pg_store *s, enum store_status (*body)(struct pg_store *, void *), void *arg)
 {
 	enum store_status st = STORE_BUSY;
 
 	for (int attempt = 0; attempt < TX_ATTEMPTS && st == STORE_BUSY; attempt++) {
-		st = exec_n(s, ST_BEGIN, 0, NULL, NULL);
+		st = store_pg_exec(s, ST_BEGIN, 0, NULL, NULL);
 		if (st != STORE_OK)
 			continue;
 		st = body(s, arg);
 		if (st == STORE_OK)
-			st = exec_n(s, ST_COMMIT, 0, NULL, NULL);
+			st = store_pg_exec(s, ST_COMMIT, 0, NULL, NULL);
 		if (st != STORE_OK && PQstatus(s->conn) == CONNECTION_OK &&
 		    PQtransactionStatus(s->conn) != PQTRANS_IDLE &&
-		    exec_n(s, ST_ROLLBACK, 0, NULL, NULL) != STORE_OK)
+		    store_pg_exec(s, ST_ROLLBACK, 0, NULL, NULL) != STORE_OK)
 			log_msg(LOG_ERROR, "postgresql rollback failed");
 	}
 	return st;
@@ -381,7 +311,7 @@ pg_open(const char *rest, enum store_open_mode mode, struct store **out)
 static void
 pg_close(struct store *base)
 {
-	struct pg_store *s = from(base);
+	struct pg_store *s = store_pg_from(base);
 
 	PQfinish(s->conn);
 	free(s->url);
@@ -389,11 +319,11 @@ pg_close(struct store *base)
 }
 
 /* A one-row, one-integer query. */
-static enum store_status
-query_int(struct pg_store *s, enum stmt id, int n, const char *const *params, int *out)
+enum store_status
+store_pg_query_int(struct pg_store *s, enum stmt id, int n, const char *const *params, int *out)
 {
 	PGresult *r = NULL;
-	enum store_status st = run(s, id, n, params, &r);
+	enum store_status st = store_pg_run(s, id, n, params, &r);
 
 	if (st == STORE_OK) {
 		if (PQntuples(r) == 1)
@@ -410,21 +340,21 @@ pg_ping(struct store *base)
 {
 	int one = 0;
 
-	return query_int(from(base), ST_PING, 0, NULL, &one);
+	return store_pg_query_int(store_pg_from(base), ST_PING, 0, NULL, &one);
 }
 
 static enum store_status
 pg_applied_version(struct store *base, int *out)
 {
-	struct pg_store *s = from(base);
+	struct pg_store *s = store_pg_from(base);
 	enum store_status st;
 	int has = 0;
 
 	*out = 0;
-	st = query_int(s, ST_HAS_MIGRATIONS, 0, NULL, &has);
+	st = store_pg_query_int(s, ST_HAS_MIGRATIONS, 0, NULL, &has);
 	if (st != STORE_OK || has == 0)
 		return st;
-	return query_int(s, ST_APPLIED_VERSION, 0, NULL, out);
+	return store_pg_query_int(s, ST_APPLIED_VERSION, 0, NULL, out);
 }
 
 struct apply_args {
@@ -440,12 +370,12 @@ apply_body(struct pg_store *s, void *arg)
 	struct apply_args *a = arg;
 	char ver[24];
 	const char *params[2] = { ver, a->m->name };
-	enum store_status st = exec_n(s, ST_MIGRATION_LOCK, 0, NULL, NULL);
+	enum store_status st = store_pg_exec(s, ST_MIGRATION_LOCK, 0, NULL, NULL);
 	PGresult *r;
 	int seen = 0;
 
 	a->did = false;
-	fmt_id(ver, a->m->version);
+	store_pg_fmt_id(ver, a->m->version);
 	if (st != STORE_OK)
 		return st;
 	r = PQexec(s->conn, sql_migrations_table);
@@ -453,7 +383,7 @@ apply_body(struct pg_store *s, void *arg)
 	PQclear(r);
 	if (st != STORE_OK)
 		return st;
-	st = query_int(s, ST_MIGRATION_APPLIED, 1, params, &seen);
+	st = store_pg_query_int(s, ST_MIGRATION_APPLIED, 1, params, &seen);
 	if (st == STORE_OK)
 		return STORE_OK;	/* another process got there first */
 	if (st != STORE_NOT_FOUND)
@@ -462,7 +392,7 @@ apply_body(struct pg_store *s, void *arg)
 	st = map_res(s, r);
 	PQclear(r);
 	if (st == STORE_OK)
-		st = exec_n(s, ST_MIGRATION_RECORD, 2, params, NULL);
+		st = store_pg_exec(s, ST_MIGRATION_RECORD, 2, params, NULL);
 	a->did = st == STORE_OK;
 	return st;
 }
@@ -471,7 +401,7 @@ static enum store_status
 pg_apply(struct store *base, const struct store_migration *m, bool *did)
 {
 	struct apply_args a = { m, false };
-	enum store_status st = in_tx(from(base), apply_body, &a);
+	enum store_status st = store_pg_tx(store_pg_from(base), apply_body, &a);
 
 	*did = st == STORE_OK && a.did;
 	return st;
@@ -482,7 +412,7 @@ pg_user_keys_taken(struct store *base, const char *username_key, const char *ema
 {
 	const char *params[2] = { username_key, email_key };
 	PGresult *r = NULL;
-	enum store_status st = run(from(base), ST_KEYS_TAKEN, 2, params, &r);
+	enum store_status st = store_pg_run(store_pg_from(base), ST_KEYS_TAKEN, 2, params, &r);
 
 	if (st == STORE_OK && PQntuples(r) == 1) {
 		if (atoi(PQgetvalue(r, 0, 0)) != 0)
@@ -492,12 +422,6 @@ pg_user_keys_taken(struct store *base, const char *username_key, const char *ema
 	}
 	PQclear(r);
 	return st;
-}
-
-static char *
-val_dup(const PGresult *r, int row, int col)
-{
-	return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
 }
 
 static bool
@@ -511,17 +435,17 @@ static enum store_status
 read_user(const PGresult *r, int row, struct store_user *u, char **hash)
 {
 	u->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-	u->username = val_dup(r, row, 1);
-	u->email = val_dup(r, row, 2);
-	u->date_joined = val_dup(r, row, 3);
-	u->last_login = val_dup(r, row, 4);
+	u->username = store_pg_dup(r, row, 1);
+	u->email = store_pg_dup(r, row, 2);
+	u->date_joined = store_pg_dup(r, row, 3);
+	u->last_login = store_pg_dup(r, row, 4);
 	u->is_active = val_bool(r, row, 5);
 	u->is_admin = val_bool(r, row, 6);
-	u->role = val_dup(r, row, 7);
-	u->bio = val_dup(r, row, 8);
+	u->role = store_pg_dup(r, row, 7);
+	u->bio = store_pg_dup(r, row, 8);
 	u->can_invite_teachers = val_bool(r, row, 9);
 	if (hash != NULL)
-		*hash = val_dup(r, row, 10);
+		*hash = store_pg_dup(r, row, 10);
 	if (u->username == NULL || u->email == NULL || u->date_joined == NULL || u->role == NULL ||
 	    u->bio == NULL || (hash != NULL && *hash == NULL))
 		return STORE_ERROR;
@@ -532,7 +456,7 @@ static enum store_status
 user_get_one(struct pg_store *s, enum stmt id, const char *key, struct store_user *out, char **hash)
 {
 	PGresult *r = NULL;
-	enum store_status st = run(s, id, 1, &key, &r);
+	enum store_status st = store_pg_run(s, id, 1, &key, &r);
 
 	if (st == STORE_OK)
 		st = PQntuples(r) == 1 ? read_user(r, 0, out, hash) : STORE_NOT_FOUND;
@@ -544,11 +468,11 @@ static enum store_status
 pg_user_get(struct store *base, const struct store_user_ref *ref, struct store_user *out,
     char **hash)
 {
-	struct pg_store *s = from(base);
+	struct pg_store *s = store_pg_from(base);
 	enum store_status st;
 	char id[24];
 
-	fmt_id(id, ref->id);
+	store_pg_fmt_id(id, ref->id);
 	if (ref->id > 0)
 		st = user_get_one(s, ST_USER_BY_ID, id, out, hash);
 	else if (ref->username_key != NULL)
@@ -572,7 +496,7 @@ static enum store_status
 pg_user_list(struct store *base, struct store_users *out)
 {
 	PGresult *r = NULL;
-	enum store_status st = run(from(base), ST_USER_ALL, 0, NULL, &r);
+	enum store_status st = store_pg_run(store_pg_from(base), ST_USER_ALL, 0, NULL, &r);
 	int rows = st == STORE_OK ? PQntuples(r) : 0;
 
 	if (st == STORE_OK && rows > 0) {
@@ -588,57 +512,6 @@ pg_user_list(struct store *base, struct store_users *out)
 	if (st != STORE_OK)
 		store_users_clear(out);
 	return st;
-}
-
-/* Why an invitation could not be used, read inside the failing transaction. */
-static enum store_status
-classify_invite(struct pg_store *s, const char *token_hash, const char *email_key,
-    const char *now, enum store_invite_why *why)
-{
-	const char *params[2] = { token_hash, now };
-	PGresult *r = NULL;
-	enum store_status st = run(s, ST_INV_BY_TOKEN, 2, params, &r);
-	const char *status;
-
-	if (st != STORE_OK)
-		return st;
-	if (PQntuples(r) != 1) {
-		*why = STORE_INVITE_UNKNOWN;
-	} else {
-		status = PQgetvalue(r, 0, 0);
-		if (strcmp(status, "accepted") == 0)
-			*why = STORE_INVITE_USED;
-		else if (strcmp(status, "revoked") == 0)
-			*why = STORE_INVITE_REVOKED;
-		else if (strcmp(status, "expired") == 0 || atoi(PQgetvalue(r, 0, 1)) != 0)
-			*why = STORE_INVITE_EXPIRED;
-		else if (strcmp(PQgetvalue(r, 0, 2), email_key) != 0)
-			*why = STORE_INVITE_EMAIL_MISMATCH;
-		else
-			*why = STORE_INVITE_UNKNOWN;
-	}
-	PQclear(r);
-	return STORE_CONFLICT;
-}
-
-/* The conditional update that makes an invitation single-use; then the profile. */
-static enum store_status
-accept_locked(struct pg_store *s, const char *token_hash, int64_t user_id, const char *email_key,
-    enum store_invite_why *why)
-{
-	char now[64], id[24];
-	const char *params[4] = { token_hash, id, now, email_key };
-	enum store_status st;
-	int changed = 0;
-
-	store_time_rfc3339(0, now);
-	fmt_id(id, user_id);
-	st = exec_n(s, ST_INV_ACCEPT, 4, params, &changed);
-	if (st != STORE_OK)
-		return st;
-	if (changed != 1)
-		return classify_invite(s, token_hash, email_key, now, why);
-	return exec_n(s, ST_PROFILE_TEACHER, 1, params + 1, NULL);
 }
 
 struct create_args {
@@ -658,18 +531,18 @@ create_body(struct pg_store *s, void *arg)
 	char id[24];
 	const char *profile[4] = { id, in->role, in->bio, in->can_invite_teachers ? "true" : "false" };
 	PGresult *r = NULL;
-	enum store_status st = run(s, ST_USER_INSERT, 7, user, &r);
+	enum store_status st = store_pg_run(s, ST_USER_INSERT, 7, user, &r);
 
 	if (st == STORE_OK)
 		a->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	if (st != STORE_OK)
 		return st;
-	fmt_id(id, a->id);
-	st = exec_n(s, ST_PROFILE_INSERT, 4, profile, NULL);
+	store_pg_fmt_id(id, a->id);
+	st = store_pg_exec(s, ST_PROFILE_INSERT, 4, profile, NULL);
 	if (st != STORE_OK || in->invitation_hash == NULL)
 		return st;
-	return accept_locked(s, in->invitation_hash, a->id, in->email_key, a->why);
+	return store_pg_accept_locked(s, in->invitation_hash, a->id, in->email_key, a->why);
 }
 
 static enum store_status
@@ -680,7 +553,7 @@ pg_user_create(struct store *base, const struct store_new_user *in, struct store
 	enum store_status st;
 
 	store_time_rfc3339(0, a.joined);
-	st = in_tx(from(base), create_body, &a);
+	st = store_pg_tx(store_pg_from(base), create_body, &a);
 	return st == STORE_OK ? store_user_from_new(in, a.id, a.joined, out) : st;
 }
 
@@ -694,7 +567,7 @@ set_field(struct pg_store *s, enum stmt id, const char *key, const char *value)
 {
 	const char *params[2] = { key, value };
 
-	return exec_n(s, id, 2, params, NULL);
+	return store_pg_exec(s, id, 2, params, NULL);
 }
 
 static enum store_status
@@ -707,8 +580,8 @@ update_body(struct pg_store *s, void *arg)
 	int found = 0, changed = 0;
 	enum store_status st;
 
-	fmt_id(id, a->id);
-	st = query_int(s, ST_USER_EMAIL_KEY, 1, params, &found);	/* exists? */
+	store_pg_fmt_id(id, a->id);
+	st = store_pg_query_int(s, ST_USER_EMAIL_KEY, 1, params, &found);	/* exists? */
 	if (st == STORE_OK && u->bio != NULL)
 		st = set_field(s, ST_SET_BIO, id, u->bio);
 	if (st == STORE_OK && u->role != NULL)
@@ -720,7 +593,7 @@ update_body(struct pg_store *s, void *arg)
 	if (st == STORE_OK && u->is_active >= 0)
 		st = set_field(s, ST_SET_ACTIVE, id, u->is_active ? "true" : "false");
 	if (st == STORE_OK && u->password_hash != NULL && u->expect_hash != NULL) {
-		st = exec_n(s, ST_REHASH, 3, params, &changed);
+		st = store_pg_exec(s, ST_REHASH, 3, params, &changed);
 		if (st == STORE_OK && changed != 1)
 			st = STORE_CONFLICT;
 	} else if (st == STORE_OK && u->password_hash != NULL) {
@@ -729,7 +602,7 @@ update_body(struct pg_store *s, void *arg)
 	/* A new password or a deactivation ends every session. */
 	if (st == STORE_OK && ((u->password_hash != NULL && u->expect_hash == NULL) ||
 				  u->is_active == 0))
-		st = exec_n(s, ST_TOKENS_REVOKE_USER, 1, params, NULL);
+		st = store_pg_exec(s, ST_TOKENS_REVOKE_USER, 1, params, NULL);
 	return st;
 }
 
@@ -738,7 +611,7 @@ pg_user_update(struct store *base, int64_t id, const struct store_user_update *u
 {
 	struct update_args a = { id, u };
 
-	return in_tx(from(base), update_body, &a);
+	return store_pg_tx(store_pg_from(base), update_body, &a);
 }
 
 static enum store_status
@@ -749,15 +622,15 @@ delete_body(struct pg_store *s, void *arg)
 	int changed = 0;
 	enum store_status st;
 
-	fmt_id(id, *(int64_t *)arg);
-	st = exec_n(s, ST_USER_DELETE, 1, params, &changed);
+	store_pg_fmt_id(id, *(int64_t *)arg);
+	st = store_pg_exec(s, ST_USER_DELETE, 1, params, &changed);
 	return st == STORE_OK && changed == 0 ? STORE_NOT_FOUND : st;
 }
 
 static enum store_status
 pg_user_delete(struct store *base, int64_t id)
 {
-	return in_tx(from(base), delete_body, &id);
+	return store_pg_tx(store_pg_from(base), delete_body, &id);
 }
 
 struct token_args {
@@ -776,12 +649,12 @@ token_body(struct pg_store *s, void *arg)
 	const char *insert[4] = { id, a->token_hash, a->now, a->expires };
 	enum store_status st;
 
-	fmt_id(id, a->user_id);
-	st = exec_n(s, ST_TOKENS_PURGE, 2, purge, NULL);
+	store_pg_fmt_id(id, a->user_id);
+	st = store_pg_exec(s, ST_TOKENS_PURGE, 2, purge, NULL);
 	if (st == STORE_OK)
-		st = exec_n(s, ST_TOKEN_INSERT, 4, insert, NULL);
+		st = store_pg_exec(s, ST_TOKEN_INSERT, 4, insert, NULL);
 	if (st == STORE_OK)
-		st = exec_n(s, ST_SET_LAST_LOGIN, 2, purge, NULL);
+		st = store_pg_exec(s, ST_SET_LAST_LOGIN, 2, purge, NULL);
 	return st;
 }
 
@@ -793,7 +666,7 @@ pg_token_create(struct store *base, int64_t user_id, const char *token_hash, lon
 
 	store_time_rfc3339(0, a.now);
 	store_time_rfc3339(ttl_s, expires_at);
-	return in_tx(from(base), token_body, &a);
+	return store_pg_tx(store_pg_from(base), token_body, &a);
 }
 
 static enum store_status
@@ -805,7 +678,7 @@ pg_token_user(struct store *base, const char *token_hash, struct store_user *out
 	enum store_status st;
 
 	store_time_rfc3339(0, now);
-	st = run(from(base), ST_TOKEN_USER, 2, params, &r);
+	st = store_pg_run(store_pg_from(base), ST_TOKEN_USER, 2, params, &r);
 	if (st == STORE_OK)
 		st = PQntuples(r) == 1 ? read_user(r, 0, out, NULL) : STORE_NOT_FOUND;
 	PQclear(r);
@@ -816,234 +689,7 @@ static enum store_status
 pg_token_revoke(struct store *base, const char *token_hash)
 {
 	/* One statement is its own transaction. */
-	return exec_n(from(base), ST_TOKEN_DELETE, 1, &token_hash, NULL);
-}
-
-/* Reads an INV_COLS row. */
-static enum store_status
-read_invite(const PGresult *r, int row, struct store_invitation *inv)
-{
-	inv->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-	inv->inviter_id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
-	inv->inviter = val_dup(r, row, 2);
-	inv->email = val_dup(r, row, 3);
-	snprintf(inv->status, sizeof(inv->status), "%s", PQgetvalue(r, row, 4));
-	inv->created_at = val_dup(r, row, 5);
-	inv->expires_at = val_dup(r, row, 6);
-	inv->accepted_at = val_dup(r, row, 7);
-	if (inv->inviter == NULL || inv->email == NULL || inv->created_at == NULL ||
-	    inv->expires_at == NULL)
-		return STORE_ERROR;
-	return STORE_OK;
-}
-
-static enum store_status
-invite_get(struct pg_store *s, int64_t id, int64_t inviter_id, struct store_invitation *out)
-{
-	char key[24], now[64];
-	const char *params[2] = { key, now };
-	PGresult *r = NULL;
-	enum store_status st;
-
-	fmt_id(key, id);
-	store_time_rfc3339(0, now);
-	st = run(s, ST_INV_BY_ID, 2, params, &r);
-	if (st == STORE_OK)
-		st = PQntuples(r) == 1 ? read_invite(r, 0, out) : STORE_NOT_FOUND;
-	PQclear(r);
-	if (st == STORE_OK && inviter_id != 0 && out->inviter_id != inviter_id)
-		st = STORE_NOT_FOUND;	/* someone else's: as if it did not exist */
-	if (st != STORE_OK)
-		store_invitation_clear(out);
-	return st;
-}
-
-/* Marks a pending invitation for the email that has run out as expired, so the
- * partial unique index only ever holds live ones. */
-static enum store_status
-expire_for_email(struct pg_store *s, const char *email_key, const char *now)
-{
-	const char *params[2] = { email_key, now };
-
-	return exec_n(s, ST_INV_EXPIRE_EMAIL, 2, params, NULL);
-}
-
-struct invite_args {
-	int64_t id;
-	int64_t inviter_id;
-	const char *email;
-	const char *email_key;
-	const char *token_hash;
-	long long ttl_s;
-	struct store_invitation *out;
-};
-
-static enum store_status
-invite_create_body(struct pg_store *s, void *arg)
-{
-	struct invite_args *a = arg;
-	char now[64], expires[64], inviter[24];
-	const char *ins[6] = { inviter, a->email, a->email_key, a->token_hash, now, expires };
-	PGresult *r = NULL;
-	int taken = 0;
-	enum store_status st;
-
-	store_time_rfc3339(0, now);
-	store_time_rfc3339(a->ttl_s, expires);
-	fmt_id(inviter, a->inviter_id);
-	st = query_int(s, ST_EMAIL_HAS_ACCOUNT, 1, &a->email_key, &taken);
-	if (st == STORE_OK && taken)
-		return STORE_CONFLICT_EMAIL;
-	if (st == STORE_OK)
-		st = expire_for_email(s, a->email_key, now);
-	if (st == STORE_OK)
-		st = run(s, ST_INV_INSERT, 6, ins, &r);
-	if (st == STORE_OK)
-		a->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return st == STORE_OK ? invite_get(s, a->id, 0, a->out) : st;
-}
-
-static enum store_status
-pg_invite_create(struct store *base, int64_t inviter_id, const char *email, const char *email_key,
-    const char *token_hash, long long ttl_s, struct store_invitation *out)
-{
-	struct invite_args a = { 0, inviter_id, email, email_key, token_hash, ttl_s, out };
-
-	return in_tx(from(base), invite_create_body, &a);
-}
-
-static enum store_status
-pg_invite_list(struct store *base, int64_t inviter_id, struct store_invitations *out)
-{
-	char key[24], now[64];
-	const char *params[2] = { key, now };
-	PGresult *r = NULL;
-	enum store_status st;
-	int rows;
-
-	fmt_id(key, inviter_id);
-	store_time_rfc3339(0, now);
-	st = run(from(base), ST_INV_LIST, 2, params, &r);
-	rows = st == STORE_OK ? PQntuples(r) : 0;
-	if (rows > 0) {
-		out->items = calloc((size_t)rows, sizeof(*out->items));
-		if (out->items == NULL)
-			st = STORE_ERROR;
-	}
-	for (int i = 0; st == STORE_OK && i < rows; i++) {
-		out->n++;
-		st = read_invite(r, i, &out->items[i]);
-	}
-	PQclear(r);
-	if (st != STORE_OK)
-		store_invitations_clear(out);
-	return st;
-}
-
-static enum store_status
-invite_resend_body(struct pg_store *s, void *arg)
-{
-	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
-	char id[24], now[64], expires[64], *key = NULL;
-	const char *params[3] = { id, a->token_hash, expires };
-	PGresult *r = NULL;
-	enum store_status st = invite_get(s, a->id, a->inviter_id, &cur);
-
-	if (st != STORE_OK)
-		return st;
-	fmt_id(id, a->id);
-	store_time_rfc3339(0, now);
-	store_time_rfc3339(a->ttl_s, expires);
-	if (strcmp(cur.status, "pending") != 0 && strcmp(cur.status, "expired") != 0)
-		st = STORE_CONFLICT;
-	store_invitation_clear(&cur);
-	if (st == STORE_OK)
-		st = run(s, ST_INV_EMAIL_KEY, 1, params, &r);
-	if (st == STORE_OK && PQntuples(r) == 1)
-		key = strdup(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	if (st == STORE_OK)
-		st = key != NULL ? expire_for_email(s, key, now) : STORE_ERROR;
-	free(key);
-	if (st == STORE_OK)
-		st = exec_n(s, ST_INV_RESEND, 3, params, NULL);
-	return st == STORE_OK ? invite_get(s, a->id, 0, a->out) : st;
-}
-
-static enum store_status
-pg_invite_resend(struct store *base, int64_t id, int64_t inviter_id, const char *token_hash,
-    long long ttl_s, struct store_invitation *out)
-{
-	struct invite_args a = { id, inviter_id, NULL, NULL, token_hash, ttl_s, out };
-
-	return in_tx(from(base), invite_resend_body, &a);
-}
-
-static enum store_status
-invite_revoke_body(struct pg_store *s, void *arg)
-{
-	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
-	char id[24], now[64];
-	const char *params[2] = { id, now };
-	int changed = 0;
-	enum store_status st = invite_get(s, a->id, a->inviter_id, &cur);
-
-	store_invitation_clear(&cur);
-	if (st != STORE_OK)
-		return st;
-	fmt_id(id, a->id);
-	store_time_rfc3339(0, now);
-	st = exec_n(s, ST_INV_REVOKE, 2, params, &changed);
-	return st == STORE_OK && changed != 1 ? STORE_CONFLICT : st;
-}
-
-static enum store_status
-pg_invite_revoke(struct store *base, int64_t id, int64_t inviter_id)
-{
-	struct invite_args a = { .id = id, .inviter_id = inviter_id };
-
-	return in_tx(from(base), invite_revoke_body, &a);
-}
-
-struct accept_args {
-	const char *token_hash;
-	int64_t user_id;
-	enum store_invite_why *why;
-};
-
-static enum store_status
-accept_body(struct pg_store *s, void *arg)
-{
-	struct accept_args *a = arg;
-	char id[24];
-	const char *params[1] = { id };
-	PGresult *r = NULL;
-	enum store_status st;
-	char *key = NULL;
-
-	fmt_id(id, a->user_id);
-	st = run(s, ST_USER_EMAIL_KEY, 1, params, &r);
-	if (st == STORE_OK && PQntuples(r) == 1)
-		key = strdup(PQgetvalue(r, 0, 0));
-	else if (st == STORE_OK)
-		st = STORE_NOT_FOUND;
-	PQclear(r);
-	if (st == STORE_OK)
-		st = key != NULL ? accept_locked(s, a->token_hash, a->user_id, key, a->why) : STORE_ERROR;
-	free(key);
-	return st;
-}
-
-static enum store_status
-pg_invite_accept(struct store *base, const char *token_hash, int64_t user_id,
-    enum store_invite_why *why)
-{
-	struct accept_args a = { token_hash, user_id, why };
-
-	return in_tx(from(base), accept_body, &a);
+	return store_pg_exec(store_pg_from(base), ST_TOKEN_DELETE, 1, &token_hash, NULL);
 }
 
 static enum store_status
@@ -1054,10 +700,10 @@ pg_rate_count(struct store *base, const char *key, long long start, int add, lon
 	PGresult *r = NULL;
 	enum store_status st;
 
-	fmt_id(window, start);
-	fmt_id(n, add);
+	store_pg_fmt_id(window, start);
+	store_pg_fmt_id(n, add);
 	/* One statement is its own transaction; the upsert is atomic. */
-	st = run(from(base), add > 0 ? ST_RATE_HIT : ST_RATE_READ, add > 0 ? 3 : 2, params, &r);
+	st = store_pg_run(store_pg_from(base), add > 0 ? ST_RATE_HIT : ST_RATE_READ, add > 0 ? 3 : 2, params, &r);
 	if (st == STORE_OK && PQntuples(r) == 1)
 		*count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
@@ -1081,10 +727,10 @@ const struct store_ops store_postgres_ops = {
 	.token_create = pg_token_create,
 	.token_user = pg_token_user,
 	.token_revoke = pg_token_revoke,
-	.invite_create = pg_invite_create,
-	.invite_list = pg_invite_list,
-	.invite_resend = pg_invite_resend,
-	.invite_revoke = pg_invite_revoke,
-	.invite_accept = pg_invite_accept,
+	.invite_create = store_pg_invite_create,
+	.invite_list = store_pg_invite_list,
+	.invite_resend = store_pg_invite_resend,
+	.invite_revoke = store_pg_invite_revoke,
+	.invite_accept = store_pg_invite_accept,
 	.rate_count = pg_rate_count,
 };
