@@ -13,7 +13,6 @@ struct store_ops {
 	const struct store_migration *migrations;
 	enum store_status (*open)(const char *url, enum store_open_mode mode, struct store **out);
 	void (*close)(struct store *s);
-	enum store_status (*ping)(struct store *s);
 	enum store_status (*applied_version)(struct store *s, int *out);
 	/* Applies `m` in its own transaction unless already recorded; `*did` says which. */
 	enum store_status (*apply)(struct store *s, const struct store_migration *m, bool *did);

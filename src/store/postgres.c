@@ -43,7 +43,6 @@ static const char *const sql_text[ST_COUNT_] = {
 	[ST_BEGIN] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_PING] = "SELECT 1",
 	[ST_HAS_MIGRATIONS] = "SELECT count(*) FROM pg_catalog.pg_tables"
 			      " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'",
 	[ST_APPLIED_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
@@ -333,14 +332,6 @@ store_pg_query_int(struct pg_store *s, enum stmt id, int n, const char *const *p
 	}
 	PQclear(r);
 	return st;
-}
-
-static enum store_status
-pg_ping(struct store *base)
-{
-	int one = 0;
-
-	return store_pg_query_int(store_pg_from(base), ST_PING, 0, NULL, &one);
 }
 
 static enum store_status
@@ -715,7 +706,6 @@ const struct store_ops store_postgres_ops = {
 	.migrations = store_migrations_postgres,
 	.open = pg_open,
 	.close = pg_close,
-	.ping = pg_ping,
 	.applied_version = pg_applied_version,
 	.apply = pg_apply,
 	.user_keys_taken = pg_user_keys_taken,

@@ -37,7 +37,6 @@ static const char *const sql_text[ST_COUNT_] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_PING] = "SELECT 1",
 	[ST_HAS_MIGRATIONS] =
 	    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
 	[ST_APPLIED_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
@@ -277,14 +276,6 @@ query_int(struct sqlite_store *s, enum stmt id, int *out)
 		*out = sqlite3_column_int(st, 0);
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? STORE_OK : store_sq_map(s, rc);
-}
-
-static enum store_status
-sqlite_ping(struct store *base)
-{
-	int one = 0;
-
-	return query_int(store_sq_from(base), ST_PING, &one);
 }
 
 static enum store_status
@@ -812,7 +803,6 @@ const struct store_ops store_sqlite_ops = {
 	.migrations = store_migrations_sqlite,
 	.open = sqlite_open,
 	.close = sqlite_close,
-	.ping = sqlite_ping,
 	.applied_version = sqlite_applied_version,
 	.apply = sqlite_apply,
 	.user_keys_taken = sqlite_user_keys_taken,

@@ -94,12 +94,6 @@ store_close(struct store *s)
 }
 
 enum store_status
-store_ping(struct store *s)
-{
-	return s->ops->ping(s);
-}
-
-enum store_status
 store_user_keys_taken(struct store *s, const char *username_key, const char *email_key)
 {
 	return s->ops->user_keys_taken(s, username_key, email_key);

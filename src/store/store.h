@@ -54,9 +54,6 @@ void store_url_redacted(const char *url, char *out, size_t size);
 /* What to do when `url` cannot be opened, as one sentence for the operator. */
 const char *store_open_hint(const char *url);
 
-/* A cheap round trip: STORE_OK when the database answers. */
-RS_MUSTCHECK enum store_status store_ping(struct store *s);
-
 /* One embedded migration; the generated tables end with a zero version. */
 struct store_migration {
 	int version;
