@@ -121,10 +121,6 @@ create_finish(struct http_req *req)
 	enum store_status st;
 	char token[65];
 
-	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	snprintf(token, sizeof(token), "%lld", (long long)c->user_id);
 	if (api_limit(req, API_LIMIT_INVITES, token, 1) != API_ERR_NONE) {
 		api_reply_error(req, API_ERR_RATE_LIMITED);
@@ -231,10 +227,6 @@ resend_finish(struct http_req *req)
 	enum store_status st;
 	char token[65];
 
-	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	new_token(c, token);
 	st = store_invite_resend(req->store, req->path_id, c->user_id, c->token_hash,
 	    http_config(req)->invitation_ttl_s, &inv);
@@ -260,10 +252,6 @@ revoke_finish(struct http_req *req)
 	const struct inv_ctx *c = req->ctx;
 	enum store_status st;
 
-	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	st = store_invite_revoke(req->store, req->path_id, c->user_id);
 	if (st == STORE_OK)
 		http_reply_empty(req, 204);
@@ -287,10 +275,6 @@ accept_finish(struct http_req *req)
 	enum store_invite_why why = STORE_INVITE_OK;
 	enum store_status st;
 
-	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	st = store_invite_accept(req->store, c->token_hash, c->user_id, &why);
 	if (st == STORE_CONFLICT) {
 		api_reply_error(req, api_invite_why_err(why));

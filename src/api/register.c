@@ -85,10 +85,6 @@ register_finish(struct http_req *req)
 	char hash[RCRYPTO_HASH_MAX];
 	enum store_status st;
 
-	if (req->store == NULL) {
-		refuse(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	if (api_limit(req, API_LIMIT_REGISTER_IP, req->remote, 1) != API_ERR_NONE ||
 	    api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote, 0) != API_ERR_NONE) {
 		refuse(req, API_ERR_RATE_LIMITED);

@@ -97,10 +97,6 @@ login_finish(struct http_req *req)
 	bool ok = false, rehash = false;
 	enum store_status st = STORE_NOT_FOUND;
 
-	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	if (api_limit(req, API_LIMIT_LOGIN_IP, req->remote, 1) != API_ERR_NONE) {
 		metrics_login(METRICS_LOGIN_RATE_LIMITED);
 		api_reply_error(req, API_ERR_RATE_LIMITED);
@@ -221,10 +217,6 @@ logout_finish(struct http_req *req)
 {
 	enum store_status st;
 
-	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	st = store_token_revoke(req->store, req->ctx);
 	if (st != STORE_OK)
 		api_reply_error(req, store_api_err(st));
@@ -302,10 +294,6 @@ me_patch_finish(struct http_req *req)
 	const struct me_patch *m = req->ctx;
 	enum store_status st;
 
-	if (req->store == NULL) {
-		api_reply_error(req, API_ERR_UNAVAILABLE);
-		return;
-	}
 	st = store_user_update(req->store, m->user_id,
 	    &(struct store_user_update){ .bio = m->bio, .is_active = -1, .is_admin = -1,
 		.can_invite_teachers = -1 });

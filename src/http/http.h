@@ -107,8 +107,9 @@ void http_reply_text_new(struct http_req *req, int status, char *text, const cha
 
 /*
  * Runs `fn` on a worker of the bounded pool, with `req->store` set to the
- * worker's database connection (NULL when it cannot connect). False when the
- * pool's queue is full: the caller answers 503.
+ * worker's database connection; when the worker cannot connect, `fn` does not
+ * run and the reply is 503 `unavailable`. False when the pool's queue is
+ * full: the caller answers 503.
  */
 bool http_defer(struct http_req *req, http_handler fn);
 

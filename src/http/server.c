@@ -459,7 +459,10 @@ run_deferred(void *arg, void *ctx)
 	if (w != NULL && w->store == NULL && store_open(w->cfg->db, STORE_OPEN_EXISTING, &w->store) != STORE_OK)
 		w->store = NULL;
 	req->store = w != NULL ? w->store : NULL;
-	req->deferred(req);
+	if (req->store == NULL)
+		api_reply_error(req, API_ERR_UNAVAILABLE);	/* no database: the handler never runs */
+	else
+		req->deferred(req);
 	req->store = NULL;
 	if (req->state != HTTP_READY) {
 		http_log(req, LOG_ERROR, "deferred handler set no reply");
