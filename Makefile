@@ -10,7 +10,7 @@ export ROSTER_DB
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build build-san build-fuzz run test test-unit test-http test-san fuzz format clean bench check-memory
+.PHONY: all deps build build-san build-fuzz run test test-unit test-http fuzz format check-format clean bench check-memory
 
 all: build
 
@@ -43,6 +43,7 @@ run: build
 # scenario, then each libFuzzer target for a short bounded time.
 test: build build-san build-fuzz
 	scripts/check-layers
+	scripts/check-format
 	meson test -C $(BUILD) --print-errorlogs --num-processes 1
 	$(SAN_ENV) meson test -C $(SAN_BUILD) --print-errorlogs --num-processes 1
 	scripts/check-memory $(BUILD)/roster
@@ -63,6 +64,9 @@ test-http: build
 
 # roster under valgrind (migrate, user create, serve with a short scenario, SIGTERM)
 # on SQLite; fails on any memory error or definite/indirect leak. About 10 seconds.
+check-format:
+	scripts/check-format
+
 check-memory: build
 	scripts/check-memory $(BUILD)/roster
 
@@ -76,8 +80,9 @@ bench:
 	ninja -C $(BENCH_BUILD)
 	bench/run --build $(BENCH_BUILD)
 
+# Rewrites every C file with the pinned .clang-format; `make test` checks it (scripts/check-format).
 format:
-	clang-format -i src/*.[ch] src/*/*.[ch] tests/unit/*.c
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD)

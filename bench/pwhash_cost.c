@@ -31,7 +31,8 @@ arg(int argc, char **argv, int i, long def, long min, long max)
 		return def;
 	v = strtol(argv[i], &end, 10);
 	if (*argv[i] == '\0' || *end != '\0' || v < min || v > max) {
-		fprintf(stderr, "pwhash_cost: bad argument '%s' (want %ld..%ld)\n", argv[i], min, max);
+		fprintf(
+		    stderr, "pwhash_cost: bad argument '%s' (want %ld..%ld)\n", argv[i], min, max);
 		exit(2);
 	}
 	return v;
@@ -59,12 +60,14 @@ main(int argc, char **argv)
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (crypto_pwhash_str_alg(out, pw, strlen(pw), (unsigned long long)passes,
-			(size_t)mem_kib * 1024, crypto_pwhash_ALG_ARGON2ID13) != 0) {
-			fprintf(stderr, "pwhash_cost: crypto_pwhash_str_alg failed (out of memory?)\n");
+		        (size_t)mem_kib * 1024, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+			fprintf(
+			    stderr, "pwhash_cost: crypto_pwhash_str_alg failed (out of memory?)\n");
 			return 1;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		ms[i] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		ms[i] =
+		    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	}
 	qsort(ms, (size_t)count, sizeof(*ms), cmp_double);
 	printf("median_ms=%.3f min_ms=%.3f max_ms=%.3f count=%ld memory_kib=%ld passes=%ld\n",

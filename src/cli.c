@@ -4,10 +4,10 @@
  * account made here obeys every rule an account made over HTTP does.
  */
 #include "cli.h"
-#include "acct.h"
+#include "accounts/acct.h"
 #include "log.h"
-#include "rcrypto.h"
-#include "store.h"
+#include "crypto/rcrypto.h"
+#include "store/store.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -67,7 +67,7 @@ open_db(const struct config *cfg)
 static enum store_status
 find_user(struct store *s, const char *spec, struct store_user *out)
 {
-	struct store_user_ref ref = { 0 };
+	struct store_user_ref ref = {0};
 	char *ud = NULL, *uk = NULL, *ed = NULL, *ek = NULL;
 	const char *msg;
 	enum store_status st;
@@ -107,7 +107,8 @@ read_password(const struct config *cfg, size_t *len)
 	} else {
 		tty = fopen("/dev/tty", "r+");
 		if (tty == NULL || tcgetattr(fileno(tty), &old) != 0) {
-			fail(CLI_USAGE, "no terminal to read the password from; use --password-stdin%s", "");
+			fail(CLI_USAGE,
+			    "no terminal to read the password from; use --password-stdin%s", "");
 			goto out;
 		}
 		quiet = old;
@@ -180,10 +181,10 @@ print_errors(const struct acct_errors *errs)
 int
 cli_user_create(const struct config *cfg)
 {
-	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
-	struct acct_errors errs = { .n = 0 };
-	struct acct_signup su = { 0 };
-	struct store_user user = { 0 };
+	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
+	struct acct_errors errs = {.n = 0};
+	struct acct_signup su = {0};
+	struct store_user user = {0};
 	enum store_invite_why why;
 	struct store *s = open_db(cfg);
 	char hash[RCRYPTO_HASH_MAX];
@@ -199,10 +200,16 @@ cli_user_create(const struct config *cfg)
 		rc = CLI_USAGE;
 		goto out;
 	}
-	if (acct_signup_validate(&(struct acct_signup_input){ .username = cfg->arg,
-		.username_len = strlen(cfg->arg), .email = cfg->email, .email_len = strlen(cfg->email),
-		.password = pw, .password_len = pwlen, .role = cfg->role, .bio = cfg->bio,
-		.bio_len = cfg->bio != NULL ? strlen(cfg->bio) : 0 }, &su, &errs) != ACCT_OK) {
+	if (acct_signup_validate(&(struct acct_signup_input){.username = cfg->arg,
+	                             .username_len = strlen(cfg->arg),
+	                             .email = cfg->email,
+	                             .email_len = strlen(cfg->email),
+	                             .password = pw,
+	                             .password_len = pwlen,
+	                             .role = cfg->role,
+	                             .bio = cfg->bio,
+	                             .bio_len = cfg->bio != NULL ? strlen(cfg->bio) : 0},
+	        &su, &errs) != ACCT_OK) {
 		print_errors(&errs);
 		rc = CLI_INVALID;
 		goto out;
@@ -211,10 +218,17 @@ cli_user_create(const struct config *cfg)
 		fail(CLI_FAILURE, "password hashing failed%s", "");
 		goto out;
 	}
-	st = store_user_create(s, &(struct store_new_user){ .username = su.username,
-		.username_key = su.username_key, .email = su.email, .email_key = su.email_key,
-		.password_hash = hash, .role = su.role, .bio = su.bio,
-		.can_invite_teachers = cfg->can_invite, .is_admin = cfg->admin }, &user, &why);
+	st = store_user_create(s,
+	    &(struct store_new_user){.username = su.username,
+	        .username_key = su.username_key,
+	        .email = su.email,
+	        .email_key = su.email_key,
+	        .password_hash = hash,
+	        .role = su.role,
+	        .bio = su.bio,
+	        .can_invite_teachers = cfg->can_invite,
+	        .is_admin = cfg->admin},
+	    &user, &why);
 	sodium_memzero(hash, sizeof(hash));
 	rc = store_exit(st);
 	if (st == STORE_CONFLICT_USERNAME)
@@ -238,7 +252,7 @@ out:
 int
 cli_user_list(const struct config *cfg)
 {
-	struct store_users all = { 0 };
+	struct store_users all = {0};
 	struct store *s = open_db(cfg);
 	enum store_status st;
 	json_t *items;
@@ -255,8 +269,8 @@ cli_user_list(const struct config *cfg)
 			json_array_append_new(items, user_json_new(&all.items[i]));
 		print_json_new(json_pack("{s:o}", "users", items));
 	} else {
-		printf("%-6s %-20s %-30s %-9s %-6s %-5s %-10s %s\n", "ID", "USERNAME", "EMAIL", "ROLE",
-		    "ACTIVE", "ADMIN", "CAN_INVITE", "JOINED");
+		printf("%-6s %-20s %-30s %-9s %-6s %-5s %-10s %s\n", "ID", "USERNAME", "EMAIL",
+		    "ROLE", "ACTIVE", "ADMIN", "CAN_INVITE", "JOINED");
 		for (size_t i = 0; i < all.n; i++) {
 			const struct store_user *u = &all.items[i];
 
@@ -282,8 +296,8 @@ open_user(const struct config *cfg, const char *spec, struct store_user *u, int 
 		return NULL;
 	st = find_user(s, spec, u);
 	if (st != STORE_OK) {
-		*rc = fail(store_exit(st), st == STORE_NOT_FOUND ? "no such user: %s" : "cannot read %s",
-		    spec);
+		*rc = fail(store_exit(st),
+		    st == STORE_NOT_FOUND ? "no such user: %s" : "cannot read %s", spec);
 		store_close(s);
 		return NULL;
 	}
@@ -294,7 +308,7 @@ open_user(const struct config *cfg, const char *spec, struct store_user *u, int 
 int
 cli_user_show(const struct config *cfg)
 {
-	struct store_user u = { 0 };
+	struct store_user u = {0};
 	int rc;
 	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
 
@@ -308,7 +322,7 @@ cli_user_show(const struct config *cfg)
 int
 cli_user_set(const struct config *cfg)
 {
-	struct store_user u = { 0 };
+	struct store_user u = {0};
 	int rc;
 	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
 	enum store_status st;
@@ -320,12 +334,14 @@ cli_user_set(const struct config *cfg)
 		rc = fail(CLI_INVALID, "role: %s", ACCT_MSG_ROLE_INVALID);
 		goto out;
 	}
-	st = store_user_update(s, id, &(struct store_user_update){ .role = cfg->role,
-		.is_active = cfg->set_active, .is_admin = cfg->set_admin,
-		.can_invite_teachers = cfg->set_can_invite });
+	st = store_user_update(s, id,
+	    &(struct store_user_update){.role = cfg->role,
+	        .is_active = cfg->set_active,
+	        .is_admin = cfg->set_admin,
+	        .can_invite_teachers = cfg->set_can_invite});
 	store_user_clear(&u);
 	if (st == STORE_OK)
-		st = store_user_get(s, &(struct store_user_ref){ .id = id }, &u);
+		st = store_user_get(s, &(struct store_user_ref){.id = id}, &u);
 	rc = store_exit(st);
 	if (st != STORE_OK)
 		fail(rc, "cannot update the user: %s", store_status_str(st));
@@ -340,9 +356,9 @@ out:
 int
 cli_user_set_password(const struct config *cfg)
 {
-	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
-	struct acct_errors errs = { .n = 0 };
-	struct store_user u = { 0 };
+	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
+	struct acct_errors errs = {.n = 0};
+	struct store_user u = {0};
 	char hash[RCRYPTO_HASH_MAX];
 	size_t pwlen = 0;
 	char *pw = NULL;
@@ -366,8 +382,9 @@ cli_user_set_password(const struct config *cfg)
 		rc = fail(CLI_FAILURE, "password hashing failed%s", "");
 		goto out;
 	}
-	st = store_user_update(s, u.id, &(struct store_user_update){ .password_hash = hash,
-		.is_active = -1, .is_admin = -1, .can_invite_teachers = -1 });
+	st = store_user_update(s, u.id,
+	    &(struct store_user_update){
+	        .password_hash = hash, .is_active = -1, .is_admin = -1, .can_invite_teachers = -1});
 	sodium_memzero(hash, sizeof(hash));
 	rc = store_exit(st);
 	if (st != STORE_OK)
@@ -386,7 +403,7 @@ out:
 int
 cli_user_delete(const struct config *cfg)
 {
-	struct store_user u = { 0 };
+	struct store_user u = {0};
 	int rc;
 	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
 	enum store_status st;
@@ -415,8 +432,8 @@ invitation_json_new(const struct store_invitation *inv)
 int
 cli_invite_create(const struct config *cfg)
 {
-	struct store_invitation inv = { 0 };
-	struct store_user u = { 0 };
+	struct store_invitation inv = {0};
+	struct store_user u = {0};
 	char *email = NULL, *key = NULL, token[65], hash[65];
 	const char *msg = NULL;
 	int rc;
@@ -427,7 +444,8 @@ cli_invite_create(const struct config *cfg)
 	if (s == NULL)
 		goto out;
 	if (!u.can_invite_teachers) {
-		rc = fail(CLI_INVALID, "%s cannot invite teachers (can-invite-teachers is off)", cfg->by);
+		rc = fail(
+		    CLI_INVALID, "%s cannot invite teachers (can-invite-teachers is off)", cfg->by);
 		goto out;
 	}
 	if (acct_email_normalize(cfg->email, strlen(cfg->email), &email, &key, &msg) != ACCT_OK) {
@@ -449,7 +467,8 @@ cli_invite_create(const struct config *cfg)
 		json_object_set_new(doc, "token", json_string(token));
 		print_json_new(doc);
 	} else {
-		printf("id:         %lld\nemail:      %s\nstatus:     %s\nexpires_at: %s\ntoken: %s\n",
+		printf(
+		    "id:         %lld\nemail:      %s\nstatus:     %s\nexpires_at: %s\ntoken: %s\n",
 		    (long long)inv.id, inv.email, inv.status, inv.expires_at, token);
 	}
 out:
@@ -465,8 +484,8 @@ out:
 int
 cli_invite_list(const struct config *cfg)
 {
-	struct store_invitations all = { 0 };
-	struct store_user u = { 0 };
+	struct store_invitations all = {0};
+	struct store_user u = {0};
 	int rc = CLI_OK;
 	struct store *s = cfg->by != NULL ? open_user(cfg, cfg->by, &u, &rc) : open_db(cfg);
 	enum store_status st;

@@ -1,9 +1,9 @@
 /* Configuration: one option table, env then flags; see config.h. */
 #include "config.h"
 #include "log.h"
-#include "store.h"
-#include "acct.h"
-#include "proxy.h"
+#include "store/store.h"
+#include "accounts/acct.h"
+#include "http/proxy.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,119 +14,131 @@
 #include <unistd.h>
 
 enum opt_type {
-	OPT_PROXIES, OPT_STR, OPT_UINT, OPT_FLAG, OPT_TRISTATE, OPT_DURATION, OPT_LOGLEVEL, OPT_BIND, OPT_DB,
+	OPT_PROXIES,
+	OPT_STR,
+	OPT_UINT,
+	OPT_FLAG,
+	OPT_TRISTATE,
+	OPT_DURATION,
+	OPT_LOGLEVEL,
+	OPT_BIND,
+	OPT_DB,
 	OPT_ROLES
 };
 
 struct opt {
-	const char *flag;	/* without the leading "--" */
+	const char *flag; /* without the leading "--" */
 	const char *env;
 	enum opt_type type;
 	size_t offset;
 	unsigned cmds;
-	unsigned min, max;	/* OPT_UINT bounds */
+	unsigned min, max; /* OPT_UINT bounds */
 	const char *metavar;
 	const char *help;
 };
 
-#define ADMIN (CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET | \
-    CONFIG_USER_PASSWORD | CONFIG_USER_DELETE | CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST | \
-    CONFIG_INVITE_REVOKE)
-#define ALL (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN)
+#define ADMIN                                                                                      \
+	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
+	    CONFIG_USER_PASSWORD | CONFIG_USER_DELETE | CONFIG_INVITE_CREATE |                     \
+	    CONFIG_INVITE_LIST | CONFIG_INVITE_REVOKE)
+#define ALL     (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN)
 #define HASHING (CONFIG_SERVE | CONFIG_USER_CREATE | CONFIG_USER_PASSWORD)
-#define PRINTS_JSON (CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET | \
-    CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST)
+#define PRINTS_JSON                                                                                \
+	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
+	    CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST)
 #define OFF(f) offsetof(struct config, f)
 
 static const struct opt opts[] = {
-	{ "db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",
-	    "database: sqlite:PATH or postgresql://... (default sqlite:var/roster.db)" },
-	{ "bind", "ROSTER_BIND", OPT_BIND, 0, CONFIG_SERVE, 0, 0, "HOST:PORT",
-	    "address to listen on (default 127.0.0.1:8000; port 0 picks a free one)" },
-	{ "threads", "ROSTER_THREADS", OPT_UINT, OFF(threads), CONFIG_SERVE, 1, 256, "N",
-	    "HTTP I/O threads (default: number of cores)" },
-	{ "reuse-port", "ROSTER_REUSE_PORT", OPT_FLAG, OFF(reuse_port), CONFIG_SERVE, 0, 0, NULL,
-	    "let several processes bind the same port (SO_REUSEPORT)" },
-	{ "hash-workers", "ROSTER_HASH_WORKERS", OPT_UINT, OFF(hash_workers), CONFIG_SERVE, 1, 256, "N",
-	    "password-hashing threads (default: number of cores)" },
-	{ "hash-queue", "ROSTER_HASH_QUEUE", OPT_UINT, OFF(hash_queue), CONFIG_SERVE, 1, 65536, "N",
-	    "requests waiting for a hashing thread before 503 (default 256)" },
-	{ "hash-memory", "ROSTER_HASH_MEMORY_KIB", OPT_UINT, OFF(hash_memory_kib), HASHING, 8,
-	    4194304, "KIB", "argon2id memory per hash in KiB (default 19456)" },
-	{ "hash-passes", "ROSTER_HASH_PASSES", OPT_UINT, OFF(hash_passes), HASHING, 1, 64, "N",
-	    "argon2id passes (default 2)" },
-	{ "self-register-roles", "ROSTER_SELF_REGISTER_ROLES", OPT_ROLES, OFF(self_register_roles),
-	    CONFIG_SERVE, 0, 0, "LIST", "roles open to self-registration (default explorer)" },
-	{ "trusted-proxies", "ROSTER_TRUSTED_PROXIES", OPT_PROXIES, OFF(trusted_proxies), CONFIG_SERVE, 0,
-	    0, "LIST", "proxies whose X-Forwarded-For is believed: addresses or CIDRs (default none)" },
-	{ "rate-limits", "ROSTER_RATE_LIMITS", OPT_FLAG, OFF(rate_limits), CONFIG_SERVE, 0, 0,
-	    "on|off", "enforce the rate limits below, shared by all instances (default on)" },
-	{ "limit-register-per-ip", "ROSTER_LIMIT_REGISTER_PER_IP", OPT_UINT, OFF(limit_register_ip),
-	    CONFIG_SERVE, 1, 1000000, "N", "registration attempts per IP per minute (default 120)" },
-	{ "limit-accounts-per-ip", "ROSTER_LIMIT_ACCOUNTS_PER_IP", OPT_UINT, OFF(limit_accounts_ip),
-	    CONFIG_SERVE, 1, 1000000, "N", "accounts created per IP per hour (default 20)" },
-	{ "limit-login-per-ip", "ROSTER_LIMIT_LOGIN_PER_IP", OPT_UINT, OFF(limit_login_ip),
-	    CONFIG_SERVE, 1, 1000000, "N", "login attempts per IP per minute (default 30)" },
-	{ "limit-login-failures", "ROSTER_LIMIT_LOGIN_FAILURES", OPT_UINT, OFF(limit_login_failures),
-	    CONFIG_SERVE, 1, 1000000, "N", "failed logins per account (or unknown name) per 5 minutes (default 5)" },
-	{ "limit-invites", "ROSTER_LIMIT_INVITES", OPT_UINT, OFF(limit_invites), CONFIG_SERVE, 1,
-	    1000000, "N", "invitations per inviter per hour (default 20)" },
-	{ "token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",
-	    "login token lifetime (default 14d)" },
-	{ "invitation-ttl", "ROSTER_INVITATION_TTL", OPT_DURATION, OFF(invitation_ttl_s),
-	    CONFIG_SERVE | CONFIG_INVITE_CREATE, 0, 0, "D", "invitation lifetime (default 7d)" },
-	{ "shutdown-timeout", "ROSTER_SHUTDOWN_TIMEOUT", OPT_DURATION, OFF(shutdown_timeout_s),
-	    CONFIG_SERVE, 0, 0, "D", "time given to in-flight requests on SIGTERM (default 10s)" },
-	{ "idle-timeout", "ROSTER_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_s), CONFIG_SERVE, 0, 0,
-	    "D", "close a connection idle this long (default 30s)" },
-	{ "max-connections", "ROSTER_MAX_CONNECTIONS", OPT_UINT, OFF(max_connections), CONFIG_SERVE, 1,
-	    100000, "N", "open connections at most (default 1024)" },
-	{ "max-connections-per-ip", "ROSTER_MAX_CONNECTIONS_PER_IP", OPT_UINT,
-	    OFF(max_connections_per_ip), CONFIG_SERVE, 0, 100000, "N",
-	    "open connections per client address; 0 = no limit (default 256)" },
-	{ "body-limit", "ROSTER_BODY_LIMIT", OPT_UINT, OFF(body_limit), CONFIG_SERVE, 256, 1048576,
-	    "BYTES", "largest request body accepted (default 16384)" },
-	{ "log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
-	    "debug, info, warning or error (default info)" },
-	{ "check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
-	    "apply nothing; exit 1 when migrations are pending" },
-	{ "email", NULL, OPT_STR, OFF(email), CONFIG_USER_CREATE | CONFIG_INVITE_CREATE, 0, 0,
-	    "EMAIL", "email address (required)" },
-	{ "role", NULL, OPT_STR, OFF(role), CONFIG_USER_CREATE | CONFIG_USER_SET, 0, 0, "ROLE",
-	    "explorer or teacher (create: default explorer)" },
-	{ "bio", NULL, OPT_STR, OFF(bio), CONFIG_USER_CREATE, 0, 0, "TEXT", "profile bio" },
-	{ "admin", NULL, OPT_FLAG, OFF(admin), CONFIG_USER_CREATE, 0, 0, NULL,
-	    "make the user an administrator" },
-	{ "can-invite-teachers", NULL, OPT_FLAG, OFF(can_invite), CONFIG_USER_CREATE, 0, 0, NULL,
-	    "let the user invite teachers" },
-	{ "active", NULL, OPT_TRISTATE, OFF(set_active), CONFIG_USER_SET, 0, 0, "on|off",
-	    "activate or deactivate (deactivation revokes tokens)" },
-	{ "admin", NULL, OPT_TRISTATE, OFF(set_admin), CONFIG_USER_SET, 0, 0, "on|off",
-	    "administrator or not" },
-	{ "can-invite-teachers", NULL, OPT_TRISTATE, OFF(set_can_invite), CONFIG_USER_SET, 0, 0,
-	    "on|off", "may invite teachers or not" },
-	{ "password-stdin", NULL, OPT_FLAG, OFF(password_stdin),
-	    CONFIG_USER_CREATE | CONFIG_USER_PASSWORD, 0, 0, NULL,
-	    "read the password from the first line of standard input (else: prompt)" },
-	{ "by", NULL, OPT_STR, OFF(by), CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST, 0, 0, "USER",
-	    "the inviting user (create: required; list: only theirs)" },
-	{ "json", NULL, OPT_FLAG, OFF(json), PRINTS_JSON, 0, 0, NULL, "print JSON instead of text" },
+    {"db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",
+        "database: sqlite:PATH or postgresql://... (default sqlite:var/roster.db)"},
+    {"bind", "ROSTER_BIND", OPT_BIND, 0, CONFIG_SERVE, 0, 0, "HOST:PORT",
+        "address to listen on (default 127.0.0.1:8000; port 0 picks a free one)"},
+    {"threads", "ROSTER_THREADS", OPT_UINT, OFF(threads), CONFIG_SERVE, 1, 256, "N",
+        "HTTP I/O threads (default: number of cores)"},
+    {"reuse-port", "ROSTER_REUSE_PORT", OPT_FLAG, OFF(reuse_port), CONFIG_SERVE, 0, 0, NULL,
+        "let several processes bind the same port (SO_REUSEPORT)"},
+    {"hash-workers", "ROSTER_HASH_WORKERS", OPT_UINT, OFF(hash_workers), CONFIG_SERVE, 1, 256, "N",
+        "password-hashing threads (default: number of cores)"},
+    {"hash-queue", "ROSTER_HASH_QUEUE", OPT_UINT, OFF(hash_queue), CONFIG_SERVE, 1, 65536, "N",
+        "requests waiting for a hashing thread before 503 (default 256)"},
+    {"hash-memory", "ROSTER_HASH_MEMORY_KIB", OPT_UINT, OFF(hash_memory_kib), HASHING, 8, 4194304,
+        "KIB", "argon2id memory per hash in KiB (default 19456)"},
+    {"hash-passes", "ROSTER_HASH_PASSES", OPT_UINT, OFF(hash_passes), HASHING, 1, 64, "N",
+        "argon2id passes (default 2)"},
+    {"self-register-roles", "ROSTER_SELF_REGISTER_ROLES", OPT_ROLES, OFF(self_register_roles),
+        CONFIG_SERVE, 0, 0, "LIST", "roles open to self-registration (default explorer)"},
+    {"trusted-proxies", "ROSTER_TRUSTED_PROXIES", OPT_PROXIES, OFF(trusted_proxies), CONFIG_SERVE,
+        0, 0, "LIST",
+        "proxies whose X-Forwarded-For is believed: addresses or CIDRs (default none)"},
+    {"rate-limits", "ROSTER_RATE_LIMITS", OPT_FLAG, OFF(rate_limits), CONFIG_SERVE, 0, 0, "on|off",
+        "enforce the rate limits below, shared by all instances (default on)"},
+    {"limit-register-per-ip", "ROSTER_LIMIT_REGISTER_PER_IP", OPT_UINT, OFF(limit_register_ip),
+        CONFIG_SERVE, 1, 1000000, "N", "registration attempts per IP per minute (default 120)"},
+    {"limit-accounts-per-ip", "ROSTER_LIMIT_ACCOUNTS_PER_IP", OPT_UINT, OFF(limit_accounts_ip),
+        CONFIG_SERVE, 1, 1000000, "N", "accounts created per IP per hour (default 20)"},
+    {"limit-login-per-ip", "ROSTER_LIMIT_LOGIN_PER_IP", OPT_UINT, OFF(limit_login_ip), CONFIG_SERVE,
+        1, 1000000, "N", "login attempts per IP per minute (default 30)"},
+    {"limit-login-failures", "ROSTER_LIMIT_LOGIN_FAILURES", OPT_UINT, OFF(limit_login_failures),
+        CONFIG_SERVE, 1, 1000000, "N",
+        "failed logins per account (or unknown name) per 5 minutes (default 5)"},
+    {"limit-invites", "ROSTER_LIMIT_INVITES", OPT_UINT, OFF(limit_invites), CONFIG_SERVE, 1,
+        1000000, "N", "invitations per inviter per hour (default 20)"},
+    {"token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",
+        "login token lifetime (default 14d)"},
+    {"invitation-ttl", "ROSTER_INVITATION_TTL", OPT_DURATION, OFF(invitation_ttl_s),
+        CONFIG_SERVE | CONFIG_INVITE_CREATE, 0, 0, "D", "invitation lifetime (default 7d)"},
+    {"shutdown-timeout", "ROSTER_SHUTDOWN_TIMEOUT", OPT_DURATION, OFF(shutdown_timeout_s),
+        CONFIG_SERVE, 0, 0, "D", "time given to in-flight requests on SIGTERM (default 10s)"},
+    {"idle-timeout", "ROSTER_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_s), CONFIG_SERVE, 0, 0,
+        "D", "close a connection idle this long (default 30s)"},
+    {"max-connections", "ROSTER_MAX_CONNECTIONS", OPT_UINT, OFF(max_connections), CONFIG_SERVE, 1,
+        100000, "N", "open connections at most (default 1024)"},
+    {"max-connections-per-ip", "ROSTER_MAX_CONNECTIONS_PER_IP", OPT_UINT,
+        OFF(max_connections_per_ip), CONFIG_SERVE, 0, 100000, "N",
+        "open connections per client address; 0 = no limit (default 256)"},
+    {"body-limit", "ROSTER_BODY_LIMIT", OPT_UINT, OFF(body_limit), CONFIG_SERVE, 256, 1048576,
+        "BYTES", "largest request body accepted (default 16384)"},
+    {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
+        "debug, info, warning or error (default info)"},
+    {"check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
+        "apply nothing; exit 1 when migrations are pending"},
+    {"email", NULL, OPT_STR, OFF(email), CONFIG_USER_CREATE | CONFIG_INVITE_CREATE, 0, 0, "EMAIL",
+        "email address (required)"},
+    {"role", NULL, OPT_STR, OFF(role), CONFIG_USER_CREATE | CONFIG_USER_SET, 0, 0, "ROLE",
+        "explorer or teacher (create: default explorer)"},
+    {"bio", NULL, OPT_STR, OFF(bio), CONFIG_USER_CREATE, 0, 0, "TEXT", "profile bio"},
+    {"admin", NULL, OPT_FLAG, OFF(admin), CONFIG_USER_CREATE, 0, 0, NULL,
+        "make the user an administrator"},
+    {"can-invite-teachers", NULL, OPT_FLAG, OFF(can_invite), CONFIG_USER_CREATE, 0, 0, NULL,
+        "let the user invite teachers"},
+    {"active", NULL, OPT_TRISTATE, OFF(set_active), CONFIG_USER_SET, 0, 0, "on|off",
+        "activate or deactivate (deactivation revokes tokens)"},
+    {"admin", NULL, OPT_TRISTATE, OFF(set_admin), CONFIG_USER_SET, 0, 0, "on|off",
+        "administrator or not"},
+    {"can-invite-teachers", NULL, OPT_TRISTATE, OFF(set_can_invite), CONFIG_USER_SET, 0, 0,
+        "on|off", "may invite teachers or not"},
+    {"password-stdin", NULL, OPT_FLAG, OFF(password_stdin),
+        CONFIG_USER_CREATE | CONFIG_USER_PASSWORD, 0, 0, NULL,
+        "read the password from the first line of standard input (else: prompt)"},
+    {"by", NULL, OPT_STR, OFF(by), CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST, 0, 0, "USER",
+        "the inviting user (create: required; list: only theirs)"},
+    {"json", NULL, OPT_FLAG, OFF(json), PRINTS_JSON, 0, 0, NULL, "print JSON instead of text"},
 };
 
 static const struct config_command commands[] = {
-	{ CONFIG_SERVE, "serve", NULL, "serve the HTTP API (refuses to start on pending migrations)" },
-	{ CONFIG_MIGRATE, "migrate", NULL, "apply pending database migrations" },
-	{ CONFIG_CHECK, "check", NULL, "check the configuration, the database and its schema" },
-	{ CONFIG_USER_CREATE, "user create", "USERNAME", "create a user (password never from argv)" },
-	{ CONFIG_USER_LIST, "user list", NULL, "list users" },
-	{ CONFIG_USER_SHOW, "user show", "USER", "show a user (USER: username, email or #ID)" },
-	{ CONFIG_USER_SET, "user set", "USER", "change role, active, admin, can-invite-teachers" },
-	{ CONFIG_USER_PASSWORD, "user set-password", "USER",
-	    "set a new password and revoke the user's tokens" },
-	{ CONFIG_USER_DELETE, "user delete", "USER", "delete a user, profile and tokens" },
-	{ CONFIG_INVITE_CREATE, "invite create", NULL, "invite a teacher; prints the token once" },
-	{ CONFIG_INVITE_LIST, "invite list", NULL, "list invitations" },
-	{ CONFIG_INVITE_REVOKE, "invite revoke", "ID", "revoke a pending invitation" },
+    {CONFIG_SERVE, "serve", NULL, "serve the HTTP API (refuses to start on pending migrations)"},
+    {CONFIG_MIGRATE, "migrate", NULL, "apply pending database migrations"},
+    {CONFIG_CHECK, "check", NULL, "check the configuration, the database and its schema"},
+    {CONFIG_USER_CREATE, "user create", "USERNAME", "create a user (password never from argv)"},
+    {CONFIG_USER_LIST, "user list", NULL, "list users"},
+    {CONFIG_USER_SHOW, "user show", "USER", "show a user (USER: username, email or #ID)"},
+    {CONFIG_USER_SET, "user set", "USER", "change role, active, admin, can-invite-teachers"},
+    {CONFIG_USER_PASSWORD, "user set-password", "USER",
+        "set a new password and revoke the user's tokens"},
+    {CONFIG_USER_DELETE, "user delete", "USER", "delete a user, profile and tokens"},
+    {CONFIG_INVITE_CREATE, "invite create", NULL, "invite a teacher; prints the token once"},
+    {CONFIG_INVITE_LIST, "invite list", NULL, "list invitations"},
+    {CONFIG_INVITE_REVOKE, "invite revoke", "ID", "revoke a pending invitation"},
 };
 
 const struct config_command *
@@ -154,8 +166,8 @@ config_print_commands(void)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		char left[64];
 
-		snprintf(left, sizeof(left), "%s%s%s", commands[i].name, commands[i].args ? " " : "",
-		    commands[i].args ? commands[i].args : "");
+		snprintf(left, sizeof(left), "%s%s%s", commands[i].name,
+		    commands[i].args ? " " : "", commands[i].args ? commands[i].args : "");
 		printf("  %-24s %s\n", left, commands[i].summary);
 	}
 }
@@ -218,7 +230,7 @@ parse_bool(const char *v, bool *out)
 	    strcmp(v, "yes") == 0)
 		*out = true;
 	else if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "false") == 0 ||
-		 strcmp(v, "no") == 0)
+	         strcmp(v, "no") == 0)
 		*out = false;
 	else
 		return false;
@@ -322,7 +334,7 @@ defaults(struct config *c)
 	c->max_connections = 1024;
 	c->max_connections_per_ip = 256;
 	c->body_limit = 16384;
-	c->log_level = LOG_INFO;
+	c->log_level = RS_LOG_INFO;
 	c->set_active = c->set_admin = c->set_can_invite = -1;
 }
 
@@ -383,14 +395,16 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 				c->arg = arg;
 				continue;
 			}
-			fprintf(stderr, "roster: %s: unexpected argument '%s' (see --help)\n", name, arg);
+			fprintf(stderr, "roster: %s: unexpected argument '%s' (see --help)\n", name,
+			    arg);
 			return CONFIG_USAGE;
 		}
 		arg += 2;
 		eq = strchr(arg, '=');
 		o = find_opt(arg, eq != NULL ? (size_t)(eq - arg) : strlen(arg), cmd->cmd);
 		if (o == NULL) {
-			fprintf(stderr, "roster: %s: unknown option '%s' (see --help)\n", name, argv[i]);
+			fprintf(stderr, "roster: %s: unknown option '%s' (see --help)\n", name,
+			    argv[i]);
 			return CONFIG_USAGE;
 		}
 		bool b;
@@ -398,7 +412,7 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 		if (eq != NULL)
 			v = eq + 1;
 		else if (o->type == OPT_FLAG && i + 1 < argc && parse_bool(argv[i + 1], &b))
-			v = argv[++i];	/* --flag on|off */
+			v = argv[++i]; /* --flag on|off */
 		else if (o->type == OPT_FLAG)
 			v = "1";
 		else if (i + 1 < argc)
@@ -408,7 +422,8 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 			return CONFIG_USAGE;
 		}
 		if (set_opt(c, o, v) != 0) {
-			fprintf(stderr, "roster: %s: invalid value for --%s: '%s'\n", name, o->flag, v);
+			fprintf(
+			    stderr, "roster: %s: invalid value for --%s: '%s'\n", name, o->flag, v);
 			return CONFIG_USAGE;
 		}
 	}

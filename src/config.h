@@ -27,7 +27,7 @@ enum config_cmd {
 struct config_command {
 	enum config_cmd cmd;
 	const char *name;
-	const char *args;	/* synopsis of the positionals, e.g. "USER"; NULL: none */
+	const char *args; /* synopsis of the positionals, e.g. "USER"; NULL: none */
 	const char *summary;
 };
 
@@ -50,11 +50,12 @@ struct config {
 	const char *self_register_roles;
 	const char *trusted_proxies;
 	bool rate_limits;
-	unsigned limit_register_ip;	/* attempts per IP per minute */
-	unsigned limit_accounts_ip;	/* accounts created per IP per hour */
-	unsigned limit_login_ip;	/* login attempts per IP per minute */
-	unsigned limit_login_failures;	/* failed logins per account per 5 minutes */
-	unsigned limit_invites;		/* invitations per inviter per hour */	/* comma-separated addresses or IPv4/IPv6 CIDRs */
+	unsigned limit_register_ip;    /* attempts per IP per minute */
+	unsigned limit_accounts_ip;    /* accounts created per IP per hour */
+	unsigned limit_login_ip;       /* login attempts per IP per minute */
+	unsigned limit_login_failures; /* failed logins per account per 5 minutes */
+	unsigned limit_invites; /* invitations per inviter per hour */ /* comma-separated addresses
+	                                                                  or IPv4/IPv6 CIDRs */
 	long long token_ttl_s;
 	long long invitation_ttl_s;
 	long long shutdown_timeout_s;
@@ -63,27 +64,27 @@ struct config {
 	unsigned max_connections_per_ip;
 	unsigned body_limit;
 	int log_level;
-	bool migrate_check;	/* migrate --check */
+	bool migrate_check; /* migrate --check */
 
 	/* Admin commands (user ..., invite ...). */
-	const char *arg;	/* the positional argument (USERNAME, USER or ID) */
+	const char *arg; /* the positional argument (USERNAME, USER or ID) */
 	const char *email;
 	const char *role;
 	const char *bio;
 	const char *by;
 	bool json;
 	bool password_stdin;
-	bool admin;		/* user create --admin */
-	bool can_invite;	/* user create --can-invite-teachers */
-	int set_active;		/* user set: -1 unchanged, 0 off, 1 on */
+	bool admin;      /* user create --admin */
+	bool can_invite; /* user create --can-invite-teachers */
+	int set_active;  /* user set: -1 unchanged, 0 off, 1 on */
 	int set_admin;
 	int set_can_invite;
 };
 
 enum config_result {
 	CONFIG_OK = 0,
-	CONFIG_HELP = 1,	/* --help was printed: exit 0 */
-	CONFIG_USAGE = 2,	/* a one-line error was printed: exit 2 */
+	CONFIG_HELP = 1,  /* --help was printed: exit 0 */
+	CONFIG_USAGE = 2, /* a one-line error was printed: exit 2 */
 };
 
 /*
@@ -91,8 +92,8 @@ enum config_result {
  * argv[0..argc) (the command's own arguments, without its name). Strings
  * point into argv, the environment or static storage.
  */
-enum config_result config_load(struct config *c, const struct config_command *cmd, int argc,
-    char **argv);
+enum config_result config_load(
+    struct config *c, const struct config_command *cmd, int argc, char **argv);
 
 /* Parses "30s", "15m", "2h", "14d" (or plain seconds); -1 when invalid. */
 long long config_parse_duration(const char *s);

@@ -8,8 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level min_level = LOG_INFO;
-static const char *const names[] = { "debug", "info", "warning", "error" };
+static enum log_level min_level = RS_LOG_INFO;
+static const char *const names[] = {"debug", "info", "warning", "error"};
 
 void
 log_set_level(enum log_level level)
@@ -66,7 +66,7 @@ log_json_new(enum log_level level, const char *request_id, const char *msg, json
 	if (text == NULL)
 		goto out;
 	len = strlen(text);
-	text[len] = '\n';	/* json_dumps' NUL becomes the newline; one write */
+	text[len] = '\n'; /* json_dumps' NUL becomes the newline; one write */
 	if (write(STDERR_FILENO, text, len + 1) < 0) {
 		/* nowhere left to report it */
 	}
@@ -120,11 +120,13 @@ log_access(const char *request_id, const char *method, const char *path, int sta
 	char buf[2048], ts[64];
 	size_t o;
 
-	if (!log_enabled(LOG_INFO))
+	if (!log_enabled(RS_LOG_INFO))
 		return;
 	timestamp(ts);
-	o = (size_t)snprintf(buf, sizeof(buf), "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\","
-	    "\"request_id\":\"", ts);
+	o = (size_t)snprintf(buf, sizeof(buf),
+	    "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\","
+	    "\"request_id\":\"",
+	    ts);
 	put_escaped(buf, sizeof(buf) - 256, &o, request_id);
 	memcpy(buf + o, "\",\"method\":\"", 12);
 	o += 12;
@@ -135,8 +137,8 @@ log_access(const char *request_id, const char *method, const char *path, int sta
 	o += (size_t)snprintf(buf + o, sizeof(buf) - o,
 	    "\",\"status\":%d,\"duration_us\":%llu,\"remote\":\"", status, duration_us);
 	put_escaped(buf, sizeof(buf) - 32, &o, remote);
-	o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\",\"completed\":%s}\n",
-	    completed ? "true" : "false");
+	o += (size_t)snprintf(
+	    buf + o, sizeof(buf) - o, "\",\"completed\":%s}\n", completed ? "true" : "false");
 	if (write(STDERR_FILENO, buf, o) < 0) {
 		/* nowhere left to report it */
 	}

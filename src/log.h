@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
+enum log_level { RS_LOG_DEBUG, RS_LOG_INFO, RS_LOG_WARNING, RS_LOG_ERROR };
 
 void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);

@@ -5,10 +5,11 @@
  */
 #include "cli.h"
 #include "config.h"
-#include "http.h"
+#include "http/http.h"
 #include "log.h"
-#include "rcrypto.h"
-#include "store.h"
+#include "crypto/rcrypto.h"
+#include "store/store.h"
+#include "xmalloc.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -22,15 +23,18 @@ usage(FILE *out)
 	      "\n"
 	      "roster: user registration, login, profiles and teacher invitations over HTTP.\n"
 	      "\n"
-	      "Commands:\n", out);
+	      "Commands:\n",
+	    out);
 	if (out == stdout)
 		config_print_commands();
 	else
-		fputs("  serve, migrate, check, user ..., invite ... (roster --help lists them)\n", out);
+		fputs("  serve, migrate, check, user ..., invite ... (roster --help lists them)\n",
+		    out);
 	fputs("\n"
 	      "Options:\n"
 	      "  -h, --help     show this help; `roster COMMAND --help` for a command's options\n"
-	      "  --version      print the version\n", out);
+	      "  --version      print the version\n",
+	    out);
 }
 
 /* Opens the configured database and reads its schema state; logs why not. */
@@ -43,13 +47,13 @@ open_schema(const struct config *cfg, enum store_open_mode mode, struct store **
 
 	store_url_redacted(cfg->db, db, sizeof(db));
 	if (st != STORE_OK) {
-		log_msg(LOG_ERROR, "cannot open database %s (%s): %s", db, store_status_str(st),
+		log_msg(RS_LOG_ERROR, "cannot open database %s (%s): %s", db, store_status_str(st),
 		    store_open_hint(cfg->db));
 		return -1;
 	}
 	st = store_schema(*s, schema);
 	if (st != STORE_OK) {
-		log_msg(LOG_ERROR, "cannot read the schema version of %s: %s", db,
+		log_msg(RS_LOG_ERROR, "cannot read the schema version of %s: %s", db,
 		    store_status_str(st));
 		return -1;
 	}
@@ -64,7 +68,7 @@ cmd_migrate(const struct config *cfg)
 	int rc = 1, applied = 0;
 
 	if (open_schema(cfg, cfg->migrate_check ? STORE_OPEN_EXISTING : STORE_OPEN_CREATE, &s,
-		&schema) != 0)
+	        &schema) != 0)
 		goto out;
 	if (cfg->migrate_check) {
 		if (schema.applied == schema.latest) {
@@ -100,8 +104,8 @@ cmd_check(const struct config *cfg)
 		    schema.latest - schema.applied);
 		goto out;
 	}
-	printf("configuration ok; database reachable; schema current (version %d)\n",
-	    schema.applied);
+	printf(
+	    "configuration ok; database reachable; schema current (version %d)\n", schema.applied);
 	rc = 0;
 out:
 	store_close(s);
@@ -123,7 +127,7 @@ cmd_serve(const struct config *cfg)
 	}
 	store_close(s);
 	if (schema.applied != schema.latest) {
-		log_msg(LOG_ERROR,
+		log_msg(RS_LOG_ERROR,
 		    "the database has %d pending migration(s) (at version %d, binary needs %d): "
 		    "run `roster migrate` (with the same --db) first",
 		    schema.latest - schema.applied, schema.applied, schema.latest);
@@ -140,16 +144,16 @@ cmd_serve(const struct config *cfg)
 	srv = http_server_start(cfg);
 	if (srv == NULL)
 		return 1;
-	log_json_new(LOG_INFO, NULL, "listening",
+	log_json_new(RS_LOG_INFO, NULL, "listening",
 	    json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "host", cfg->host, "port",
-		(int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
-		"hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue));
+	        (int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
+	        "hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue));
 	/* Logs go to stderr only (journald under systemd): there is no file to reopen. */
 	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
-		log_msg(LOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
-	log_msg(LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+		log_msg(RS_LOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
+	log_msg(RS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	http_server_stop(srv);
-	log_msg(LOG_INFO, "stopped");
+	log_msg(RS_LOG_INFO, "stopped");
 	return 0;
 }
 
@@ -160,23 +164,24 @@ main(int argc, char **argv)
 		enum config_cmd cmd;
 		int (*run)(const struct config *);
 	} runs[] = {
-		{ CONFIG_SERVE, cmd_serve },
-		{ CONFIG_MIGRATE, cmd_migrate },
-		{ CONFIG_CHECK, cmd_check },
-		{ CONFIG_USER_CREATE, cli_user_create },
-		{ CONFIG_USER_LIST, cli_user_list },
-		{ CONFIG_USER_SHOW, cli_user_show },
-		{ CONFIG_USER_SET, cli_user_set },
-		{ CONFIG_USER_PASSWORD, cli_user_set_password },
-		{ CONFIG_USER_DELETE, cli_user_delete },
-		{ CONFIG_INVITE_CREATE, cli_invite_create },
-		{ CONFIG_INVITE_LIST, cli_invite_list },
-		{ CONFIG_INVITE_REVOKE, cli_invite_revoke },
+	    {CONFIG_SERVE, cmd_serve},
+	    {CONFIG_MIGRATE, cmd_migrate},
+	    {CONFIG_CHECK, cmd_check},
+	    {CONFIG_USER_CREATE, cli_user_create},
+	    {CONFIG_USER_LIST, cli_user_list},
+	    {CONFIG_USER_SHOW, cli_user_show},
+	    {CONFIG_USER_SET, cli_user_set},
+	    {CONFIG_USER_PASSWORD, cli_user_set_password},
+	    {CONFIG_USER_DELETE, cli_user_delete},
+	    {CONFIG_INVITE_CREATE, cli_invite_create},
+	    {CONFIG_INVITE_LIST, cli_invite_list},
+	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
 	};
 	const struct config_command *cmd;
 	struct config cfg;
 	int words = 0;
 
+	json_set_alloc_funcs(xmalloc, free); /* jansson, too, aborts on OOM */
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -186,14 +191,16 @@ main(int argc, char **argv)
 		return 0;
 	}
 	cmd = config_command_find(argc, argv, &words);
-	if (cmd == NULL && argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
+	if (cmd == NULL && argc == 3 &&
+	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
 	    (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "invite") == 0)) {
 		usage(stdout);
 		return 0;
 	}
 	if (cmd == NULL) {
 		fprintf(stderr, "roster: unknown command '%s%s%s' (see roster --help)\n", argv[1],
-		    argc > 2 && argv[2][0] != '-' ? " " : "", argc > 2 && argv[2][0] != '-' ? argv[2] : "");
+		    argc > 2 && argv[2][0] != '-' ? " " : "",
+		    argc > 2 && argv[2][0] != '-' ? argv[2] : "");
 		return 2;
 	}
 	switch (config_load(&cfg, cmd, argc - 1 - words, argv + 1 + words)) {
@@ -206,7 +213,7 @@ main(int argc, char **argv)
 	}
 	log_set_level(cfg.log_level);
 	if (rcrypto_init() != 0) {
-		log_msg(LOG_ERROR, "libsodium failed to initialise");
+		log_msg(RS_LOG_ERROR, "libsodium failed to initialise");
 		return 1;
 	}
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)

@@ -13,17 +13,17 @@
 #include <string.h>
 #include <time.h>
 
-static const int statuses[] = { 200, 201, 204, 400, 401, 403, 404, 405, 409, 411, 413, 415,
-	429, 431, 500, 503 };
-#define NSTATUS (sizeof(statuses) / sizeof(statuses[0]) + 1)	/* + "other" */
-static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-	0.5, 1, 2.5, 5 };
+static const int statuses[] = {
+    200, 201, 204, 400, 401, 403, 404, 405, 409, 411, 413, 415, 429, 431, 500, 503};
+#define NSTATUS (sizeof(statuses) / sizeof(statuses[0]) + 1) /* + "other" */
+static const double buckets[] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 #define NBUCKET (sizeof(buckets) / sizeof(buckets[0]))
 
 static const char *const *route_names;
 static size_t nroutes;
 static atomic_uint_fast64_t requests[METRICS_ROUTES_MAX][NSTATUS];
-static atomic_uint_fast64_t hist[METRICS_ROUTES_MAX][NBUCKET + 1];	/* + +Inf */
+static atomic_uint_fast64_t hist[METRICS_ROUTES_MAX][NBUCKET + 1]; /* + +Inf */
 static atomic_uint_fast64_t hist_sum_us[METRICS_ROUTES_MAX];
 static atomic_uint_fast64_t registrations[METRICS_REG_COUNT_];
 static atomic_uint_fast64_t logins[METRICS_LOGIN_COUNT_];
@@ -31,11 +31,11 @@ static atomic_uint_fast64_t db_events[METRICS_DB_COUNT_];
 static atomic_uint_fast64_t hash_rejected;
 static time_t started;
 
-static const char *const reg_names[METRICS_REG_COUNT_] = { "created", "username_taken",
-	"email_taken", "invalid", "forbidden", "invitation_refused", "unavailable", "rate_limited",
-	"error" };
-static const char *const login_names[METRICS_LOGIN_COUNT_] = { "ok", "failed", "unavailable",
-	"rate_limited" };
+static const char *const reg_names[METRICS_REG_COUNT_] = {"created", "username_taken",
+    "email_taken", "invalid", "forbidden", "invitation_refused", "unavailable", "rate_limited",
+    "error"};
+static const char *const login_names[METRICS_LOGIN_COUNT_] = {
+    "ok", "failed", "unavailable", "rate_limited"};
 
 void
 metrics_set_routes(const char *const *names, size_t n)
@@ -108,8 +108,7 @@ struct out {
 	bool failed;
 };
 
-static void __attribute__((format(printf, 2, 3)))
-put(struct out *o, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) put(struct out *o, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -155,7 +154,8 @@ render_requests(struct out *o)
 				continue;
 			snprintf(code, sizeof(code), "%d", s < NSTATUS - 1 ? statuses[s] : 0);
 			put(o, "roster_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-			    route_label(r), s < NSTATUS - 1 ? code : "other", (unsigned long long)v);
+			    route_label(r), s < NSTATUS - 1 ? code : "other",
+			    (unsigned long long)v);
 		}
 	put(o, "# HELP roster_http_request_duration_seconds Time from request start to reply.\n"
 	       "# TYPE roster_http_request_duration_seconds histogram\n");
@@ -165,16 +165,20 @@ render_requests(struct out *o)
 		for (size_t b = 0; b <= NBUCKET; b++) {
 			cum += get(&hist[r][b]);
 			if (b < NBUCKET)
-				put(o, "roster_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+				put(o,
+				    "roster_http_request_duration_seconds_bucket{route=\"%s\",le="
+				    "\"%g\"} %llu\n",
 				    route_label(r), buckets[b], (unsigned long long)cum);
 			else
-				put(o, "roster_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+				put(o,
+				    "roster_http_request_duration_seconds_bucket{route=\"%s\",le="
+				    "\"+Inf\"} %llu\n",
 				    route_label(r), (unsigned long long)cum);
 		}
-		put(o, "roster_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_label(r),
-		    (double)get(&hist_sum_us[r]) / 1e6);
-		put(o, "roster_http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_label(r),
-		    (unsigned long long)cum);
+		put(o, "roster_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+		    route_label(r), (double)get(&hist_sum_us[r]) / 1e6);
+		put(o, "roster_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+		    route_label(r), (unsigned long long)cum);
 	}
 }
 
@@ -184,45 +188,49 @@ render_outcomes(struct out *o, const char *name, const char *help, const char *c
 {
 	put(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 	for (size_t i = 0; i < n; i++)
-		put(o, "%s{outcome=\"%s\"} %llu\n", name, labels[i], (unsigned long long)get(&values[i]));
+		put(o, "%s{outcome=\"%s\"} %llu\n", name, labels[i],
+		    (unsigned long long)get(&values[i]));
 }
 
 char *
 metrics_render(size_t hash_depth, size_t hash_capacity)
 {
-	struct out o = { malloc(8192), 0, 8192, false };
+	struct out o = {malloc(8192), 0, 8192, false};
 
 	if (o.buf == NULL)
 		return NULL;
 	render_requests(&o);
 	render_outcomes(&o, "roster_registrations_total", "Registration attempts by outcome.",
 	    reg_names, registrations, METRICS_REG_COUNT_);
-	render_outcomes(&o, "roster_logins_total", "Login attempts by outcome.", login_names, logins,
-	    METRICS_LOGIN_COUNT_);
-	put(&o, "# HELP roster_hash_queue_depth Hashing jobs queued or running.\n"
-		"# TYPE roster_hash_queue_depth gauge\nroster_hash_queue_depth %zu\n"
-		"# HELP roster_hash_queue_capacity Hashing jobs the pool accepts at once.\n"
-		"# TYPE roster_hash_queue_capacity gauge\nroster_hash_queue_capacity %zu\n"
-		"# HELP roster_hash_queue_rejections_total Requests answered 503 for a full queue.\n"
-		"# TYPE roster_hash_queue_rejections_total counter\n"
-		"roster_hash_queue_rejections_total %llu\n",
+	render_outcomes(&o, "roster_logins_total", "Login attempts by outcome.", login_names,
+	    logins, METRICS_LOGIN_COUNT_);
+	put(&o,
+	    "# HELP roster_hash_queue_depth Hashing jobs queued or running.\n"
+	    "# TYPE roster_hash_queue_depth gauge\nroster_hash_queue_depth %zu\n"
+	    "# HELP roster_hash_queue_capacity Hashing jobs the pool accepts at once.\n"
+	    "# TYPE roster_hash_queue_capacity gauge\nroster_hash_queue_capacity %zu\n"
+	    "# HELP roster_hash_queue_rejections_total Requests answered 503 for a full queue.\n"
+	    "# TYPE roster_hash_queue_rejections_total counter\n"
+	    "roster_hash_queue_rejections_total %llu\n",
 	    hash_depth, hash_capacity, (unsigned long long)get(&hash_rejected));
-	put(&o, "# HELP roster_db_errors_total Database failures by kind.\n"
-		"# TYPE roster_db_errors_total counter\n"
-		"roster_db_errors_total{kind=\"busy\"} %llu\n"
-		"roster_db_errors_total{kind=\"unavailable\"} %llu\n"
-		"roster_db_errors_total{kind=\"error\"} %llu\n"
-		"# HELP roster_db_reconnects_total Database connections re-established.\n"
-		"# TYPE roster_db_reconnects_total counter\nroster_db_reconnects_total %llu\n",
+	put(&o,
+	    "# HELP roster_db_errors_total Database failures by kind.\n"
+	    "# TYPE roster_db_errors_total counter\n"
+	    "roster_db_errors_total{kind=\"busy\"} %llu\n"
+	    "roster_db_errors_total{kind=\"unavailable\"} %llu\n"
+	    "roster_db_errors_total{kind=\"error\"} %llu\n"
+	    "# HELP roster_db_reconnects_total Database connections re-established.\n"
+	    "# TYPE roster_db_reconnects_total counter\nroster_db_reconnects_total %llu\n",
 	    (unsigned long long)get(&db_events[METRICS_DB_BUSY]),
 	    (unsigned long long)get(&db_events[METRICS_DB_UNAVAILABLE]),
 	    (unsigned long long)get(&db_events[METRICS_DB_ERROR]),
 	    (unsigned long long)get(&db_events[METRICS_DB_RECONNECT]));
-	put(&o, "# HELP roster_build_info Build information.\n# TYPE roster_build_info gauge\n"
-		"roster_build_info{version=\"%s\"} 1\n"
-		"# HELP roster_process_start_time_seconds Start time since the Unix epoch.\n"
-		"# TYPE roster_process_start_time_seconds gauge\n"
-		"roster_process_start_time_seconds %lld\n",
+	put(&o,
+	    "# HELP roster_build_info Build information.\n# TYPE roster_build_info gauge\n"
+	    "roster_build_info{version=\"%s\"} 1\n"
+	    "# HELP roster_process_start_time_seconds Start time since the Unix epoch.\n"
+	    "# TYPE roster_process_start_time_seconds gauge\n"
+	    "roster_process_start_time_seconds %lld\n",
 	    RS_VERSION, (long long)started);
 	if (o.failed) {
 		free(o.buf);

@@ -35,13 +35,13 @@ worker(void *arg)
 		while (p->queued == 0 && !p->stopping)
 			pthread_cond_wait(&p->nonempty, &p->mu);
 		if (p->queued == 0)
-			break;	/* stopping and drained */
+			break; /* stopping and drained */
 		j = p->ring[p->head];
 		p->head = (p->head + 1) % p->capacity;
 		p->queued--;
 		p->running++;
 		pthread_mutex_unlock(&p->mu);
-		j.fn(j.arg, ctx);	/* calls pool_release */
+		j.fn(j.arg, ctx); /* calls pool_release */
 		pthread_mutex_lock(&p->mu);
 		p->running--;
 	}
@@ -101,7 +101,7 @@ void
 pool_submit_reserved(struct pool *p, pool_fn fn, void *arg)
 {
 	pthread_mutex_lock(&p->mu);
-	p->ring[(p->head + p->queued) % p->capacity] = (struct job){ fn, arg };
+	p->ring[(p->head + p->queued) % p->capacity] = (struct job){fn, arg};
 	p->queued++;
 	pthread_cond_signal(&p->nonempty);
 	pthread_mutex_unlock(&p->mu);
@@ -142,4 +142,3 @@ pool_free(struct pool *p)
 	free(p->ring);
 	free(p);
 }
-

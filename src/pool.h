@@ -19,8 +19,8 @@ typedef void (*pool_fn)(void *arg, void *worker_ctx);
  * NULL) runs on each worker thread and returns its context, which may be NULL
  * when it failed (jobs then see NULL); `fini` releases it.
  */
-struct pool *pool_new(unsigned workers, unsigned capacity, void *(*init)(void *), void (*fini)(void *),
-    void *init_arg);
+struct pool *pool_new(unsigned workers, unsigned capacity, void *(*init)(void *),
+    void (*fini)(void *), void *init_arg);
 
 /* Reserves a queue slot; false when the queue is full (answer 503). */
 bool pool_reserve(struct pool *p);

@@ -10,31 +10,32 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ACCT_USERNAME_MAX 150	/* characters, as Django's User.username */
-#define ACCT_EMAIL_MAX 254	/* characters */
-#define ACCT_BIO_MAX 500	/* characters */
-#define ACCT_PASSWORD_MIN 8	/* characters */
-#define ACCT_PASSWORD_MAX_BYTES 4096	/* checked before any hashing */
-#define ACCT_ERRORS_MAX 16
+#define ACCT_USERNAME_MAX       150  /* characters, as Django's User.username */
+#define ACCT_EMAIL_MAX          254  /* characters */
+#define ACCT_BIO_MAX            500  /* characters */
+#define ACCT_PASSWORD_MIN       8    /* characters */
+#define ACCT_PASSWORD_MAX_BYTES 4096 /* checked before any hashing */
+#define ACCT_ERRORS_MAX         16
 
 /* The exact messages of the contract (API.md); clients compare some of them. */
-#define ACCT_MSG_REQUIRED "This field is required."
-#define ACCT_MSG_NOT_STRING "Not a valid string."
-#define ACCT_MSG_BLANK "This field may not be blank."
+#define ACCT_MSG_REQUIRED      "This field is required."
+#define ACCT_MSG_NOT_STRING    "Not a valid string."
+#define ACCT_MSG_BLANK         "This field may not be blank."
 #define ACCT_MSG_UNKNOWN_FIELD "Unknown field."
-#define ACCT_MSG_USERNAME_INVALID \
-	"Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
-#define ACCT_MSG_USERNAME_TOO_LONG "Ensure this field has no more than 150 characters."
-#define ACCT_MSG_INVISIBLE "This value contains invisible or bidirectional control characters."
-#define ACCT_MSG_EMAIL_INVALID "Enter a valid email address."
-#define ACCT_MSG_BIO_TOO_LONG "Ensure this field has no more than 500 characters."
-#define ACCT_MSG_ROLE_INVALID "Not a valid role."
-#define ACCT_MSG_PW_TOO_SHORT "This password is too short. It must contain at least 8 characters."
-#define ACCT_MSG_PW_TOO_LONG "This password is too long. It must contain at most 4096 bytes."
-#define ACCT_MSG_PW_NUMERIC "This password is entirely numeric."
-#define ACCT_MSG_PW_COMMON "This password is too common."
+#define ACCT_MSG_USERNAME_INVALID                                                                  \
+	"Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ "     \
+	"characters."
+#define ACCT_MSG_USERNAME_TOO_LONG   "Ensure this field has no more than 150 characters."
+#define ACCT_MSG_INVISIBLE           "This value contains invisible or bidirectional control characters."
+#define ACCT_MSG_EMAIL_INVALID       "Enter a valid email address."
+#define ACCT_MSG_BIO_TOO_LONG        "Ensure this field has no more than 500 characters."
+#define ACCT_MSG_ROLE_INVALID        "Not a valid role."
+#define ACCT_MSG_PW_TOO_SHORT        "This password is too short. It must contain at least 8 characters."
+#define ACCT_MSG_PW_TOO_LONG         "This password is too long. It must contain at most 4096 bytes."
+#define ACCT_MSG_PW_NUMERIC          "This password is entirely numeric."
+#define ACCT_MSG_PW_COMMON           "This password is too common."
 #define ACCT_MSG_PW_SIMILAR_USERNAME "The password is too similar to the username."
-#define ACCT_MSG_PW_SIMILAR_EMAIL "The password is too similar to the email address."
+#define ACCT_MSG_PW_SIMILAR_EMAIL    "The password is too similar to the email address."
 
 /* One problem: `message` is static; `field` is static or outlives the errors. */
 struct acct_error {
@@ -52,7 +53,7 @@ void acct_errors_add(struct acct_errors *errs, const char *field, const char *me
 
 enum acct_status {
 	ACCT_OK = 0,
-	ACCT_INVALID,	/* a message says why */
+	ACCT_INVALID, /* a message says why */
 	ACCT_NOMEM,
 };
 
@@ -89,8 +90,8 @@ long acct_utf8_chars(const char *s, size_t len);
  * username or the email or their parts. `username`/`email` may be NULL.
  * Adds every problem to `errs` under the field "password"; true when none.
  */
-bool acct_password_check(const char *pw, size_t len, const char *username, const char *email,
-    struct acct_errors *errs);
+bool acct_password_check(
+    const char *pw, size_t len, const char *username, const char *email, struct acct_errors *errs);
 
 /* True when `pw` (any case, surrounding spaces ignored) is in the common list. */
 bool acct_password_is_common(const char *pw, size_t len);
@@ -125,8 +126,8 @@ struct acct_signup_input {
 	size_t email_len;
 	const char *password;
 	size_t password_len;
-	const char *role;	/* NULL: the default role */
-	const char *bio;	/* NULL: empty */
+	const char *role; /* NULL: the default role */
+	const char *bio;  /* NULL: empty */
 	size_t bio_len;
 };
 
@@ -136,7 +137,7 @@ struct acct_signup {
 	char *username_key;
 	char *email;
 	char *email_key;
-	char *password;		/* wiped on clear */
+	char *password; /* wiped on clear */
 	size_t password_len;
 	char *role;
 	char *bio;

@@ -4,7 +4,7 @@
  * reject invisible and bidi-control characters, which NFKC would keep and which
  * make two different-looking accounts compare equal (or equal-looking ones differ).
  */
-#include "acct.h"
+#include "accounts/acct.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,7 @@ void
 acct_errors_add(struct acct_errors *errs, const char *field, const char *message)
 {
 	if (errs->n < ACCT_ERRORS_MAX)
-		errs->items[errs->n++] = (struct acct_error){ field, message };
+		errs->items[errs->n++] = (struct acct_error){field, message};
 }
 
 long
@@ -60,7 +60,7 @@ acct_has_invisible(const char *s, size_t len)
 		utf8proc_ssize_t k = utf8proc_iterate(p + off, (utf8proc_ssize_t)(len - off), &cp);
 
 		if (k < 0)
-			return false;	/* invalid UTF-8 is the caller's other check */
+			return false; /* invalid UTF-8 is the caller's other check */
 		if (is_invisible(cp))
 			return true;
 		off += (size_t)k;
@@ -83,9 +83,14 @@ static bool
 is_word_char(utf8proc_int32_t cp)
 {
 	switch (utf8proc_category(cp)) {
-	case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-	case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
-	case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+	case UTF8PROC_CATEGORY_LU:
+	case UTF8PROC_CATEGORY_LL:
+	case UTF8PROC_CATEGORY_LT:
+	case UTF8PROC_CATEGORY_LM:
+	case UTF8PROC_CATEGORY_LO:
+	case UTF8PROC_CATEGORY_ND:
+	case UTF8PROC_CATEGORY_NL:
+	case UTF8PROC_CATEGORY_NO:
 		return true;
 	default:
 		return cp == '_';
@@ -150,7 +155,7 @@ static bool
 is_space(utf8proc_int32_t cp)
 {
 	return cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == 0x85 || cp == 0xA0 ||
-	    utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS || cp == 0x2028 || cp == 0x2029;
+	       utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS || cp == 0x2028 || cp == 0x2029;
 }
 
 /* Trims white space at both ends of valid UTF-8; returns the inner span. */
@@ -179,7 +184,7 @@ static bool
 local_char_ok(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    (c != '\0' && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
+	       (c != '\0' && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
 }
 
 /* Dot-atom local part: ASCII atext runs separated by single dots. */
@@ -211,10 +216,11 @@ domain_ok(const char *s, size_t len)
 	if (len == 0 || len > 253)
 		return false;
 	while (off <= len) {
-		utf8proc_int32_t cp = '.';	/* a virtual dot ends the last label */
+		utf8proc_int32_t cp = '.'; /* a virtual dot ends the last label */
 
 		if (off < len)
-			off += (size_t)utf8proc_iterate(p + off, (utf8proc_ssize_t)(len - off), &cp);
+			off +=
+			    (size_t)utf8proc_iterate(p + off, (utf8proc_ssize_t)(len - off), &cp);
 		else
 			off++;
 		if (cp == '.') {
@@ -248,7 +254,7 @@ lowercase(const char *s)
 {
 	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
 	size_t len = strlen(s), off = 0, o = 0;
-	char *out = malloc(len * 4 + 1);	/* a code point never lowercases past 4 bytes */
+	char *out = malloc(len * 4 + 1); /* a code point never lowercases past 4 bytes */
 
 	if (out == NULL)
 		return NULL;
@@ -256,7 +262,8 @@ lowercase(const char *s)
 		utf8proc_int32_t cp;
 
 		off += (size_t)utf8proc_iterate(p + off, (utf8proc_ssize_t)(len - off), &cp);
-		o += (size_t)utf8proc_encode_char(utf8proc_tolower(cp), (utf8proc_uint8_t *)out + o);
+		o +=
+		    (size_t)utf8proc_encode_char(utf8proc_tolower(cp), (utf8proc_uint8_t *)out + o);
 	}
 	out[o] = '\0';
 	return out;

@@ -4,7 +4,7 @@
  * list is Django's own, embedded at build time as a sorted blob and searched in
  * place, so it costs no start-up work and no heap.
  */
-#include "acct.h"
+#include "accounts/acct.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ extern const size_t acct_common_n;
 extern const uint32_t acct_common_off[];
 extern const char acct_common_blob[];
 
-#define SIMILARITY_MAX 0.7	/* Django's UserAttributeSimilarityValidator default */
+#define SIMILARITY_MAX 0.7 /* Django's UserAttributeSimilarityValidator default */
 
 size_t
 acct_common_password_count(void)
@@ -102,7 +102,7 @@ is_word(utf8proc_int32_t cp)
 	utf8proc_category_t c = utf8proc_category(cp);
 
 	return cp == '_' || (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
-	    (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO);
+	       (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO);
 }
 
 /* Django 4.2: a value far shorter than the password cannot make it similar. */
@@ -150,8 +150,9 @@ too_similar(const utf8proc_int32_t *pw, size_t npw, const char *value)
 static bool
 is_space(utf8proc_int32_t cp)
 {
-	return cp == ' ' || (cp >= '\t' && cp <= '\r') || (cp >= 0x1c && cp <= 0x1f) || cp == 0x85 ||
-	    utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS || cp == 0x2028 || cp == 0x2029;
+	return cp == ' ' || (cp >= '\t' && cp <= '\r') || (cp >= 0x1c && cp <= 0x1f) ||
+	       cp == 0x85 || utf8proc_category(cp) == UTF8PROC_CATEGORY_ZS || cp == 0x2028 ||
+	       cp == 0x2029;
 }
 
 static int
@@ -165,8 +166,9 @@ acct_password_is_common(const char *pw, size_t len)
 {
 	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES];
 	char buf[ACCT_PASSWORD_MAX_BYTES * 4 + 1];
-	long n = len <= ACCT_PASSWORD_MAX_BYTES ? decode_lower(pw, len, cps, ACCT_PASSWORD_MAX_BYTES)
-						 : -1;
+	long n = len <= ACCT_PASSWORD_MAX_BYTES
+	             ? decode_lower(pw, len, cps, ACCT_PASSWORD_MAX_BYTES)
+	             : -1;
 	size_t first = 0, last, o = 0;
 	bool found;
 
@@ -180,17 +182,18 @@ acct_password_is_common(const char *pw, size_t len)
 	for (size_t i = first; i < last; i++)
 		o += (size_t)utf8proc_encode_char(cps[i], (utf8proc_uint8_t *)buf + o);
 	buf[o] = '\0';
-	found = bsearch(buf, acct_common_off, acct_common_n, sizeof(acct_common_off[0]), cmp_common) != NULL;
+	found = bsearch(buf, acct_common_off, acct_common_n, sizeof(acct_common_off[0]),
+	            cmp_common) != NULL;
 	sodium_memzero(buf, o);
 	sodium_memzero(cps, (size_t)n * sizeof(cps[0]));
 	return found;
 }
 
 bool
-acct_password_check(const char *pw, size_t len, const char *username, const char *email,
-    struct acct_errors *errs)
+acct_password_check(
+    const char *pw, size_t len, const char *username, const char *email, struct acct_errors *errs)
 {
-	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES] = { 0 };
+	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES] = {0};
 	size_t before = errs->n;
 	bool numeric = true;
 	long n;

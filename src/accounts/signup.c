@@ -3,13 +3,13 @@
  * the result normalised and owned. The role *policy* (which roles may
  * self-register) is the caller's, since it depends on configuration.
  */
-#include "acct.h"
+#include "accounts/acct.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const known_roles[] = { "explorer", "teacher" };
+static const char *const known_roles[] = {"explorer", "teacher"};
 
 bool
 acct_role_known(const char *role)
@@ -22,7 +22,8 @@ acct_role_known(const char *role)
 
 /* Calls fn on each non-empty item of a comma-separated list until it returns true. */
 static bool
-list_any(const char *list, bool (*fn)(const char *item, size_t len, const void *arg), const void *arg)
+list_any(
+    const char *list, bool (*fn)(const char *item, size_t len, const void *arg), const void *arg)
 {
 	const char *p = list;
 
@@ -97,8 +98,8 @@ has_error(const struct acct_errors *errs, const char *field)
 /* Normalises one key field with `fn`, or records why it cannot be. */
 static enum acct_status
 key_field(const char *field, const char *in, size_t len,
-    enum acct_status (*fn)(const char *, size_t, char **, char **, const char **),
-    char **display, char **key, struct acct_errors *errs)
+    enum acct_status (*fn)(const char *, size_t, char **, char **, const char **), char **display,
+    char **key, struct acct_errors *errs)
 {
 	const char *msg = NULL;
 	enum acct_status st;
@@ -128,8 +129,8 @@ dup_n(const char *s, size_t len)
 }
 
 enum acct_status
-acct_signup_validate(const struct acct_signup_input *in, struct acct_signup *out,
-    struct acct_errors *errs)
+acct_signup_validate(
+    const struct acct_signup_input *in, struct acct_signup *out, struct acct_errors *errs)
 {
 	const char *role = in->role != NULL ? in->role : ACCT_DEFAULT_ROLE;
 	const char *bio = in->bio != NULL ? in->bio : "";
@@ -137,9 +138,9 @@ acct_signup_validate(const struct acct_signup_input *in, struct acct_signup *out
 
 	memset(out, 0, sizeof(*out));
 	if (key_field("username", in->username, in->username_len, acct_username_normalize,
-		&out->username, &out->username_key, errs) != ACCT_OK ||
+	        &out->username, &out->username_key, errs) != ACCT_OK ||
 	    key_field("email", in->email, in->email_len, acct_email_normalize, &out->email,
-		&out->email_key, errs) != ACCT_OK)
+	        &out->email_key, errs) != ACCT_OK)
 		goto nomem;
 	if (!has_error(errs, "password")) {
 		if (in->password == NULL)
@@ -148,8 +149,8 @@ acct_signup_validate(const struct acct_signup_input *in, struct acct_signup *out
 			acct_errors_add(errs, "password", ACCT_MSG_BLANK);
 		else
 			/* Compared with the normalised values; an invalid field fails anyway. */
-			acct_password_check(in->password, in->password_len, out->username,
-			    out->email, errs);
+			acct_password_check(
+			    in->password, in->password_len, out->username, out->email, errs);
 	}
 	if (!has_error(errs, "role") && !acct_role_known(role))
 		acct_errors_add(errs, "role", ACCT_MSG_ROLE_INVALID);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 
 struct http_req;
 
@@ -116,11 +116,11 @@ bool api_required_string(json_t *obj, const char *name, const char **out, /* OUT
 
 /* The rate limits (see limits.c); each is shared by every instance through the database. */
 enum api_limit {
-	API_LIMIT_REGISTER_IP,	/* registration attempts per client IP */
-	API_LIMIT_ACCOUNTS_IP,	/* accounts created per client IP */
-	API_LIMIT_LOGIN_IP,	/* login attempts per client IP */
-	API_LIMIT_LOGIN_FAILURES,	/* failed logins per normalised login name */
-	API_LIMIT_INVITES,	/* invitations per inviter */
+	API_LIMIT_REGISTER_IP,    /* registration attempts per client IP */
+	API_LIMIT_ACCOUNTS_IP,    /* accounts created per client IP */
+	API_LIMIT_LOGIN_IP,       /* login attempts per client IP */
+	API_LIMIT_LOGIN_FAILURES, /* failed logins per normalised login name */
+	API_LIMIT_INVITES,        /* invitations per inviter */
 };
 
 /*

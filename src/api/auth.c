@@ -2,10 +2,10 @@
  * Token authentication: `Authorization: Token <t>` (Django REST framework) or
  * `Bearer <t>`. Tokens are looked up by their SHA-256, never stored in clear.
  */
-#include "api.h"
-#include "http.h"
-#include "rcrypto.h"
-#include "store.h"
+#include "api/api.h"
+#include "http/http.h"
+#include "crypto/rcrypto.h"
+#include "store/store.h"
 
 #include <string.h>
 #include <strings.h>
@@ -37,7 +37,7 @@ api_auth_token(const char *header, char out[65])
 	}
 	for (const char *p = header + TOKEN_HEX; *p != '\0'; p++)
 		if (*p != ' ' && *p != '\t')
-			return false;	/* a longer token, or a second word */
+			return false; /* a longer token, or a second word */
 	out[TOKEN_HEX] = '\0';
 	return true;
 }

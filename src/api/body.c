@@ -1,6 +1,6 @@
 /* Request bodies: exactly one JSON object, strict. */
-#include "api.h"
-#include "acct.h"
+#include "api/api.h"
+#include "accounts/acct.h"
 
 static size_t
 depth(const json_t *v)
@@ -11,12 +11,14 @@ depth(const json_t *v)
 	size_t i;
 
 	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, key, child) {
+		json_object_foreach((json_t *)v, key, child)
+		{
 			d = depth(child);
 			max = d > max ? d : max;
 		}
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, child) {
+		json_array_foreach(v, i, child)
+		{
 			d = depth(child);
 			max = d > max ? d : max;
 		}
@@ -49,8 +51,8 @@ api_body_object_new(const char *body, size_t len, json_t **out)
 }
 
 void
-api_string_field(json_t *obj, const char *name, const char **out, size_t *len,
-    struct acct_errors *errs)
+api_string_field(
+    json_t *obj, const char *name, const char **out, size_t *len, struct acct_errors *errs)
 {
 	json_t *v = json_object_get(obj, name);
 
@@ -69,8 +71,8 @@ api_string_field(json_t *obj, const char *name, const char **out, size_t *len,
 }
 
 bool
-api_required_string(json_t *obj, const char *name, const char **out, size_t *len,
-    struct acct_errors *errs)
+api_required_string(
+    json_t *obj, const char *name, const char **out, size_t *len, struct acct_errors *errs)
 {
 	size_t before = errs->n;
 

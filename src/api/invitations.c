@@ -4,11 +4,11 @@
  * random bits, shown once, stored as SHA-256. Acceptance is the store's
  * conditional update: at most one caller ever wins.
  */
-#include "api.h"
-#include "acct.h"
-#include "http.h"
-#include "rcrypto.h"
-#include "store.h"
+#include "api/api.h"
+#include "accounts/acct.h"
+#include "http/http.h"
+#include "crypto/rcrypto.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +104,8 @@ new_token(struct inv_ctx *c, char token[65])
 
 /* 201/200 with the invitation and its token, shown this once. */
 static void
-reply_with_token(struct http_req *req, int status, const struct store_invitation *inv,
-    const char *token)
+reply_with_token(
+    struct http_req *req, int status, const struct store_invitation *inv, const char *token)
 {
 	json_t *body = json_pack("{s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)inv->id, "email",
 	    inv->email, "token", token, "status", inv->status, "expires_at", inv->expires_at);
@@ -117,7 +117,7 @@ static void
 create_finish(struct http_req *req)
 {
 	struct inv_ctx *c = req->ctx;
-	struct store_invitation inv = { 0 };
+	struct store_invitation inv = {0};
 	enum store_status st;
 	char token[65];
 
@@ -139,7 +139,7 @@ create_finish(struct http_req *req)
 static void
 create(struct http_req *req, int64_t user_id)
 {
-	struct acct_errors errs = { .n = 0 };
+	struct acct_errors errs = {.n = 0};
 	struct inv_ctx *c = calloc(1, sizeof(*c));
 	const char *msg = NULL, *email = NULL;
 	json_t *obj = NULL;
@@ -174,7 +174,7 @@ out:
 static void
 list(struct http_req *req, int64_t user_id)
 {
-	struct store_invitations all = { 0 };
+	struct store_invitations all = {0};
 	enum store_status st = store_invite_list(api_store(req), user_id, &all);
 	json_t *items;
 
@@ -223,7 +223,7 @@ static void
 resend_finish(struct http_req *req)
 {
 	struct inv_ctx *c = req->ctx;
-	struct store_invitation inv = { 0 };
+	struct store_invitation inv = {0};
 	enum store_status st;
 	char token[65];
 
@@ -284,11 +284,11 @@ accept_finish(struct http_req *req)
 		api_reply_error(req, store_api_err(st));
 		return;
 	}
-	log_json_new(LOG_INFO, req->id, "invitation accepted",
+	log_json_new(RS_LOG_INFO, req->id, "invitation accepted",
 	    json_pack("{s:I}", "user_id", (json_int_t)c->user_id));
 	http_reply_json_new(req, 200,
 	    json_pack("{s:s, s:{s:s, s:b}}", "message", "Invitation accepted.", "profile", "role",
-		"teacher", "can_invite_teachers", 0));
+	        "teacher", "can_invite_teachers", 0));
 }
 
 bool
@@ -303,7 +303,7 @@ api_invitation_token_hash(const char *token, size_t len, char out[65])
 void
 api_invitation_accept(struct http_req *req)
 {
-	struct acct_errors errs = { .n = 0 };
+	struct acct_errors errs = {.n = 0};
 	struct inv_ctx *c = NULL;
 	const char *token = NULL;
 	json_t *obj = NULL;

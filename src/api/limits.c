@@ -4,9 +4,9 @@
  * are client IPs (X-Forwarded-For only from trusted proxies) or normalised
  * login names, never secrets.
  */
-#include "api.h"
-#include "http.h"
-#include "store.h"
+#include "api/api.h"
+#include "http/http.h"
+#include "store/store.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -14,14 +14,14 @@
 static const struct {
 	const char *name;
 	long long window_s;
-	size_t max_offset;	/* the limit's field in struct config */
+	size_t max_offset; /* the limit's field in struct config */
 } limits[] = {
-	[API_LIMIT_REGISTER_IP] = { "register_ip", 60, offsetof(struct config, limit_register_ip) },
-	[API_LIMIT_ACCOUNTS_IP] = { "accounts_ip", 3600, offsetof(struct config, limit_accounts_ip) },
-	[API_LIMIT_LOGIN_IP] = { "login_ip", 60, offsetof(struct config, limit_login_ip) },
-	[API_LIMIT_LOGIN_FAILURES] = { "login_failures", 300,
-	    offsetof(struct config, limit_login_failures) },
-	[API_LIMIT_INVITES] = { "invites", 3600, offsetof(struct config, limit_invites) },
+    [API_LIMIT_REGISTER_IP] = {"register_ip", 60, offsetof(struct config, limit_register_ip)},
+    [API_LIMIT_ACCOUNTS_IP] = {"accounts_ip", 3600, offsetof(struct config, limit_accounts_ip)},
+    [API_LIMIT_LOGIN_IP] = {"login_ip", 60, offsetof(struct config, limit_login_ip)},
+    [API_LIMIT_LOGIN_FAILURES] = {"login_failures", 300,
+        offsetof(struct config, limit_login_failures)},
+    [API_LIMIT_INVITES] = {"invites", 3600, offsetof(struct config, limit_invites)},
 };
 
 enum api_err
@@ -38,7 +38,7 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	snprintf(key, sizeof(key), "%s:%s", limits[limit].name, subject);
 	st = store_rate_count(req->store, key, limits[limit].window_s, add, &count, &retry);
 	if (st != STORE_OK) {
-		http_log(req, LOG_WARNING, "rate limit %s not counted: %s", limits[limit].name,
+		http_log(req, RS_LOG_WARNING, "rate limit %s not counted: %s", limits[limit].name,
 		    store_status_str(st));
 		return API_ERR_NONE;
 	}
@@ -46,6 +46,6 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	if (add > 0 ? count <= max : count < max)
 		return API_ERR_NONE;
 	req->retry_after = retry > 0 ? (unsigned)retry : 1;
-	http_log(req, LOG_INFO, "rate limited: %s", limits[limit].name);
+	http_log(req, RS_LOG_INFO, "rate limited: %s", limits[limit].name);
 	return API_ERR_RATE_LIMITED;
 }

@@ -5,12 +5,12 @@
  * Duplicates are decided by the store's unique indexes, so a race still yields
  * 400, never 500, and never a second account.
  */
-#include "api.h"
-#include "acct.h"
-#include "http.h"
+#include "api/api.h"
+#include "accounts/acct.h"
+#include "http/http.h"
 #include "metrics.h"
-#include "rcrypto.h"
-#include "store.h"
+#include "crypto/rcrypto.h"
+#include "store/store.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@
 /* What the worker needs: the validated input and, with an invitation, its hash. */
 struct reg_ctx {
 	struct acct_signup signup;
-	char invitation_hash[65];	/* "" without an invitation */
+	char invitation_hash[65]; /* "" without an invitation */
 };
 
 static void
@@ -55,18 +55,34 @@ refuse(struct http_req *req, enum api_err err)
 	enum metrics_registration m;
 
 	switch (err) {
-	case API_ERR_USERNAME_TAKEN: m = METRICS_REG_USERNAME_TAKEN; break;
-	case API_ERR_EMAIL_TAKEN: m = METRICS_REG_EMAIL_TAKEN; break;
-	case API_ERR_MALFORMED_JSON: m = METRICS_REG_INVALID; break;
-	case API_ERR_ROLE_NOT_ALLOWED: m = METRICS_REG_FORBIDDEN; break;
-	case API_ERR_UNAVAILABLE: m = METRICS_REG_UNAVAILABLE; break;
-	case API_ERR_RATE_LIMITED: m = METRICS_REG_RATE_LIMITED; break;
+	case API_ERR_USERNAME_TAKEN:
+		m = METRICS_REG_USERNAME_TAKEN;
+		break;
+	case API_ERR_EMAIL_TAKEN:
+		m = METRICS_REG_EMAIL_TAKEN;
+		break;
+	case API_ERR_MALFORMED_JSON:
+		m = METRICS_REG_INVALID;
+		break;
+	case API_ERR_ROLE_NOT_ALLOWED:
+		m = METRICS_REG_FORBIDDEN;
+		break;
+	case API_ERR_UNAVAILABLE:
+		m = METRICS_REG_UNAVAILABLE;
+		break;
+	case API_ERR_RATE_LIMITED:
+		m = METRICS_REG_RATE_LIMITED;
+		break;
 	case API_ERR_INVITATION_INVALID:
 	case API_ERR_INVITATION_EXPIRED:
 	case API_ERR_INVITATION_USED:
 	case API_ERR_INVITATION_REVOKED:
-	case API_ERR_INVITATION_EMAIL_MISMATCH: m = METRICS_REG_INVITATION_REFUSED; break;
-	default: m = METRICS_REG_ERROR; break;
+	case API_ERR_INVITATION_EMAIL_MISMATCH:
+		m = METRICS_REG_INVITATION_REFUSED;
+		break;
+	default:
+		m = METRICS_REG_ERROR;
+		break;
 	}
 	metrics_registration(m);
 	api_reply_error(req, err);
@@ -79,8 +95,8 @@ register_finish(struct http_req *req)
 	const struct reg_ctx *ctx = req->ctx;
 	const struct acct_signup *s = &ctx->signup;
 	const struct config *cfg = http_config(req);
-	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
-	struct store_user user = { 0 };
+	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
+	struct store_user user = {0};
 	enum store_invite_why why = STORE_INVITE_OK;
 	char hash[RCRYPTO_HASH_MAX];
 	enum store_status st;
@@ -97,15 +113,19 @@ register_finish(struct http_req *req)
 		return;
 	}
 	if (rcrypto_pwhash(s->password, s->password_len, &cost, hash) != 0) {
-		http_log(req, LOG_ERROR, "password hashing failed (out of memory?)");
+		http_log(req, RS_LOG_ERROR, "password hashing failed (out of memory?)");
 		refuse(req, API_ERR_INTERNAL_REGISTER);
 		return;
 	}
 	st = store_user_create(req->store,
-	    &(struct store_new_user){ .username = s->username, .username_key = s->username_key,
-		.email = s->email, .email_key = s->email_key, .password_hash = hash,
-		.role = s->role, .bio = s->bio,
-		.invitation_hash = ctx->invitation_hash[0] != '\0' ? ctx->invitation_hash : NULL },
+	    &(struct store_new_user){.username = s->username,
+	        .username_key = s->username_key,
+	        .email = s->email,
+	        .email_key = s->email_key,
+	        .password_hash = hash,
+	        .role = s->role,
+	        .bio = s->bio,
+	        .invitation_hash = ctx->invitation_hash[0] != '\0' ? ctx->invitation_hash : NULL},
 	    &user, &why);
 	sodium_memzero(hash, sizeof(hash));
 	if (st == STORE_CONFLICT) {
@@ -118,12 +138,12 @@ register_finish(struct http_req *req)
 	}
 	metrics_registration(METRICS_REG_CREATED);
 	api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote, 1);
-	log_json_new(LOG_INFO, req->id, "user registered",
+	log_json_new(RS_LOG_INFO, req->id, "user registered",
 	    json_pack("{s:I, s:s}", "user_id", (json_int_t)user.id, "role", user.role));
 	http_reply_json_new(req, 201,
 	    json_pack("{s:s, s:{s:I, s:s, s:s, s:s}}", "message", "User registered successfully.",
-		"user", "id", (json_int_t)user.id, "username", user.username, "email", user.email,
-		"role", user.role));
+	        "user", "id", (json_int_t)user.id, "username", user.username, "email", user.email,
+	        "role", user.role));
 	store_user_clear(&user);
 }
 
@@ -161,8 +181,8 @@ apply_role_policy(struct http_req *req, struct reg_ctx *c, const char *invitatio
 void
 api_register(struct http_req *req)
 {
-	struct acct_signup_input in = { 0 };
-	struct acct_errors errs = { .n = 0 };
+	struct acct_signup_input in = {0};
+	struct acct_errors errs = {.n = 0};
 	struct reg_ctx *c = NULL;
 	const char *invitation = NULL;
 	size_t invitation_len = 0;

@@ -4,12 +4,12 @@
  * dummy hash of the same cost, so both failures take the same time and give
  * the same answer. Imported Django hashes are upgraded on the first login.
  */
-#include "api.h"
-#include "acct.h"
-#include "http.h"
+#include "api/api.h"
+#include "accounts/acct.h"
+#include "http/http.h"
 #include "metrics.h"
-#include "rcrypto.h"
-#include "store.h"
+#include "crypto/rcrypto.h"
+#include "store/store.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -18,10 +18,10 @@
 #include <string.h>
 
 struct login_ctx {
-	char *username_key;	/* NULL when the value cannot be a username */
-	char *email_key;	/* NULL when it cannot be an email */
-	char name[320];		/* the normalised login name, for failure counting */
-	char *password;		/* wiped */
+	char *username_key; /* NULL when the value cannot be a username */
+	char *email_key;    /* NULL when it cannot be an email */
+	char name[320];     /* the normalised login name, for failure counting */
+	char *password;     /* wiped */
 	size_t password_len;
 };
 
@@ -76,13 +76,17 @@ upgrade_hash(struct http_req *req, const struct login_ctx *c, int64_t id, const 
 	if (rcrypto_pwhash(c->password, c->password_len, cost, fresh) != 0)
 		return;
 	st = store_user_update(req->store, id,
-	    &(struct store_user_update){ .is_active = -1, .is_admin = -1, .can_invite_teachers = -1,
-		.password_hash = fresh, .expect_hash = old });
+	    &(struct store_user_update){.is_active = -1,
+	        .is_admin = -1,
+	        .can_invite_teachers = -1,
+	        .password_hash = fresh,
+	        .expect_hash = old});
 	sodium_memzero(fresh, sizeof(fresh));
 	if (st == STORE_OK)
-		http_log(req, LOG_INFO, "password hash upgraded to argon2id");
+		http_log(req, RS_LOG_INFO, "password hash upgraded to argon2id");
 	else if (st != STORE_CONFLICT)
-		http_log(req, LOG_WARNING, "password hash upgrade failed: %s", store_status_str(st));
+		http_log(
+		    req, RS_LOG_WARNING, "password hash upgrade failed: %s", store_status_str(st));
 }
 
 static void
@@ -90,9 +94,9 @@ login_finish(struct http_req *req)
 {
 	const struct login_ctx *c = req->ctx;
 	const struct config *cfg = http_config(req);
-	const struct rcrypto_cost cost = { cfg->hash_memory_kib, cfg->hash_passes };
-	struct store_user_ref ref = { 0, c->username_key, c->email_key };
-	struct store_user user = { 0 };
+	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
+	struct store_user_ref ref = {0, c->username_key, c->email_key};
+	struct store_user user = {0};
 	char *hash = NULL, token[65] = "", token_hash[65], expires[64], subject[330];
 	bool ok = false, rehash = false;
 	enum store_status st = STORE_NOT_FOUND;
@@ -121,8 +125,8 @@ login_finish(struct http_req *req)
 		api_reply_error(req, API_ERR_RATE_LIMITED);
 		goto out;
 	}
-	ok = rcrypto_verify_any(c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost),
-	    &cost, &rehash);
+	ok = rcrypto_verify_any(
+	    c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost), &cost, &rehash);
 	if (!ok || st != STORE_OK || !user.is_active) {
 		api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 1);
 		metrics_login(METRICS_LOGIN_FAILED);
@@ -140,8 +144,10 @@ login_finish(struct http_req *req)
 		goto out;
 	}
 	metrics_login(METRICS_LOGIN_OK);
-	log_json_new(LOG_INFO, req->id, "login", json_pack("{s:I}", "user_id", (json_int_t)user.id));
-	http_reply_json_new(req, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", expires));
+	log_json_new(
+	    RS_LOG_INFO, req->id, "login", json_pack("{s:I}", "user_id", (json_int_t)user.id));
+	http_reply_json_new(
+	    req, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", expires));
 out:
 	sodium_memzero(token, sizeof(token));
 	free(hash);
@@ -156,16 +162,20 @@ login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *e
 	const char *msg;
 
 	if (username != NULL) {
-		if (acct_username_normalize(username, ulen, &display, &c->username_key, &msg) == ACCT_OK)
+		if (acct_username_normalize(username, ulen, &display, &c->username_key, &msg) ==
+		    ACCT_OK)
 			free(display);
 		display = NULL;
 		email = username;
 		elen = ulen;
 	}
-	if (email != NULL && acct_email_normalize(email, elen, &display, &c->email_key, &msg) == ACCT_OK)
+	if (email != NULL &&
+	    acct_email_normalize(email, elen, &display, &c->email_key, &msg) == ACCT_OK)
 		free(display);
 	snprintf(c->name, sizeof(c->name), "%s",
-	    c->username_key != NULL ? c->username_key : c->email_key != NULL ? c->email_key : "-");
+	    c->username_key != NULL ? c->username_key
+	    : c->email_key != NULL  ? c->email_key
+	                            : "-");
 }
 
 void
@@ -173,7 +183,7 @@ api_login(struct http_req *req)
 {
 	const char *username = NULL, *email = NULL, *password = NULL;
 	size_t ulen = 0, elen = 0, plen = 0;
-	struct acct_errors errs = { .n = 0 };
+	struct acct_errors errs = {.n = 0};
 	struct login_ctx *c = NULL;
 	json_t *obj = NULL;
 
@@ -260,14 +270,14 @@ me_json_new(const struct store_user *u)
 static void
 reply_me(struct http_req *req, int64_t user_id)
 {
-	struct store_user_ref ref = { user_id, NULL, NULL };
-	struct store_user u = { 0 };
+	struct store_user_ref ref = {user_id, NULL, NULL};
+	struct store_user u = {0};
 	enum store_status st = store_user_get(api_store(req), &ref, &u);
 
 	if (st == STORE_OK)
 		http_reply_json_new(req, 200, me_json_new(&u));
 	else if (st == STORE_NOT_FOUND)
-		api_reply_error(req, API_ERR_NOT_AUTHENTICATED);	/* deleted meanwhile */
+		api_reply_error(req, API_ERR_NOT_AUTHENTICATED); /* deleted meanwhile */
 	else
 		api_reply_error(req, store_api_err(st));
 	store_user_clear(&u);
@@ -295,19 +305,20 @@ me_patch_finish(struct http_req *req)
 	enum store_status st;
 
 	st = store_user_update(req->store, m->user_id,
-	    &(struct store_user_update){ .bio = m->bio, .is_active = -1, .is_admin = -1,
-		.can_invite_teachers = -1 });
+	    &(struct store_user_update){
+	        .bio = m->bio, .is_active = -1, .is_admin = -1, .can_invite_teachers = -1});
 	if (st == STORE_OK)
 		reply_me(req, m->user_id);
 	else
-		api_reply_error(req, st == STORE_NOT_FOUND ? API_ERR_NOT_AUTHENTICATED : store_api_err(st));
+		api_reply_error(
+		    req, st == STORE_NOT_FOUND ? API_ERR_NOT_AUTHENTICATED : store_api_err(st));
 }
 
 /* Validates a PATCH body: only `bio`, a string of at most 500 characters. */
 static void
 me_patch(struct http_req *req, int64_t user_id)
 {
-	struct acct_errors errs = { .n = 0 };
+	struct acct_errors errs = {.n = 0};
 	struct me_patch *m = NULL;
 	json_t *obj = NULL, *v;
 	const char *key;
@@ -316,9 +327,10 @@ me_patch(struct http_req *req, int64_t user_id)
 		api_reply_error(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		if (strcmp(key, "bio") != 0)
-			acct_errors_add(&errs, key, ACCT_MSG_UNKNOWN_FIELD);	/* obj outlives errs */
+			acct_errors_add(&errs, key, ACCT_MSG_UNKNOWN_FIELD); /* obj outlives errs */
 		else if (!json_is_string(v))
 			acct_errors_add(&errs, "bio", ACCT_MSG_NOT_STRING);
 		else
@@ -356,6 +368,6 @@ api_me(struct http_req *req)
 	else if (req->method == HTTP_PATCH)
 		me_patch(req, user.id);
 	else
-		http_reply_json_new(req, 200, me_json_new(&user));	/* one read in all */
+		http_reply_json_new(req, 200, me_json_new(&user)); /* one read in all */
 	store_user_clear(&user);
 }

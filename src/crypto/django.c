@@ -5,7 +5,7 @@
  * work is done, so a hostile stored value cannot make a login slow or large.
  * Also token digests and constant-time compare.
  */
-#include "rcrypto.h"
+#include "crypto/rcrypto.h"
 
 #include <argon2.h>
 #include <limits.h>

@@ -3,7 +3,7 @@
  * The cost is the caller's (configuration); hashes are PHC strings, so a later
  * cost change still verifies old hashes.
  */
-#include "rcrypto.h"
+#include "crypto/rcrypto.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -15,12 +15,14 @@ rcrypto_init(void)
 }
 
 int
-rcrypto_pwhash(const char *pw, size_t len, const struct rcrypto_cost *cost,
-    char out[RCRYPTO_HASH_MAX])
+rcrypto_pwhash(
+    const char *pw, size_t len, const struct rcrypto_cost *cost, char out[RCRYPTO_HASH_MAX])
 {
 	_Static_assert(crypto_pwhash_STRBYTES <= RCRYPTO_HASH_MAX, "hash buffer too small");
 	return crypto_pwhash_str_alg(out, pw, len, cost->passes, (size_t)cost->memory_kib * 1024,
-		   crypto_pwhash_ALG_ARGON2ID13) == 0 ? 0 : -1;
+	           crypto_pwhash_ALG_ARGON2ID13) == 0
+	           ? 0
+	           : -1;
 }
 
 bool

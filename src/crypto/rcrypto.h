@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define RCRYPTO_HASH_MAX 128	/* crypto_pwhash_STRBYTES, with room */
+#define RCRYPTO_HASH_MAX 128 /* crypto_pwhash_STRBYTES, with room */
 
 /* 0 on success; -1 when libsodium cannot start. */
 int rcrypto_init(void);

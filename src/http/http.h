@@ -34,11 +34,11 @@ struct http_req;
 typedef void (*http_handler)(struct http_req *req);
 
 struct http_route {
-	const char *path;	/* with the trailing slash the API documents */
-	unsigned methods;	/* enum http_method bits */
+	const char *path; /* with the trailing slash the API documents */
+	unsigned methods; /* enum http_method bits */
 	http_handler handler;
-	const char *allow;	/* the Allow header for 405 */
-	unsigned body;		/* methods that must carry a JSON body */
+	const char *allow; /* the Allow header for 405 */
+	unsigned body;     /* methods that must carry a JSON body */
 };
 
 /* The route paths, in table order, into names[0..max); returns how many routes exist. */
@@ -54,10 +54,10 @@ size_t http_route_index(const struct http_route *r);
 const struct http_route *http_route_find(const char *path, /* OUT: */ int64_t *id);
 
 enum http_req_state {
-	HTTP_READING,	/* receiving the body */
-	HTTP_WAITING,	/* suspended: a worker is computing the reply */
-	HTTP_READY,	/* reply set, not yet queued */
-	HTTP_SENT,	/* reply queued to MHD */
+	HTTP_READING, /* receiving the body */
+	HTTP_WAITING, /* suspended: a worker is computing the reply */
+	HTTP_READY,   /* reply set, not yet queued */
+	HTTP_SENT,    /* reply queued to MHD */
 };
 
 /* One request. Freed only in MHD's completion callback. */
@@ -66,33 +66,33 @@ struct http_req {
 	struct MHD_Connection *conn;
 	const struct http_route *route;
 	unsigned method;
-	const char *method_name;	/* MHD's, valid for the request */
-	const char *path;		/* MHD's, valid for the request */
+	const char *method_name; /* MHD's, valid for the request */
+	const char *path;        /* MHD's, valid for the request */
 	char id[65];
 	char remote[64];
 	uint64_t start_us;
 	enum http_req_state state;
 
-	char *body;			/* owned; wiped on free: it may hold a password */
+	char *body; /* owned; wiped on free: it may hold a password */
 	size_t body_len;
 	size_t body_cap;
 	bool chunked;
 	bool has_length;
-	int early_err;			/* an enum api_err found while reading, else 0 */
-	size_t discarded;		/* body bytes dropped past the limit */
+	int early_err;    /* an enum api_err found while reading, else 0 */
+	size_t discarded; /* body bytes dropped past the limit */
 
-	int status;			/* of the reply */
-	char *reply;			/* owned JSON text */
+	int status;  /* of the reply */
+	char *reply; /* owned JSON text */
 	size_t reply_len;
-	unsigned retry_after;		/* seconds; 0: no header */
-	const char *allow;		/* Allow header, static */
-	const char *challenge;		/* WWW-Authenticate header, static */
-	const char *content_type;	/* NULL: application/json */
-	int64_t path_id;		/* the {id} of the route, when it has one */
+	unsigned retry_after;     /* seconds; 0: no header */
+	const char *allow;        /* Allow header, static */
+	const char *challenge;    /* WWW-Authenticate header, static */
+	const char *content_type; /* NULL: application/json */
+	int64_t path_id;          /* the {id} of the route, when it has one */
 
-	http_handler deferred;		/* runs on a worker */
-	struct store *store;		/* the worker's connection while `deferred` runs */
-	void *ctx;			/* the handler's own state between halves */
+	http_handler deferred; /* runs on a worker */
+	struct store *store;   /* the worker's connection while `deferred` runs */
+	void *ctx;             /* the handler's own state between halves */
 	void (*ctx_free)(void *);
 };
 

@@ -1,5 +1,5 @@
 /* Trusted proxies and X-Forwarded-For; see proxy.h. */
-#include "proxy.h"
+#include "http/proxy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -92,10 +92,10 @@ format(const struct http_net *a, char out[64])
 }
 
 void
-http_client_addr(const struct http_proxies *p, const struct sockaddr *peer, const char *xff,
-    char out[64])
+http_client_addr(
+    const struct http_proxies *p, const struct sockaddr *peer, const char *xff, char out[64])
 {
-	struct http_net a = { 0 };
+	struct http_net a = {0};
 	size_t end;
 
 	strcpy(out, "-");
@@ -121,7 +121,7 @@ http_client_addr(const struct http_proxies *p, const struct sockaddr *peer, cons
 		while (start > 0 && xff[start - 1] != ',')
 			start--;
 		if (!parse_addr(xff + start, end - start, &hop))
-			return;	/* garbage: keep the last address we could trust */
+			return; /* garbage: keep the last address we could trust */
 		format(&hop, out);
 		if (!trusted(p, &hop))
 			return;

@@ -12,9 +12,9 @@
 #define HTTP_PROXIES_MAX 32
 
 struct http_net {
-	int family;		/* AF_INET or AF_INET6 */
+	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
-	unsigned prefix;	/* bits */
+	unsigned prefix; /* bits */
 };
 
 struct http_proxies {
@@ -29,7 +29,7 @@ int http_proxies_parse(const char *list, struct http_proxies *out);
  * The client's address as text: the peer itself unless it is a trusted proxy;
  * then the rightmost X-Forwarded-For entry that is not a trusted proxy.
  */
-void http_client_addr(const struct http_proxies *p, const struct sockaddr *peer, const char *xff,
-    char out[64]);
+void http_client_addr(
+    const struct http_proxies *p, const struct sockaddr *peer, const char *xff, char out[64]);
 
 #endif

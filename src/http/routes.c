@@ -3,25 +3,25 @@
  * "{id}" segment matches a positive decimal integer. Order matters where a
  * literal segment and {id} could both match ("accept" before "{id}").
  */
-#include "http.h"
-#include "api.h"
+#include "http/http.h"
+#include "api/api.h"
 
 #include <string.h>
 
 static const struct http_route routes[] = {
-	/* path, methods, handler, Allow, methods that take a JSON body */
-	{ "/users/register/", HTTP_POST, api_register, "POST", HTTP_POST },
-	{ "/users/login/", HTTP_POST, api_login, "POST", HTTP_POST },
-	{ "/users/logout/", HTTP_POST, api_logout, "POST", 0 },
-	{ "/users/me/", HTTP_GET | HTTP_HEAD | HTTP_PATCH, api_me, "GET, HEAD, PATCH", HTTP_PATCH },
-	{ "/users/invitations/", HTTP_GET | HTTP_HEAD | HTTP_POST, api_invitations,
-	    "GET, HEAD, POST", HTTP_POST },
-	{ "/users/invitations/accept/", HTTP_POST, api_invitation_accept, "POST", HTTP_POST },
-	{ "/users/invitations/{id}/resend/", HTTP_POST, api_invitation_resend, "POST", 0 },
-	{ "/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE", 0 },
-	{ "/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD", 0 },
-	{ "/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD", 0 },
-	{ "/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD", 0 },
+    /* path, methods, handler, Allow, methods that take a JSON body */
+    {"/users/register/", HTTP_POST, api_register, "POST", HTTP_POST},
+    {"/users/login/", HTTP_POST, api_login, "POST", HTTP_POST},
+    {"/users/logout/", HTTP_POST, api_logout, "POST", 0},
+    {"/users/me/", HTTP_GET | HTTP_HEAD | HTTP_PATCH, api_me, "GET, HEAD, PATCH", HTTP_PATCH},
+    {"/users/invitations/", HTTP_GET | HTTP_HEAD | HTTP_POST, api_invitations, "GET, HEAD, POST",
+        HTTP_POST},
+    {"/users/invitations/accept/", HTTP_POST, api_invitation_accept, "POST", HTTP_POST},
+    {"/users/invitations/{id}/resend/", HTTP_POST, api_invitation_resend, "POST", 0},
+    {"/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE", 0},
+    {"/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD", 0},
+    {"/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD", 0},
+    {"/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD", 0},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -58,7 +58,8 @@ match(const char *pattern, const char *path, size_t n, int64_t *id)
 			int64_t v = 0;
 			size_t digits = 0;
 
-			for (; j < n && path[j] >= '0' && path[j] <= '9' && digits < 18; j++, digits++)
+			for (; j < n && path[j] >= '0' && path[j] <= '9' && digits < 18;
+			     j++, digits++)
 				v = v * 10 + (path[j] - '0');
 			if (digits == 0 || v == 0 || (j < n && path[j] != '/'))
 				return false;

@@ -6,13 +6,13 @@
  * connections alive. Every request ends in MHD's completion callback, which
  * writes the access log line and frees the request.
  */
-#include "http.h"
-#include "api.h"
+#include "http/http.h"
+#include "api/api.h"
 #include "metrics.h"
 #include "pool.h"
-#include "proxy.h"
-#include "rcrypto.h"
-#include "store.h"
+#include "http/proxy.h"
+#include "crypto/rcrypto.h"
+#include "store/store.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -61,9 +61,13 @@ method_bit(const char *m)
 		const char *name;
 		unsigned bit;
 	} tab[] = {
-		{ "GET", HTTP_GET }, { "HEAD", HTTP_HEAD }, { "POST", HTTP_POST },
-		{ "PATCH", HTTP_PATCH }, { "DELETE", HTTP_DELETE }, { "PUT", HTTP_PUT },
-		{ "OPTIONS", HTTP_OPTIONS },
+	    {"GET", HTTP_GET},
+	    {"HEAD", HTTP_HEAD},
+	    {"POST", HTTP_POST},
+	    {"PATCH", HTTP_PATCH},
+	    {"DELETE", HTTP_DELETE},
+	    {"PUT", HTTP_PUT},
+	    {"OPTIONS", HTTP_OPTIONS},
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
@@ -79,8 +83,9 @@ request_id_sane(const char *s)
 	size_t n = 0;
 
 	for (; s[n] != '\0'; n++)
-		if (n >= 64 || strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-",
-				  s[n]) == NULL)
+		if (n >= 64 ||
+		    strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-",
+		        s[n]) == NULL)
 			return false;
 	return n > 0;
 }
@@ -131,7 +136,8 @@ http_reply_json_new(struct http_req *req, int status, json_t *body)
 	json_decref(body);
 	if (req->reply == NULL) {
 		/* Out of memory while formatting: a fixed body still says what happened. */
-		req->reply = strdup("{\"error\":\"An unexpected error occurred.\",\"code\":\"internal\"}");
+		req->reply =
+		    strdup("{\"error\":\"An unexpected error occurred.\",\"code\":\"internal\"}");
 		status = 500;
 	}
 	req->reply_len = req->reply != NULL ? strlen(req->reply) : 0;
@@ -237,7 +243,7 @@ queue_reply(struct http_req *req)
 	resp = MHD_create_response_from_buffer(req->reply_len, req->reply, MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL)
 		return MHD_NO;
-	req->reply = NULL;	/* MHD frees it now */
+	req->reply = NULL; /* MHD frees it now */
 	if (req->reply_len > 0)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    req->content_type != NULL ? req->content_type : "application/json");
@@ -311,7 +317,7 @@ append_body(struct http_req *req, const char *data, size_t len)
 		return req->discarded <= DISCARD_MAX;
 	}
 	if (req->body == NULL) {
-		req->body_cap = limit + 1;	/* bounded by configuration, not by the client */
+		req->body_cap = limit + 1; /* bounded by configuration, not by the client */
 		req->body = malloc(req->body_cap);
 		if (req->body == NULL) {
 			req->early_err = API_ERR_INTERNAL;
@@ -366,7 +372,7 @@ dispatch(struct http_req *req)
 	}
 	req->route->handler(req);
 	if (req->state == HTTP_READING) {
-		http_log(req, LOG_ERROR, "handler for %s set no reply", req->route->path);
+		http_log(req, RS_LOG_ERROR, "handler for %s set no reply", req->route->path);
 		api_reply_error(req, API_ERR_INTERNAL);
 	}
 }
@@ -385,7 +391,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			return MHD_NO;
 		*con_cls = req;
 		if (!check_declared_length(req))
-			return queue_reply(req);	/* early: MHD closes, the body is never read */
+			return queue_reply(req); /* early: MHD closes, the body is never read */
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
@@ -393,16 +399,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
 		*upload_size = 0;
 		if (!keep)
-			http_log(req, LOG_INFO, "body far over the limit: disconnecting");
+			http_log(req, RS_LOG_INFO, "body far over the limit: disconnecting");
 		return keep ? MHD_YES : MHD_NO;
 	}
 	switch (req->state) {
 	case HTTP_READING:
 		dispatch(req);
 		break;
-	case HTTP_WAITING:	/* a spurious call while suspended cannot happen; be safe */
+	case HTTP_WAITING: /* a spurious call while suspended cannot happen; be safe */
 		return MHD_YES;
-	case HTTP_READY:	/* resumed after a worker set the reply */
+	case HTTP_READY: /* resumed after a worker set the reply */
 	case HTTP_SENT:
 		break;
 	}
@@ -412,8 +418,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 }
 
 static void
-on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-    enum MHD_RequestTerminationCode toe)
+on_completed(
+    void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct http_req *req = *con_cls;
 	uint64_t took;
@@ -456,16 +462,17 @@ run_deferred(void *arg, void *ctx)
 	struct http_req *req = arg;
 	struct worker *w = ctx;
 
-	if (w != NULL && w->store == NULL && store_open(w->cfg->db, STORE_OPEN_EXISTING, &w->store) != STORE_OK)
+	if (w != NULL && w->store == NULL &&
+	    store_open(w->cfg->db, STORE_OPEN_EXISTING, &w->store) != STORE_OK)
 		w->store = NULL;
 	req->store = w != NULL ? w->store : NULL;
 	if (req->store == NULL)
-		api_reply_error(req, API_ERR_UNAVAILABLE);	/* no database: the handler never runs */
+		api_reply_error(req, API_ERR_UNAVAILABLE); /* no database: the handler never runs */
 	else
 		req->deferred(req);
 	req->store = NULL;
 	if (req->state != HTTP_READY) {
-		http_log(req, LOG_ERROR, "deferred handler set no reply");
+		http_log(req, RS_LOG_ERROR, "deferred handler set no reply");
 		api_reply_error(req, API_ERR_INTERNAL);
 	}
 	/* The slot is free before the client can send its next request. */
@@ -506,14 +513,15 @@ http_io_store(const struct http_req *req)
 static bool
 resolve_bind(const struct config *cfg, struct sockaddr_storage *ss, bool *v6)
 {
-	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {
+	    .ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
 	char port[8];
 	bool ok;
 
 	snprintf(port, sizeof(port), "%u", cfg->port);
 	if (getaddrinfo(cfg->host, port, &hints, &res) != 0 || res == NULL) {
-		log_msg(LOG_ERROR, "cannot resolve bind address %s", cfg->host);
+		log_msg(RS_LOG_ERROR, "cannot resolve bind address %s", cfg->host);
 		return false;
 	}
 	ok = res->ai_addrlen <= sizeof(*ss);
@@ -536,7 +544,7 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	log_json_new(LOG_DEBUG, NULL, buf, json_pack("{s:s}", "source", "libmicrohttpd"));
+	log_json_new(RS_LOG_DEBUG, NULL, buf, json_pack("{s:s}", "source", "libmicrohttpd"));
 }
 
 static const char *route_names[METRICS_ROUTES_MAX];
@@ -547,38 +555,38 @@ http_server_start(const struct config *cfg)
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *info;
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	bool v6 = false;
 
 	if (srv == NULL || !resolve_bind(cfg, &ss, &v6))
 		goto fail;
 	srv->cfg = cfg;
 	if (http_proxies_parse(cfg->trusted_proxies, &srv->proxies) != 0)
-		goto fail;	/* validated with the configuration: cannot happen */
+		goto fail; /* validated with the configuration: cannot happen */
 	metrics_set_routes(route_names, http_routes(route_names, METRICS_ROUTES_MAX - 1));
 	if (pthread_key_create(&srv->io_store_key, io_store_close) != 0)
 		goto fail;
-	srv->pool = pool_new(cfg->hash_workers, cfg->hash_queue, worker_init, worker_fini, (void *)cfg);
+	srv->pool =
+	    pool_new(cfg->hash_workers, cfg->hash_queue, worker_init, worker_fini, (void *)cfg);
 	if (srv->pool == NULL) {
-		log_msg(LOG_ERROR, "cannot start the hashing pool");
+		log_msg(RS_LOG_ERROR, "cannot start the hashing pool");
 		goto fail;
 	}
 	if (v6)
 		flags |= MHD_USE_IPv6;
 	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
-	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 	    /* 1 adds SO_REUSEPORT; 0 would also drop MHD's default SO_REUSEADDR. */
 	    cfg->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
 	    MHD_OPTION_END);
 	if (srv->daemon == NULL) {
-		log_msg(LOG_ERROR, "cannot listen on %s:%u (address in use, or not permitted)", cfg->host,
-		    cfg->port);
+		log_msg(RS_LOG_ERROR, "cannot listen on %s:%u (address in use, or not permitted)",
+		    cfg->host, cfg->port);
 		goto fail;
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -614,10 +622,10 @@ http_server_stop(struct http_server *srv)
 	while (atomic_load(&srv->inflight) > 0 && now_us() < deadline)
 		usleep(10000);
 	if (atomic_load(&srv->inflight) > 0)
-		log_msg(LOG_WARNING, "shutdown timeout: %u requests still in flight",
+		log_msg(RS_LOG_WARNING, "shutdown timeout: %u requests still in flight",
 		    atomic_load(&srv->inflight));
-	pool_free(srv->pool);	/* runs what is queued and resumes those connections */
-	usleep(50000);		/* let resumed replies reach their sockets */
+	pool_free(srv->pool); /* runs what is queued and resumes those connections */
+	usleep(50000);        /* let resumed replies reach their sockets */
 	MHD_stop_daemon(srv->daemon);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);

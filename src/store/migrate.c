@@ -3,7 +3,7 @@
  * migrations/<backend>/) against what the database has recorded in
  * schema_migrations. Backends apply one migration per transaction.
  */
-#include "backend.h"
+#include "store/backend.h"
 #include "log.h"
 
 static int
@@ -34,7 +34,7 @@ store_migrate(struct store *s, int *applied)
 	if (st != STORE_OK)
 		return st;
 	if (schema.applied > schema.latest) {
-		log_msg(LOG_ERROR, "database schema version %d is newer than this binary's %d",
+		log_msg(RS_LOG_ERROR, "database schema version %d is newer than this binary's %d",
 		    schema.applied, schema.latest);
 		return STORE_ERROR;
 	}
@@ -45,12 +45,12 @@ store_migrate(struct store *s, int *applied)
 			continue;
 		st = s->ops->apply(s, m, &did);
 		if (st != STORE_OK) {
-			log_msg(LOG_ERROR, "migration %04d_%s failed: %s", m->version, m->name,
+			log_msg(RS_LOG_ERROR, "migration %04d_%s failed: %s", m->version, m->name,
 			    store_status_str(st));
 			return st;
 		}
 		if (did) {
-			log_msg(LOG_INFO, "applied migration %04d_%s", m->version, m->name);
+			log_msg(RS_LOG_INFO, "applied migration %04d_%s", m->version, m->name);
 			(*applied)++;
 		}
 	}

@@ -6,7 +6,7 @@
 #ifndef ROSTER_STORE_POSTGRES_INT_H
 #define ROSTER_STORE_POSTGRES_INT_H
 
-#include "backend.h"
+#include "store/backend.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -66,7 +66,7 @@ struct pg_store {
 	PGconn *conn;
 	char *url;
 	bool prepared[ST_COUNT_];
-	struct timespec retry_at;	/* no reconnect attempt before this */
+	struct timespec retry_at; /* no reconnect attempt before this */
 	bool ever_connected;
 	unsigned backoff_ms;
 };
@@ -91,20 +91,20 @@ store_pg_dup(const PGresult *r, int row, int col)
 }
 
 /* Runs statement `id` with text parameters; `*out` gets the result (PQclear it) on STORE_OK. */
-enum store_status store_pg_run(struct pg_store *s, enum stmt id, int n, const char *const *params,
-    PGresult **out);
+enum store_status store_pg_run(
+    struct pg_store *s, enum stmt id, int n, const char *const *params, PGresult **out);
 
 /* Runs a statement whose result is not needed; `*changed` (may be NULL) gets the row count. */
-enum store_status store_pg_exec(struct pg_store *s, enum stmt id, int n, const char *const *params,
-    int *changed);
+enum store_status store_pg_exec(
+    struct pg_store *s, enum stmt id, int n, const char *const *params, int *changed);
 
 /* A one-row, one-integer query; STORE_NOT_FOUND without a row. */
-enum store_status store_pg_query_int(struct pg_store *s, enum stmt id, int n,
-    const char *const *params, int *out);
+enum store_status store_pg_query_int(
+    struct pg_store *s, enum stmt id, int n, const char *const *params, int *out);
 
 /* Runs `body` in a transaction, retrying serialization failures and deadlocks. */
-enum store_status store_pg_tx(struct pg_store *s,
-    enum store_status (*body)(struct pg_store *, void *), void *arg);
+enum store_status store_pg_tx(
+    struct pg_store *s, enum store_status (*body)(struct pg_store *, void *), void *arg);
 
 /*
  * Inside a transaction: the conditional update that makes an invitation
@@ -115,15 +115,14 @@ enum store_status store_pg_accept_locked(struct pg_store *s, const char *token_h
     int64_t user_id, const char *email_key, enum store_invite_why *why);
 
 /* The invitation operations of store_postgres_ops (postgres_invites.c). */
-enum store_status store_pg_invite_create(struct store *base, int64_t inviter_id,
-    const char *email, const char *email_key, const char *token_hash, long long ttl_s,
-    struct store_invitation *out);
-enum store_status store_pg_invite_list(struct store *base, int64_t inviter_id,
-    struct store_invitations *out);
+enum store_status store_pg_invite_create(struct store *base, int64_t inviter_id, const char *email,
+    const char *email_key, const char *token_hash, long long ttl_s, struct store_invitation *out);
+enum store_status store_pg_invite_list(
+    struct store *base, int64_t inviter_id, struct store_invitations *out);
 enum store_status store_pg_invite_resend(struct store *base, int64_t id, int64_t inviter_id,
     const char *token_hash, long long ttl_s, struct store_invitation *out);
 enum store_status store_pg_invite_revoke(struct store *base, int64_t id, int64_t inviter_id);
-enum store_status store_pg_invite_accept(struct store *base, const char *token_hash,
-    int64_t user_id, enum store_invite_why *why);
+enum store_status store_pg_invite_accept(
+    struct store *base, const char *token_hash, int64_t user_id, enum store_invite_why *why);
 
 #endif

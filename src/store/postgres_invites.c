@@ -5,14 +5,14 @@
  * re-checks the WHERE clause and finds it accepted); the partial unique index
  * on pending email_key decides races between inviters. Statements: postgres.c.
  */
-#include "postgres_int.h"
+#include "store/postgres_int.h"
 
 /* Why an invitation could not be used, read inside the failing transaction. */
 static enum store_status
-classify_invite(struct pg_store *s, const char *token_hash, const char *email_key,
-    const char *now, enum store_invite_why *why)
+classify_invite(struct pg_store *s, const char *token_hash, const char *email_key, const char *now,
+    enum store_invite_why *why)
 {
-	const char *params[2] = { token_hash, now };
+	const char *params[2] = {token_hash, now};
 	PGresult *r = NULL;
 	enum store_status st = store_pg_run(s, ST_INV_BY_TOKEN, 2, params, &r);
 	const char *status;
@@ -40,11 +40,11 @@ classify_invite(struct pg_store *s, const char *token_hash, const char *email_ke
 
 /* The conditional update that makes an invitation single-use; then the profile. */
 enum store_status
-store_pg_accept_locked(struct pg_store *s, const char *token_hash, int64_t user_id, const char *email_key,
-    enum store_invite_why *why)
+store_pg_accept_locked(struct pg_store *s, const char *token_hash, int64_t user_id,
+    const char *email_key, enum store_invite_why *why)
 {
 	char now[64], id[24];
-	const char *params[4] = { token_hash, id, now, email_key };
+	const char *params[4] = {token_hash, id, now, email_key};
 	enum store_status st;
 	int changed = 0;
 
@@ -57,7 +57,6 @@ store_pg_accept_locked(struct pg_store *s, const char *token_hash, int64_t user_
 		return classify_invite(s, token_hash, email_key, now, why);
 	return store_pg_exec(s, ST_PROFILE_TEACHER, 1, params + 1, NULL);
 }
-
 
 /* Reads an INV_COLS row. */
 static enum store_status
@@ -81,7 +80,7 @@ static enum store_status
 invite_get(struct pg_store *s, int64_t id, int64_t inviter_id, struct store_invitation *out)
 {
 	char key[24], now[64];
-	const char *params[2] = { key, now };
+	const char *params[2] = {key, now};
 	PGresult *r = NULL;
 	enum store_status st;
 
@@ -92,7 +91,7 @@ invite_get(struct pg_store *s, int64_t id, int64_t inviter_id, struct store_invi
 		st = PQntuples(r) == 1 ? read_invite(r, 0, out) : STORE_NOT_FOUND;
 	PQclear(r);
 	if (st == STORE_OK && inviter_id != 0 && out->inviter_id != inviter_id)
-		st = STORE_NOT_FOUND;	/* someone else's: as if it did not exist */
+		st = STORE_NOT_FOUND; /* someone else's: as if it did not exist */
 	if (st != STORE_OK)
 		store_invitation_clear(out);
 	return st;
@@ -103,7 +102,7 @@ invite_get(struct pg_store *s, int64_t id, int64_t inviter_id, struct store_invi
 static enum store_status
 expire_for_email(struct pg_store *s, const char *email_key, const char *now)
 {
-	const char *params[2] = { email_key, now };
+	const char *params[2] = {email_key, now};
 
 	return store_pg_exec(s, ST_INV_EXPIRE_EMAIL, 2, params, NULL);
 }
@@ -123,7 +122,7 @@ invite_create_body(struct pg_store *s, void *arg)
 {
 	struct invite_args *a = arg;
 	char now[64], expires[64], inviter[24];
-	const char *ins[6] = { inviter, a->email, a->email_key, a->token_hash, now, expires };
+	const char *ins[6] = {inviter, a->email, a->email_key, a->token_hash, now, expires};
 	PGresult *r = NULL;
 	int taken = 0;
 	enum store_status st;
@@ -145,10 +144,10 @@ invite_create_body(struct pg_store *s, void *arg)
 }
 
 enum store_status
-store_pg_invite_create(struct store *base, int64_t inviter_id, const char *email, const char *email_key,
-    const char *token_hash, long long ttl_s, struct store_invitation *out)
+store_pg_invite_create(struct store *base, int64_t inviter_id, const char *email,
+    const char *email_key, const char *token_hash, long long ttl_s, struct store_invitation *out)
 {
-	struct invite_args a = { 0, inviter_id, email, email_key, token_hash, ttl_s, out };
+	struct invite_args a = {0, inviter_id, email, email_key, token_hash, ttl_s, out};
 
 	return store_pg_tx(store_pg_from(base), invite_create_body, &a);
 }
@@ -157,7 +156,7 @@ enum store_status
 store_pg_invite_list(struct store *base, int64_t inviter_id, struct store_invitations *out)
 {
 	char key[24], now[64];
-	const char *params[2] = { key, now };
+	const char *params[2] = {key, now};
 	PGresult *r = NULL;
 	enum store_status st;
 	int rows;
@@ -185,9 +184,9 @@ static enum store_status
 invite_resend_body(struct pg_store *s, void *arg)
 {
 	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
+	struct store_invitation cur = {0};
 	char id[24], now[64], expires[64], *key = NULL;
-	const char *params[3] = { id, a->token_hash, expires };
+	const char *params[3] = {id, a->token_hash, expires};
 	PGresult *r = NULL;
 	enum store_status st = invite_get(s, a->id, a->inviter_id, &cur);
 
@@ -216,7 +215,7 @@ enum store_status
 store_pg_invite_resend(struct store *base, int64_t id, int64_t inviter_id, const char *token_hash,
     long long ttl_s, struct store_invitation *out)
 {
-	struct invite_args a = { id, inviter_id, NULL, NULL, token_hash, ttl_s, out };
+	struct invite_args a = {id, inviter_id, NULL, NULL, token_hash, ttl_s, out};
 
 	return store_pg_tx(store_pg_from(base), invite_resend_body, &a);
 }
@@ -225,9 +224,9 @@ static enum store_status
 invite_revoke_body(struct pg_store *s, void *arg)
 {
 	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
+	struct store_invitation cur = {0};
 	char id[24], now[64];
-	const char *params[2] = { id, now };
+	const char *params[2] = {id, now};
 	int changed = 0;
 	enum store_status st = invite_get(s, a->id, a->inviter_id, &cur);
 
@@ -243,7 +242,7 @@ invite_revoke_body(struct pg_store *s, void *arg)
 enum store_status
 store_pg_invite_revoke(struct store *base, int64_t id, int64_t inviter_id)
 {
-	struct invite_args a = { .id = id, .inviter_id = inviter_id };
+	struct invite_args a = {.id = id, .inviter_id = inviter_id};
 
 	return store_pg_tx(store_pg_from(base), invite_revoke_body, &a);
 }
@@ -259,7 +258,7 @@ accept_body(struct pg_store *s, void *arg)
 {
 	struct accept_args *a = arg;
 	char id[24];
-	const char *params[1] = { id };
+	const char *params[1] = {id};
 	PGresult *r = NULL;
 	enum store_status st;
 	char *key = NULL;
@@ -272,16 +271,17 @@ accept_body(struct pg_store *s, void *arg)
 		st = STORE_NOT_FOUND;
 	PQclear(r);
 	if (st == STORE_OK)
-		st = key != NULL ? store_pg_accept_locked(s, a->token_hash, a->user_id, key, a->why) : STORE_ERROR;
+		st = key != NULL ? store_pg_accept_locked(s, a->token_hash, a->user_id, key, a->why)
+		                 : STORE_ERROR;
 	free(key);
 	return st;
 }
 
 enum store_status
-store_pg_invite_accept(struct store *base, const char *token_hash, int64_t user_id,
-    enum store_invite_why *why)
+store_pg_invite_accept(
+    struct store *base, const char *token_hash, int64_t user_id, enum store_invite_why *why)
 {
-	struct accept_args a = { token_hash, user_id, why };
+	struct accept_args a = {token_hash, user_id, why};
 
 	return store_pg_tx(store_pg_from(base), accept_body, &a);
 }

@@ -5,7 +5,7 @@
  * processes may share one file: the write lock serialises them, the unique
  * indexes decide every race.
  */
-#include "sqlite_int.h"
+#include "store/sqlite_int.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -19,80 +19,81 @@
 #include <time.h>
 
 #define BUSY_TIMEOUT_MS 5000
-#define TX_ATTEMPTS 3
+#define TX_ATTEMPTS     3
 
-#define USER_COLS \
-	"SELECT u.id, u.username, u.email, u.date_joined, u.last_login, u.is_active, u.is_admin," \
-	" p.role, p.bio, p.can_invite_teachers, u.password_hash" \
+#define USER_COLS                                                                                  \
+	"SELECT u.id, u.username, u.email, u.date_joined, u.last_login, u.is_active, u.is_admin,"  \
+	" p.role, p.bio, p.can_invite_teachers, u.password_hash"                                   \
 	" FROM users u JOIN profiles p ON p.user_id = u.id"
-#define INV_COLS \
-	"SELECT i.id, i.inviter_id, u.username, i.email," \
+#define INV_COLS                                                                                   \
+	"SELECT i.id, i.inviter_id, u.username, i.email,"                                          \
 	" CASE WHEN i.status = 'pending' AND i.expires_at <= ?2 THEN 'expired' ELSE i.status END," \
-	" i.created_at, i.expires_at, i.accepted_at" \
+	" i.created_at, i.expires_at, i.accepted_at"                                               \
 	" FROM teacher_invitations i JOIN users u ON u.id = i.inviter_id"
 
 /* The one statement table of this backend. Times are RFC 3339 UTC text of one
  * fixed width, so they compare correctly as strings. */
 static const char *const sql_text[ST_COUNT_] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_HAS_MIGRATIONS] =
-	    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
-	[ST_APPLIED_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
-	[ST_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1),"
-			  " EXISTS (SELECT 1 FROM users WHERE email_key = ?2)",
-	[ST_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"
-			   " password_hash, is_admin, date_joined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[ST_PROFILE_INSERT] = "INSERT INTO profiles (user_id, role, bio, can_invite_teachers)"
-			      " VALUES (?1, ?2, ?3, ?4)",
-	[ST_USER_BY_ID] = USER_COLS " WHERE u.id = ?1",
-	[ST_USER_BY_USERNAME] = USER_COLS " WHERE u.username_key = ?1",
-	[ST_USER_BY_EMAIL] = USER_COLS " WHERE u.email_key = ?1",
-	[ST_USER_ALL] = USER_COLS " ORDER BY u.id",
-	[ST_SET_BIO] = "UPDATE profiles SET bio = ?2 WHERE user_id = ?1",
-	[ST_SET_ROLE] = "UPDATE profiles SET role = ?2 WHERE user_id = ?1",
-	[ST_SET_CAN_INVITE] = "UPDATE profiles SET can_invite_teachers = ?2 WHERE user_id = ?1",
-	[ST_SET_ACTIVE] = "UPDATE users SET is_active = ?2 WHERE id = ?1",
-	[ST_SET_ADMIN] = "UPDATE users SET is_admin = ?2 WHERE id = ?1",
-	[ST_SET_PASSWORD] = "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-	[ST_REHASH] = "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND password_hash = ?3",
-	[ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
-	[ST_TOKEN_INSERT] = "INSERT INTO auth_tokens (user_id, token_hash, created_at, expires_at)"
-			    " VALUES (?1, ?2, ?3, ?4)",
-	[ST_TOKENS_PURGE] = "DELETE FROM auth_tokens WHERE user_id = ?1 AND expires_at <= ?2",
-	[ST_TOKENS_REVOKE_USER] = "DELETE FROM auth_tokens WHERE user_id = ?1",
-	[ST_SET_LAST_LOGIN] = "UPDATE users SET last_login = ?2 WHERE id = ?1",
-	[ST_TOKEN_USER] = USER_COLS " JOIN auth_tokens t ON t.user_id = u.id"
-			  " WHERE t.token_hash = ?1 AND t.expires_at > ?2 AND u.is_active = 1",
-	[ST_TOKEN_DELETE] = "DELETE FROM auth_tokens WHERE token_hash = ?1",
-	[ST_INV_EXPIRE_EMAIL] = "UPDATE teacher_invitations SET status = 'expired'"
-				" WHERE email_key = ?1 AND status = 'pending' AND expires_at <= ?2",
-	[ST_EMAIL_HAS_ACCOUNT] = "SELECT EXISTS (SELECT 1 FROM users WHERE email_key = ?1)",
-	[ST_INV_INSERT] = "INSERT INTO teacher_invitations (inviter_id, email, email_key, token_hash,"
-			  " status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
-	[ST_INV_BY_ID] = INV_COLS " WHERE i.id = ?1",
-	[ST_INV_LIST] = INV_COLS " WHERE ?1 = 0 OR i.inviter_id = ?1 ORDER BY i.id DESC LIMIT 1000",
-	[ST_INV_RESEND] = "UPDATE teacher_invitations SET token_hash = ?2, status = 'pending',"
-			  " expires_at = ?3 WHERE id = ?1 AND status IN ('pending', 'expired')",
-	[ST_INV_REVOKE] = "UPDATE teacher_invitations SET status = 'revoked'"
-			  " WHERE id = ?1 AND status = 'pending' AND expires_at > ?2",
-	[ST_INV_BY_TOKEN] = "SELECT status, expires_at, email_key FROM teacher_invitations"
-			    " WHERE token_hash = ?1",
-	[ST_INV_ACCEPT] = "UPDATE teacher_invitations SET status = 'accepted', accepted_at = ?3,"
-			  " accepted_by = ?2 WHERE token_hash = ?1 AND status = 'pending'"
-			  " AND expires_at > ?3 AND email_key = ?4",
-	[ST_PROFILE_TEACHER] = "UPDATE profiles SET role = 'teacher', can_invite_teachers = 0"
-			       " WHERE user_id = ?1",
-	[ST_INV_EMAIL_KEY] = "SELECT email_key FROM teacher_invitations WHERE id = ?1",
-	[ST_USER_EMAIL_KEY] = "SELECT email_key FROM users WHERE id = ?1",
-	[ST_RATE_HIT] = "INSERT INTO rate_limits (key, window_start, count) VALUES (?1, ?2, ?3)"
-			" ON CONFLICT (key) DO UPDATE SET"
-			" count = CASE WHEN window_start = excluded.window_start"
-			" THEN count + excluded.count ELSE excluded.count END,"
-			" window_start = excluded.window_start RETURNING count",
-	[ST_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"
-			 " WHERE key = ?1 AND window_start = ?2), 0)",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_HAS_MIGRATIONS] =
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    [ST_APPLIED_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
+    [ST_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1),"
+                      " EXISTS (SELECT 1 FROM users WHERE email_key = ?2)",
+    [ST_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"
+                       " password_hash, is_admin, date_joined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_PROFILE_INSERT] = "INSERT INTO profiles (user_id, role, bio, can_invite_teachers)"
+                          " VALUES (?1, ?2, ?3, ?4)",
+    [ST_USER_BY_ID] = USER_COLS " WHERE u.id = ?1",
+    [ST_USER_BY_USERNAME] = USER_COLS " WHERE u.username_key = ?1",
+    [ST_USER_BY_EMAIL] = USER_COLS " WHERE u.email_key = ?1",
+    [ST_USER_ALL] = USER_COLS " ORDER BY u.id",
+    [ST_SET_BIO] = "UPDATE profiles SET bio = ?2 WHERE user_id = ?1",
+    [ST_SET_ROLE] = "UPDATE profiles SET role = ?2 WHERE user_id = ?1",
+    [ST_SET_CAN_INVITE] = "UPDATE profiles SET can_invite_teachers = ?2 WHERE user_id = ?1",
+    [ST_SET_ACTIVE] = "UPDATE users SET is_active = ?2 WHERE id = ?1",
+    [ST_SET_ADMIN] = "UPDATE users SET is_admin = ?2 WHERE id = ?1",
+    [ST_SET_PASSWORD] = "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+    [ST_REHASH] = "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND password_hash = ?3",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+    [ST_TOKEN_INSERT] = "INSERT INTO auth_tokens (user_id, token_hash, created_at, expires_at)"
+                        " VALUES (?1, ?2, ?3, ?4)",
+    [ST_TOKENS_PURGE] = "DELETE FROM auth_tokens WHERE user_id = ?1 AND expires_at <= ?2",
+    [ST_TOKENS_REVOKE_USER] = "DELETE FROM auth_tokens WHERE user_id = ?1",
+    [ST_SET_LAST_LOGIN] = "UPDATE users SET last_login = ?2 WHERE id = ?1",
+    [ST_TOKEN_USER] =
+        USER_COLS " JOIN auth_tokens t ON t.user_id = u.id"
+                  " WHERE t.token_hash = ?1 AND t.expires_at > ?2 AND u.is_active = 1",
+    [ST_TOKEN_DELETE] = "DELETE FROM auth_tokens WHERE token_hash = ?1",
+    [ST_INV_EXPIRE_EMAIL] = "UPDATE teacher_invitations SET status = 'expired'"
+                            " WHERE email_key = ?1 AND status = 'pending' AND expires_at <= ?2",
+    [ST_EMAIL_HAS_ACCOUNT] = "SELECT EXISTS (SELECT 1 FROM users WHERE email_key = ?1)",
+    [ST_INV_INSERT] = "INSERT INTO teacher_invitations (inviter_id, email, email_key, token_hash,"
+                      " status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+    [ST_INV_BY_ID] = INV_COLS " WHERE i.id = ?1",
+    [ST_INV_LIST] = INV_COLS " WHERE ?1 = 0 OR i.inviter_id = ?1 ORDER BY i.id DESC LIMIT 1000",
+    [ST_INV_RESEND] = "UPDATE teacher_invitations SET token_hash = ?2, status = 'pending',"
+                      " expires_at = ?3 WHERE id = ?1 AND status IN ('pending', 'expired')",
+    [ST_INV_REVOKE] = "UPDATE teacher_invitations SET status = 'revoked'"
+                      " WHERE id = ?1 AND status = 'pending' AND expires_at > ?2",
+    [ST_INV_BY_TOKEN] = "SELECT status, expires_at, email_key FROM teacher_invitations"
+                        " WHERE token_hash = ?1",
+    [ST_INV_ACCEPT] = "UPDATE teacher_invitations SET status = 'accepted', accepted_at = ?3,"
+                      " accepted_by = ?2 WHERE token_hash = ?1 AND status = 'pending'"
+                      " AND expires_at > ?3 AND email_key = ?4",
+    [ST_PROFILE_TEACHER] = "UPDATE profiles SET role = 'teacher', can_invite_teachers = 0"
+                           " WHERE user_id = ?1",
+    [ST_INV_EMAIL_KEY] = "SELECT email_key FROM teacher_invitations WHERE id = ?1",
+    [ST_USER_EMAIL_KEY] = "SELECT email_key FROM users WHERE id = ?1",
+    [ST_RATE_HIT] = "INSERT INTO rate_limits (key, window_start, count) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (key) DO UPDATE SET"
+                    " count = CASE WHEN window_start = excluded.window_start"
+                    " THEN count + excluded.count ELSE excluded.count END,"
+                    " window_start = excluded.window_start RETURNING count",
+    [ST_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"
+                     " WHERE key = ?1 AND window_start = ?2), 0)",
 };
 
 /* Migration bookkeeping, run inside the migration's own transaction. */
@@ -109,7 +110,7 @@ store_sq_map(struct sqlite_store *s, int rc)
 {
 	const char *msg = sqlite3_errmsg(s->db);
 
-	switch (rc & 0xff) {	/* extended result codes are on: map by the primary code */
+	switch (rc & 0xff) { /* extended result codes are on: map by the primary code */
 	case SQLITE_OK:
 	case SQLITE_ROW:
 	case SQLITE_DONE:
@@ -127,18 +128,18 @@ store_sq_map(struct sqlite_store *s, int rc)
 			if (strstr(msg, "teacher_invitations.email_key") != NULL)
 				return STORE_CONFLICT_PENDING;
 		}
-		log_msg(LOG_ERROR, "sqlite constraint: %s", msg);
+		log_msg(RS_LOG_ERROR, "sqlite constraint: %s", msg);
 		return STORE_ERROR;
 	case SQLITE_CANTOPEN:
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
 	case SQLITE_NOTADB:
 	case SQLITE_READONLY:
-		log_msg(LOG_ERROR, "sqlite unavailable: %s", msg);
+		log_msg(RS_LOG_ERROR, "sqlite unavailable: %s", msg);
 		metrics_db(METRICS_DB_UNAVAILABLE);
 		return STORE_UNAVAILABLE;
 	default:
-		log_msg(LOG_ERROR, "sqlite error %d: %s", rc, msg);
+		log_msg(RS_LOG_ERROR, "sqlite error %d: %s", rc, msg);
 		metrics_db(METRICS_DB_ERROR);
 		return STORE_ERROR;
 	}
@@ -151,9 +152,9 @@ store_sq_stmt(struct sqlite_store *s, enum stmt id)
 	sqlite3_stmt **st = &s->stmts[id];
 
 	if (*st == NULL) {
-		if (sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
-		    SQLITE_OK) {
-			log_msg(LOG_ERROR, "sqlite prepare: %s", sqlite3_errmsg(s->db));
+		if (sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, st,
+		        NULL) != SQLITE_OK) {
+			log_msg(RS_LOG_ERROR, "sqlite prepare: %s", sqlite3_errmsg(s->db));
 			return NULL;
 		}
 	} else {
@@ -182,7 +183,8 @@ exec_stmt(struct sqlite_store *s, enum stmt id)
  * transaction when the database stays locked past busy_timeout.
  */
 enum store_status
-store_sq_tx(struct sqlite_store *s, enum store_status (*body)(struct sqlite_store *, void *), void *arg)
+store_sq_tx(
+    struct sqlite_store *s, enum store_status (*body)(struct sqlite_store *, void *), void *arg)
 {
 	enum store_status st = STORE_BUSY;
 
@@ -195,7 +197,7 @@ store_sq_tx(struct sqlite_store *s, enum store_status (*body)(struct sqlite_stor
 			st = exec_stmt(s, ST_COMMIT);
 		if (st != STORE_OK && !sqlite3_get_autocommit(s->db) &&
 		    exec_stmt(s, ST_ROLLBACK) != STORE_OK)
-			log_msg(LOG_ERROR, "sqlite rollback failed");
+			log_msg(RS_LOG_ERROR, "sqlite rollback failed");
 	}
 	return st;
 }
@@ -209,7 +211,8 @@ make_parent_dir(const char *path)
 	char *copy = strdup(path);
 
 	if (copy != NULL && mkdir(dirname(copy), 0750) != 0 && errno != EEXIST)
-		log_msg(LOG_WARNING, "cannot create the directory of %s: %s", path, strerror(errno));
+		log_msg(
+		    RS_LOG_WARNING, "cannot create the directory of %s: %s", path, strerror(errno));
 	free(copy);
 }
 
@@ -230,7 +233,7 @@ sqlite_open(const char *path, enum store_open_mode mode, struct store **out)
 	}
 	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
 	if (rc != SQLITE_OK) {
-		log_msg(LOG_ERROR, "cannot open sqlite database %s: %s", path,
+		log_msg(RS_LOG_ERROR, "cannot open sqlite database %s: %s", path,
 		    s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
 		sqlite_close(&s->base);
 		return STORE_UNAVAILABLE;
@@ -241,7 +244,7 @@ sqlite_open(const char *path, enum store_open_mode mode, struct store **out)
 	    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", NULL,
 	    NULL, &err);
 	if (rc != SQLITE_OK) {
-		log_msg(LOG_ERROR, "cannot configure sqlite database %s: %s", path,
+		log_msg(RS_LOG_ERROR, "cannot configure sqlite database %s: %s", path,
 		    err != NULL ? err : "?");
 		sqlite3_free(err);
 		sqlite_close(&s->base);
@@ -329,7 +332,7 @@ apply_body(struct sqlite_store *s, void *arg)
 		return store_sq_map(s, rc);
 	rc = run_once(s, sql_migration_applied, a->m->version, NULL, NULL);
 	if (rc == SQLITE_ROW)
-		return STORE_OK;	/* another process got there first */
+		return STORE_OK; /* another process got there first */
 	if (rc != SQLITE_DONE)
 		return store_sq_map(s, rc);
 	rc = sqlite3_exec(s->db, a->m->sql, NULL, NULL, NULL);
@@ -346,7 +349,7 @@ apply_body(struct sqlite_store *s, void *arg)
 static enum store_status
 sqlite_apply(struct store *base, const struct store_migration *m, bool *did)
 {
-	struct apply_args a = { m, false };
+	struct apply_args a = {m, false};
 	enum store_status st = store_sq_tx(store_sq_from(base), apply_body, &a);
 
 	*did = st == STORE_OK && a.did;
@@ -441,11 +444,12 @@ read_user(sqlite3_stmt *st, struct store_user *u, char **hash)
 }
 
 static enum store_status
-user_get_locked(struct sqlite_store *s, const struct store_user_ref *ref, struct store_user *out,
-    char **hash)
+user_get_locked(
+    struct sqlite_store *s, const struct store_user_ref *ref, struct store_user *out, char **hash)
 {
-	enum stmt id = ref->id > 0 ? ST_USER_BY_ID : ref->username_key != NULL ? ST_USER_BY_USERNAME
-										  : ST_USER_BY_EMAIL;
+	enum stmt id = ref->id > 0                 ? ST_USER_BY_ID
+	               : ref->username_key != NULL ? ST_USER_BY_USERNAME
+	                                           : ST_USER_BY_EMAIL;
 	sqlite3_stmt *st = store_sq_stmt(s, id);
 	enum store_status res;
 	int rc;
@@ -455,7 +459,8 @@ user_get_locked(struct sqlite_store *s, const struct store_user_ref *ref, struct
 	if (id == ST_USER_BY_ID)
 		sqlite3_bind_int64(st, 1, ref->id);
 	else
-		store_sq_bind(st, 1, id == ST_USER_BY_USERNAME ? ref->username_key : ref->email_key);
+		store_sq_bind(
+		    st, 1, id == ST_USER_BY_USERNAME ? ref->username_key : ref->email_key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		res = read_user(st, out, hash);
@@ -466,8 +471,8 @@ user_get_locked(struct sqlite_store *s, const struct store_user_ref *ref, struct
 }
 
 static enum store_status
-sqlite_user_get(struct store *base, const struct store_user_ref *ref, struct store_user *out,
-    char **hash)
+sqlite_user_get(
+    struct store *base, const struct store_user_ref *ref, struct store_user *out, char **hash)
 {
 	struct sqlite_store *s = store_sq_from(base);
 	enum store_status res = user_get_locked(s, ref, out, hash);
@@ -475,7 +480,7 @@ sqlite_user_get(struct store *base, const struct store_user_ref *ref, struct sto
 	/* By username first, then by email (login takes either). */
 	if (res == STORE_NOT_FOUND && ref->id <= 0 && ref->username_key != NULL &&
 	    ref->email_key != NULL) {
-		struct store_user_ref by_email = { 0, NULL, ref->email_key };
+		struct store_user_ref by_email = {0, NULL, ref->email_key};
 
 		res = user_get_locked(s, &by_email, out, hash);
 	}
@@ -577,7 +582,7 @@ static enum store_status
 sqlite_user_create(struct store *base, const struct store_new_user *in, struct store_user *out,
     enum store_invite_why *why)
 {
-	struct create_args a = { .in = in, .why = why };
+	struct create_args a = {.in = in, .why = why};
 	enum store_status st;
 
 	store_time_rfc3339(0, a.joined);
@@ -595,8 +600,8 @@ update_body(struct sqlite_store *s, void *arg)
 {
 	struct update_args *a = arg;
 	const struct store_user_update *u = a->u;
-	struct store_user_ref ref = { a->id, NULL, NULL };
-	struct store_user cur = { 0 };
+	struct store_user_ref ref = {a->id, NULL, NULL};
+	struct store_user cur = {0};
 	enum store_status res = user_get_locked(s, &ref, &cur, NULL);
 	int changed = 0;
 
@@ -626,8 +631,8 @@ update_body(struct sqlite_store *s, void *arg)
 		res = store_sq_exec_id(s, ST_SET_PASSWORD, a->id, u->password_hash, &changed);
 	}
 	/* A new password or a deactivation ends every session. */
-	if (res == STORE_OK && ((u->password_hash != NULL && u->expect_hash == NULL) ||
-				   u->is_active == 0))
+	if (res == STORE_OK &&
+	    ((u->password_hash != NULL && u->expect_hash == NULL) || u->is_active == 0))
 		res = store_sq_exec_id(s, ST_TOKENS_REVOKE_USER, a->id, NULL, NULL);
 	return res;
 }
@@ -635,7 +640,7 @@ update_body(struct sqlite_store *s, void *arg)
 static enum store_status
 sqlite_user_update(struct store *base, int64_t id, const struct store_user_update *u)
 {
-	struct update_args a = { id, u };
+	struct update_args a = {id, u};
 
 	return store_sq_tx(store_sq_from(base), update_body, &a);
 }
@@ -644,7 +649,8 @@ static enum store_status
 delete_body(struct sqlite_store *s, void *arg)
 {
 	int changed = 0;
-	enum store_status res = store_sq_exec_id(s, ST_USER_DELETE, *(int64_t *)arg, NULL, &changed);
+	enum store_status res =
+	    store_sq_exec_id(s, ST_USER_DELETE, *(int64_t *)arg, NULL, &changed);
 
 	return res == STORE_OK && changed == 0 ? STORE_NOT_FOUND : res;
 }
@@ -691,7 +697,7 @@ static enum store_status
 sqlite_token_create(struct store *base, int64_t user_id, const char *token_hash, long long ttl_s,
     char expires_at[64])
 {
-	struct token_args a = { .user_id = user_id, .token_hash = token_hash, .expires = expires_at };
+	struct token_args a = {.user_id = user_id, .token_hash = token_hash, .expires = expires_at};
 
 	store_time_rfc3339(0, a.now);
 	store_time_rfc3339(ttl_s, expires_at);
@@ -784,7 +790,7 @@ rate_body(struct sqlite_store *s, void *arg)
 	if (rc == SQLITE_ROW)
 		*a->count = sqlite3_column_int64(st, 0);
 	if (rc == SQLITE_ROW)
-		rc = sqlite3_step(st);	/* RETURNING: run the statement to completion */
+		rc = sqlite3_step(st); /* RETURNING: run the statement to completion */
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? STORE_OK : store_sq_map(s, rc);
 }
@@ -792,32 +798,33 @@ rate_body(struct sqlite_store *s, void *arg)
 static enum store_status
 sqlite_rate_count(struct store *base, const char *key, long long start, int add, long long *count)
 {
-	struct rate_args a = { key, start, add, count };
+	struct rate_args a = {key, start, add, count};
 
 	/* A read needs no write lock; a hit is one upsert in its own transaction. */
-	return add > 0 ? store_sq_tx(store_sq_from(base), rate_body, &a) : rate_body(store_sq_from(base), &a);
+	return add > 0 ? store_sq_tx(store_sq_from(base), rate_body, &a)
+	               : rate_body(store_sq_from(base), &a);
 }
 
 const struct store_ops store_sqlite_ops = {
-	.scheme = "sqlite:",
-	.migrations = store_migrations_sqlite,
-	.open = sqlite_open,
-	.close = sqlite_close,
-	.applied_version = sqlite_applied_version,
-	.apply = sqlite_apply,
-	.user_keys_taken = sqlite_user_keys_taken,
-	.user_create = sqlite_user_create,
-	.user_get = sqlite_user_get,
-	.user_list = sqlite_user_list,
-	.user_update = sqlite_user_update,
-	.user_delete = sqlite_user_delete,
-	.token_create = sqlite_token_create,
-	.token_user = sqlite_token_user,
-	.token_revoke = sqlite_token_revoke,
-	.invite_create = store_sq_invite_create,
-	.invite_list = store_sq_invite_list,
-	.invite_resend = store_sq_invite_resend,
-	.invite_revoke = store_sq_invite_revoke,
-	.invite_accept = store_sq_invite_accept,
-	.rate_count = sqlite_rate_count,
+    .scheme = "sqlite:",
+    .migrations = store_migrations_sqlite,
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .applied_version = sqlite_applied_version,
+    .apply = sqlite_apply,
+    .user_keys_taken = sqlite_user_keys_taken,
+    .user_create = sqlite_user_create,
+    .user_get = sqlite_user_get,
+    .user_list = sqlite_user_list,
+    .user_update = sqlite_user_update,
+    .user_delete = sqlite_user_delete,
+    .token_create = sqlite_token_create,
+    .token_user = sqlite_token_user,
+    .token_revoke = sqlite_token_revoke,
+    .invite_create = store_sq_invite_create,
+    .invite_list = store_sq_invite_list,
+    .invite_resend = store_sq_invite_resend,
+    .invite_revoke = store_sq_invite_revoke,
+    .invite_accept = store_sq_invite_accept,
+    .rate_count = sqlite_rate_count,
 };

@@ -6,7 +6,7 @@
 #ifndef ROSTER_STORE_SQLITE_INT_H
 #define ROSTER_STORE_SQLITE_INT_H
 
-#include "backend.h"
+#include "store/backend.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -56,7 +56,6 @@ enum stmt {
 	ST_COUNT_
 };
 
-
 struct sqlite_store {
 	struct store base;
 	sqlite3 *db;
@@ -95,22 +94,22 @@ enum store_status store_sq_map(struct sqlite_store *s, int rc);
 sqlite3_stmt *store_sq_stmt(struct sqlite_store *s, enum stmt id);
 
 /* Runs `body` inside BEGIN IMMEDIATE ... COMMIT, retrying while the database stays locked. */
-enum store_status store_sq_tx(struct sqlite_store *s,
-    enum store_status (*body)(struct sqlite_store *, void *), void *arg);
+enum store_status store_sq_tx(
+    struct sqlite_store *s, enum store_status (*body)(struct sqlite_store *, void *), void *arg);
 
 /* Steps a write statement whose binds are set; STORE_OK when it ran to completion. */
 enum store_status store_sq_done(struct sqlite_store *s, sqlite3_stmt *st);
 
 /* A write keyed by one id and one optional text value; `changed` gets sqlite3_changes. */
-enum store_status store_sq_exec_id(struct sqlite_store *s, enum stmt id, int64_t key,
-    const char *text, int *changed);
+enum store_status store_sq_exec_id(
+    struct sqlite_store *s, enum stmt id, int64_t key, const char *text, int *changed);
 
 /* Makes room for item `n` of an array of `*cap` items, doubling; false on OOM. */
 bool store_sq_grow(void **items, size_t n, size_t *cap, size_t size);
 
 /* One text column of the row `id`, by a one-parameter statement; NOT_FOUND when none. */
-enum store_status store_sq_text_by_id(struct sqlite_store *s, enum stmt id, int64_t key,
-    char **out);
+enum store_status store_sq_text_by_id(
+    struct sqlite_store *s, enum stmt id, int64_t key, char **out);
 
 /*
  * Inside a write transaction: the conditional update that makes an
@@ -121,15 +120,14 @@ enum store_status store_sq_accept_locked(struct sqlite_store *s, const char *tok
     int64_t user_id, const char *email_key, enum store_invite_why *why);
 
 /* The invitation operations of store_sqlite_ops (sqlite_invites.c). */
-enum store_status store_sq_invite_create(struct store *base, int64_t inviter_id,
-    const char *email, const char *email_key, const char *token_hash, long long ttl_s,
-    struct store_invitation *out);
-enum store_status store_sq_invite_list(struct store *base, int64_t inviter_id,
-    struct store_invitations *out);
+enum store_status store_sq_invite_create(struct store *base, int64_t inviter_id, const char *email,
+    const char *email_key, const char *token_hash, long long ttl_s, struct store_invitation *out);
+enum store_status store_sq_invite_list(
+    struct store *base, int64_t inviter_id, struct store_invitations *out);
 enum store_status store_sq_invite_resend(struct store *base, int64_t id, int64_t inviter_id,
     const char *token_hash, long long ttl_s, struct store_invitation *out);
 enum store_status store_sq_invite_revoke(struct store *base, int64_t id, int64_t inviter_id);
-enum store_status store_sq_invite_accept(struct store *base, const char *token_hash,
-    int64_t user_id, enum store_invite_why *why);
+enum store_status store_sq_invite_accept(
+    struct store *base, const char *token_hash, int64_t user_id, enum store_invite_why *why);
 
 #endif

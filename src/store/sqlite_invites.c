@@ -4,7 +4,7 @@
  * inside a BEGIN IMMEDIATE transaction; the partial unique index on pending
  * email_key decides races between inviters. Statements: sqlite.c's table.
  */
-#include "sqlite_int.h"
+#include "store/sqlite_int.h"
 
 #include <stdio.h>
 
@@ -40,7 +40,7 @@ classify_invite(struct sqlite_store *s, const char *token_hash, const char *emai
 	else if (strcmp(key, email_key) != 0)
 		*why = STORE_INVITE_EMAIL_MISMATCH;
 	else
-		*why = STORE_INVITE_UNKNOWN;	/* changed under us: cannot happen in a write tx */
+		*why = STORE_INVITE_UNKNOWN; /* changed under us: cannot happen in a write tx */
 	sqlite3_reset(st);
 	return STORE_CONFLICT;
 }
@@ -69,7 +69,6 @@ store_sq_accept_locked(struct sqlite_store *s, const char *token_hash, int64_t u
 	return store_sq_exec_id(s, ST_PROFILE_TEACHER, user_id, NULL, NULL);
 }
 
-
 /* Reads an INV_COLS row. */
 static enum store_status
 read_invite(sqlite3_stmt *st, struct store_invitation *inv)
@@ -80,7 +79,8 @@ read_invite(sqlite3_stmt *st, struct store_invitation *inv)
 	inv->inviter_id = sqlite3_column_int64(st, 1);
 	inv->inviter = store_sq_dup(st, 2);
 	inv->email = store_sq_dup(st, 3);
-	snprintf(inv->status, sizeof(inv->status), "%s", status != NULL ? (const char *)status : "");
+	snprintf(
+	    inv->status, sizeof(inv->status), "%s", status != NULL ? (const char *)status : "");
 	inv->created_at = store_sq_dup(st, 5);
 	inv->expires_at = store_sq_dup(st, 6);
 	inv->accepted_at = store_sq_dup(st, 7);
@@ -91,8 +91,8 @@ read_invite(sqlite3_stmt *st, struct store_invitation *inv)
 }
 
 static enum store_status
-invite_get_locked(struct sqlite_store *s, int64_t id, int64_t inviter_id,
-    struct store_invitation *out)
+invite_get_locked(
+    struct sqlite_store *s, int64_t id, int64_t inviter_id, struct store_invitation *out)
 {
 	sqlite3_stmt *st = store_sq_stmt(s, ST_INV_BY_ID);
 	enum store_status res;
@@ -111,7 +111,7 @@ invite_get_locked(struct sqlite_store *s, int64_t id, int64_t inviter_id,
 		res = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sq_map(s, rc);
 	sqlite3_reset(st);
 	if (res == STORE_OK && inviter_id != 0 && out->inviter_id != inviter_id)
-		res = STORE_NOT_FOUND;	/* someone else's: as if it did not exist */
+		res = STORE_NOT_FOUND; /* someone else's: as if it did not exist */
 	if (res != STORE_OK)
 		store_invitation_clear(out);
 	return res;
@@ -181,7 +181,7 @@ enum store_status
 store_sq_invite_create(struct store *base, int64_t inviter_id, const char *email,
     const char *email_key, const char *token_hash, long long ttl_s, struct store_invitation *out)
 {
-	struct invite_args a = { 0, inviter_id, email, email_key, token_hash, ttl_s, out };
+	struct invite_args a = {0, inviter_id, email, email_key, token_hash, ttl_s, out};
 
 	return store_sq_tx(store_sq_from(base), invite_create_body, &a);
 }
@@ -217,7 +217,6 @@ store_sq_invite_list(struct store *base, int64_t inviter_id, struct store_invita
 	return res;
 }
 
-
 static enum store_status
 email_key_of(struct sqlite_store *s, int64_t user_id, char **out)
 {
@@ -241,7 +240,7 @@ static enum store_status
 invite_resend_body(struct sqlite_store *s, void *arg)
 {
 	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
+	struct store_invitation cur = {0};
 	char now[64], expires[64];
 	enum store_status res = invite_get_locked(s, a->id, a->inviter_id, &cur);
 	sqlite3_stmt *st;
@@ -271,7 +270,7 @@ enum store_status
 store_sq_invite_resend(struct store *base, int64_t id, int64_t inviter_id, const char *token_hash,
     long long ttl_s, struct store_invitation *out)
 {
-	struct invite_args a = { id, inviter_id, NULL, NULL, token_hash, ttl_s, out };
+	struct invite_args a = {id, inviter_id, NULL, NULL, token_hash, ttl_s, out};
 
 	return store_sq_tx(store_sq_from(base), invite_resend_body, &a);
 }
@@ -280,7 +279,7 @@ static enum store_status
 invite_revoke_body(struct sqlite_store *s, void *arg)
 {
 	struct invite_args *a = arg;
-	struct store_invitation cur = { 0 };
+	struct store_invitation cur = {0};
 	enum store_status res = invite_get_locked(s, a->id, a->inviter_id, &cur);
 	sqlite3_stmt *st;
 	char now[64];
@@ -299,7 +298,7 @@ invite_revoke_body(struct sqlite_store *s, void *arg)
 enum store_status
 store_sq_invite_revoke(struct store *base, int64_t id, int64_t inviter_id)
 {
-	struct invite_args a = { .id = id, .inviter_id = inviter_id };
+	struct invite_args a = {.id = id, .inviter_id = inviter_id};
 
 	return store_sq_tx(store_sq_from(base), invite_revoke_body, &a);
 }
@@ -324,10 +323,10 @@ accept_body(struct sqlite_store *s, void *arg)
 }
 
 enum store_status
-store_sq_invite_accept(struct store *base, const char *token_hash, int64_t user_id,
-    enum store_invite_why *why)
+store_sq_invite_accept(
+    struct store *base, const char *token_hash, int64_t user_id, enum store_invite_why *why)
 {
-	struct accept_args a = { token_hash, user_id, why };
+	struct accept_args a = {token_hash, user_id, why};
 
 	return store_sq_tx(store_sq_from(base), accept_body, &a);
 }

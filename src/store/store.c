@@ -1,12 +1,12 @@
 /* store.h dispatch: picks the backend by URL scheme and forwards each call. */
-#include "backend.h"
+#include "store/backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static const struct store_ops *const backends[] = { &store_sqlite_ops, &store_postgres_ops };
+static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_postgres_ops};
 
 static const struct store_ops *
 backend_for(const char *url)
@@ -61,15 +61,15 @@ const char *
 store_status_str(enum store_status st)
 {
 	static const char *const names[] = {
-		[STORE_OK] = "ok",
-		[STORE_NOT_FOUND] = "not found",
-		[STORE_CONFLICT_USERNAME] = "username taken",
-		[STORE_CONFLICT_EMAIL] = "email taken",
-		[STORE_CONFLICT] = "conflict",
-		[STORE_CONFLICT_PENDING] = "invitation pending",
-		[STORE_BUSY] = "busy",
-		[STORE_UNAVAILABLE] = "unavailable",
-		[STORE_ERROR] = "error",
+	    [STORE_OK] = "ok",
+	    [STORE_NOT_FOUND] = "not found",
+	    [STORE_CONFLICT_USERNAME] = "username taken",
+	    [STORE_CONFLICT_EMAIL] = "email taken",
+	    [STORE_CONFLICT] = "conflict",
+	    [STORE_CONFLICT_PENDING] = "invitation pending",
+	    [STORE_BUSY] = "busy",
+	    [STORE_UNAVAILABLE] = "unavailable",
+	    [STORE_ERROR] = "error",
 	};
 
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "unknown";
@@ -144,8 +144,8 @@ store_user_delete(struct store *s, int64_t id)
 }
 
 enum store_status
-store_token_create(struct store *s, int64_t user_id, const char *token_hash, long long ttl_s,
-    char expires_at[64])
+store_token_create(
+    struct store *s, int64_t user_id, const char *token_hash, long long ttl_s, char expires_at[64])
 {
 	return s->ops->token_create(s, user_id, token_hash, ttl_s, expires_at);
 }
@@ -198,8 +198,8 @@ store_invite_revoke(struct store *s, int64_t id, int64_t inviter_id)
 }
 
 enum store_status
-store_invite_accept(struct store *s, const char *token_hash, int64_t user_id,
-    enum store_invite_why *why)
+store_invite_accept(
+    struct store *s, const char *token_hash, int64_t user_id, enum store_invite_why *why)
 {
 	*why = STORE_INVITE_OK;
 	return s->ops->invite_accept(s, token_hash, user_id, why);
@@ -217,8 +217,8 @@ store_rate_count(struct store *s, const char *key, long long window_s, int add, 
 }
 
 enum store_status
-store_user_from_new(const struct store_new_user *in, int64_t id, const char *joined,
-    struct store_user *out)
+store_user_from_new(
+    const struct store_new_user *in, int64_t id, const char *joined, struct store_user *out)
 {
 	out->id = id;
 	out->username = strdup(in->username);

@@ -16,13 +16,13 @@
 enum store_status {
 	STORE_OK = 0,
 	STORE_NOT_FOUND,
-	STORE_CONFLICT_USERNAME,	/* unique key hit: the caller's problem */
+	STORE_CONFLICT_USERNAME, /* unique key hit: the caller's problem */
 	STORE_CONFLICT_EMAIL,
-	STORE_CONFLICT,		/* a conditional update found the row changed */
-	STORE_CONFLICT_PENDING,	/* an invitation is already pending for that email */
-	STORE_BUSY,		/* still locked after retries: 503 */
-	STORE_UNAVAILABLE,	/* database unreachable: 503 */
-	STORE_ERROR,		/* anything else; already logged */
+	STORE_CONFLICT,         /* a conditional update found the row changed */
+	STORE_CONFLICT_PENDING, /* an invitation is already pending for that email */
+	STORE_BUSY,             /* still locked after retries: 503 */
+	STORE_UNAVAILABLE,      /* database unreachable: 503 */
+	STORE_ERROR,            /* anything else; already logged */
 };
 
 /* A short English name of a status, for logs. */
@@ -31,8 +31,11 @@ const char *store_status_str(enum store_status st);
 struct store;
 
 enum store_open_mode {
-	STORE_OPEN_EXISTING,	/* the database must exist (serve, check) */
-	STORE_OPEN_CREATE,	/* create it when missing (migrate) */
+	STORE_OPEN_EXISTING, /* the database must exist (serve, check) */
+	STORE_OPEN_CREATE,   /* create it when missing (migrate) */
+	/* serve's workers: a handle even while the database is unreachable;
+	 * operations answer STORE_UNAVAILABLE and reconnect with backoff. */
+	STORE_OPEN_LAZY,
 };
 
 /*
@@ -63,8 +66,8 @@ struct store_migration {
 
 /* Schema state: versions applied and known to this binary. */
 struct store_schema {
-	int applied;	/* highest applied version, 0 for an empty database */
-	int latest;	/* highest version this binary carries */
+	int applied; /* highest applied version, 0 for an empty database */
+	int latest;  /* highest version this binary carries */
 };
 
 RS_MUSTCHECK enum store_status store_schema(struct store *s, /* OUT: */ struct store_schema *out);
@@ -78,7 +81,7 @@ RS_MUSTCHECK enum store_status store_migrate(struct store *s, /* OUT: */ int *ap
 /* Why an invitation could not be used (with STORE_CONFLICT). */
 enum store_invite_why {
 	STORE_INVITE_OK = 0,
-	STORE_INVITE_UNKNOWN,		/* no invitation has that token */
+	STORE_INVITE_UNKNOWN, /* no invitation has that token */
 	STORE_INVITE_EXPIRED,
 	STORE_INVITE_USED,
 	STORE_INVITE_REVOKED,
@@ -106,8 +109,8 @@ struct store_user {
 	int64_t id;
 	char *username;
 	char *email;
-	char *date_joined;	/* RFC 3339, UTC */
-	char *last_login;	/* NULL: never */
+	char *date_joined; /* RFC 3339, UTC */
+	char *last_login;  /* NULL: never */
 	bool is_active;
 	bool is_admin;
 	char *role;
@@ -122,8 +125,8 @@ void store_user_clear(struct store_user *u);
  * both are free, else STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL (the
  * username first). Only advisory: uniqueness is enforced by store_user_create.
  */
-RS_MUSTCHECK enum store_status store_user_keys_taken(struct store *s, const char *username_key,
-    const char *email_key);
+RS_MUSTCHECK enum store_status store_user_keys_taken(
+    struct store *s, const char *username_key, const char *email_key);
 
 /*
  * Creates the user and its profile (and accepts the invitation, when given)
@@ -136,9 +139,9 @@ RS_MUSTCHECK enum store_status store_user_create(struct store *s, const struct s
 
 /* How to find one account. */
 struct store_user_ref {
-	int64_t id;			/* > 0: by id */
-	const char *username_key;	/* else by username_key, */
-	const char *email_key;		/* then by email_key */
+	int64_t id;               /* > 0: by id */
+	const char *username_key; /* else by username_key, */
+	const char *email_key;    /* then by email_key */
 };
 
 /* Reads one account with its profile; STORE_NOT_FOUND when none matches. */
@@ -165,16 +168,16 @@ void store_users_clear(struct store_users *list);
 struct store_user_update {
 	const char *bio;
 	const char *role;
-	int is_active;			/* -1: unchanged; 0 also revokes every token */
+	int is_active; /* -1: unchanged; 0 also revokes every token */
 	int is_admin;
 	int can_invite_teachers;
-	const char *password_hash;	/* also revokes every token */
-	const char *expect_hash;	/* with password_hash: only if the stored one is this (rehash) */
+	const char *password_hash; /* also revokes every token */
+	const char *expect_hash;   /* with password_hash: only if the stored one is this (rehash) */
 };
 
 /* Applies `u` in one transaction; STORE_NOT_FOUND, or STORE_CONFLICT when expect_hash differs. */
-RS_MUSTCHECK enum store_status store_user_update(struct store *s, int64_t id,
-    const struct store_user_update *u);
+RS_MUSTCHECK enum store_status store_user_update(
+    struct store *s, int64_t id, const struct store_user_update *u);
 
 /* Deletes an account, its profile, tokens and invitations. */
 RS_MUSTCHECK enum store_status store_user_delete(struct store *s, int64_t id);
@@ -201,12 +204,12 @@ RS_MUSTCHECK enum store_status store_token_revoke(struct store *s, const char *t
 struct store_invitation {
 	int64_t id;
 	int64_t inviter_id;
-	char *inviter;		/* username */
+	char *inviter; /* username */
 	char *email;
-	char status[16];	/* pending, accepted, expired, revoked (computed) */
+	char status[16]; /* pending, accepted, expired, revoked (computed) */
 	char *created_at;
 	char *expires_at;
-	char *accepted_at;	/* NULL unless accepted */
+	char *accepted_at; /* NULL unless accepted */
 };
 
 void store_invitation_clear(struct store_invitation *inv);
@@ -236,8 +239,8 @@ RS_MUSTCHECK enum store_status store_invite_list(struct store *s, int64_t invite
  * (0: any). STORE_NOT_FOUND; STORE_CONFLICT when accepted or revoked;
  * STORE_CONFLICT_PENDING when another invitation is now pending for the email.
  */
-RS_MUSTCHECK enum store_status store_invite_resend(struct store *s, int64_t id,
-    int64_t inviter_id, const char *token_hash, long long ttl_s,
+RS_MUSTCHECK enum store_status store_invite_resend(struct store *s, int64_t id, int64_t inviter_id,
+    const char *token_hash, long long ttl_s,
     /* OUT: */ struct store_invitation *out);
 
 /* Revokes a pending, unexpired invitation of `inviter_id` (0: any): NOT_FOUND or CONFLICT. */
@@ -257,7 +260,7 @@ RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *
  * `key` in the current window of `window_s` seconds, after adding `add` (0:
  * only read). `*retry_after_s` gets the seconds left in the window.
  */
-RS_MUSTCHECK enum store_status store_rate_count(struct store *s, const char *key, long long window_s,
-    int add, /* OUT: */ long long *count, long long *retry_after_s);
+RS_MUSTCHECK enum store_status store_rate_count(struct store *s, const char *key,
+    long long window_s, int add, /* OUT: */ long long *count, long long *retry_after_s);
 
 #endif

@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "api/api.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *header = fuzz_cstr(data, size);	/* MHD hands NUL-terminated values */
+	char *header = fuzz_cstr(data, size); /* MHD hands NUL-terminated values */
 	char token[65];
 
 	if (header == NULL)

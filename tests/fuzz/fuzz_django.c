@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rcrypto.h"
+#include "crypto/rcrypto.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct rcrypto_cost cost = { 8192, 1 };
+	static const struct rcrypto_cost cost = {8192, 1};
 	char *stored;
 	bool rehash;
 	size_t run = 0;

@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acct.h"
+#include "accounts/acct.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
-	struct acct_errors errs = { .n = 0 };
+	struct acct_errors errs = {.n = 0};
 	char *display = NULL, *key = NULL, *copy;
 	const char *msg;
 
@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	acct_has_invisible(s, size);
 	if (acct_utf8_chars(s, size) < 0 || memchr(s, '\0', size) != NULL)
-		return 0;	/* the policy takes valid UTF-8 strings, as jansson hands them */
+		return 0; /* the policy takes valid UTF-8 strings, as jansson hands them */
 	copy = fuzz_cstr(data, size);
 	if (copy == NULL)
 		return 0;

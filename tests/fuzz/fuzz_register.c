@@ -7,14 +7,14 @@
 #include "fuzz.h"
 #include <stdlib.h>
 
-#include "acct.h"
-#include "api.h"
+#include "accounts/acct.h"
+#include "api/api.h"
 
 /* The other bodies' fields: login name as username and email, invitation token. */
 static void
 login_and_invitation(json_t *obj)
 {
-	struct acct_errors errs = { .n = 0 };
+	struct acct_errors errs = {.n = 0};
 	char *display = NULL, *key = NULL, hash[65];
 	const char *v = NULL, *msg;
 	size_t len = 0;
@@ -38,8 +38,8 @@ login_and_invitation(json_t *obj)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct acct_signup_input in = { 0 };
-	struct acct_errors errs = { .n = 0 };
+	struct acct_signup_input in = {0};
+	struct acct_errors errs = {.n = 0};
 	struct acct_signup out;
 	json_t *obj = NULL;
 

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "proxy.h"
+#include "http/http.h"
+#include "http/proxy.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
 	char *s = fuzz_cstr(data, size), out[64];
 	struct http_proxies p;
 	int64_t id;

@@ -18,7 +18,8 @@ replay_file(const char *path)
 	uint8_t *buf;
 	long n;
 
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET)) {
 		if (f != NULL)
 			fclose(f);
 		return -1;

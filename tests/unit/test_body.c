@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "support.h"
 
 static enum api_err

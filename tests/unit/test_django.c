@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "rcrypto.h"
+#include "crypto/rcrypto.h"
 
 #define DJ_HASH_MAX  512
 #define FAST_SECONDS 0.5 /* a bounded rejection does no hashing at all */

@@ -1,21 +1,23 @@
-/* The router, trusted proxies, the Authorization parser and metrics (src/http, src/api, src/metrics.c). */
+/* The router, trusted proxies, the Authorization parser and metrics (src/http, src/api,
+ * src/metrics.c). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "http.h"
+#include "api/api.h"
+#include "http/http.h"
 #include "metrics.h"
-#include "proxy.h"
+#include "http/proxy.h"
 
 Test(http_route, matches_with_and_without_trailing_slash)
 {
 	int64_t id = -1;
 
 	cr_assert_not_null(http_route_find("/users/register/", &id));
-	cr_assert_eq(http_route_find("/users/register", &id), http_route_find("/users/register/", &id));
+	cr_assert_eq(
+	    http_route_find("/users/register", &id), http_route_find("/users/register/", &id));
 	cr_assert_eq(id, 0);
 	cr_assert_null(http_route_find("/users/register//", &id));
 	cr_assert_null(http_route_find("/users/registerx", &id));
@@ -40,8 +42,8 @@ Test(http_route, literal_beats_id_and_bad_ids_rejected)
 {
 	int64_t id = 0;
 
-	cr_assert_str_eq(http_route_find("/users/invitations/accept/", &id)->path,
-	    "/users/invitations/accept/");
+	cr_assert_str_eq(
+	    http_route_find("/users/invitations/accept/", &id)->path, "/users/invitations/accept/");
 	cr_assert_null(http_route_find("/users/invitations/0/", &id));
 	cr_assert_null(http_route_find("/users/invitations/-1/", &id));
 	cr_assert_null(http_route_find("/users/invitations/12a/", &id));
@@ -51,7 +53,7 @@ Test(http_route, literal_beats_id_and_bad_ids_rejected)
 static struct sockaddr_in
 v4(const char *ip)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 
 	inet_pton(AF_INET, ip, &sa.sin_addr);
 	return sa;
@@ -89,7 +91,7 @@ Test(http_proxies, trusted_chain_gives_rightmost_untrusted)
 
 	http_proxies_parse("127.0.0.1,10.0.0.0/8", &p);
 	http_client_addr(&p, (struct sockaddr *)&peer, "198.51.100.1, 203.0.113.9, 10.1.2.3", out);
-	cr_assert_str_eq(out, "203.0.113.9");	/* 198.51.100.1 was the client's own claim */
+	cr_assert_str_eq(out, "203.0.113.9"); /* 198.51.100.1 was the client's own claim */
 	http_client_addr(&p, (struct sockaddr *)&peer, "garbage, 10.1.2.3", out);
 	cr_assert_str_eq(out, "10.1.2.3");
 	http_client_addr(&p, (struct sockaddr *)&peer, NULL, out);
@@ -119,7 +121,7 @@ Test(api_auth, token_and_bearer_schemes)
 
 Test(metrics, counts_requests_and_renders_histograms)
 {
-	static const char *names[] = { "/a", "/b" };
+	static const char *names[] = {"/a", "/b"};
 	char *text;
 
 	metrics_set_routes(names, 2);
@@ -129,14 +131,16 @@ Test(metrics, counts_requests_and_renders_histograms)
 	metrics_registration(METRICS_REG_CREATED);
 	text = metrics_render(3, 258);
 	cr_assert_not_null(text);
-	cr_assert_not_null(strstr(text, "roster_http_requests_total{route=\"/a\",status=\"201\"} 2\n"));
-	cr_assert_not_null(strstr(text, "roster_http_requests_total{route=\"other\",status=\"404\"} 1\n"));
-	cr_assert_not_null(strstr(text,
-	    "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0005\"} 1\n"));
-	cr_assert_not_null(strstr(text,
-	    "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"2.5\"} 1\n"));
-	cr_assert_not_null(strstr(text,
-	    "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"5\"} 2\n"));
+	cr_assert_not_null(
+	    strstr(text, "roster_http_requests_total{route=\"/a\",status=\"201\"} 2\n"));
+	cr_assert_not_null(
+	    strstr(text, "roster_http_requests_total{route=\"other\",status=\"404\"} 1\n"));
+	cr_assert_not_null(strstr(
+	    text, "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0005\"} 1\n"));
+	cr_assert_not_null(strstr(
+	    text, "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"2.5\"} 1\n"));
+	cr_assert_not_null(
+	    strstr(text, "roster_http_request_duration_seconds_bucket{route=\"/a\",le=\"5\"} 2\n"));
 	cr_assert_not_null(strstr(text, "roster_registrations_total{outcome=\"created\"} 1\n"));
 	cr_assert_not_null(strstr(text, "roster_hash_queue_depth 3\n"));
 	free(text);

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "acct.h"
+#include "accounts/acct.h"
 #include "support.h"
 
 struct norm {

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "acct.h"
+#include "accounts/acct.h"
 #include "support.h"
 
 static bool
@@ -289,7 +289,9 @@ Test(acct_password, invalid_utf8_rejected)
 {
 	struct acct_errors errs;
 
-	cr_assert_not(check("testpass\xff\xfe" "123", 13, NULL, NULL, &errs));
+	cr_assert_not(check("testpass\xff\xfe"
+	                    "123",
+	    13, NULL, NULL, &errs));
 	cr_assert_geq(errs.n, 1);
 }
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rcrypto.h"
+#include "crypto/rcrypto.h"
 
 static const struct rcrypto_cost cheap = {.memory_kib = 8192, .passes = 1};
 

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "acct.h"
+#include "accounts/acct.h"
 #include "support.h"
 
 static struct acct_signup_input
