@@ -12,16 +12,21 @@
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
 
-static int
-fail(int code, const char *fmt, const char *arg)
+/* Prints "roster: <message>" on stderr; returns `code`, the exit status. */
+static int __attribute__((format(printf, 2, 3))) fail(int code, const char *fmt, ...)
 {
+	va_list ap;
+
 	fputs("roster: ", stderr);
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	return code;
 }
@@ -56,7 +61,7 @@ open_db(const struct config *cfg)
 		return NULL;
 	}
 	if (store_schema(s, &schema) != STORE_OK || schema.applied != schema.latest) {
-		fail(CLI_FAILURE, "the database is not migrated; run `roster migrate`%s", "");
+		fail(CLI_FAILURE, "the database is not migrated; run `roster migrate`");
 		store_close(s);
 		return NULL;
 	}
@@ -108,7 +113,7 @@ read_password(const struct config *cfg, size_t *len)
 		tty = fopen("/dev/tty", "r+");
 		if (tty == NULL || tcgetattr(fileno(tty), &old) != 0) {
 			fail(CLI_USAGE,
-			    "no terminal to read the password from; use --password-stdin%s", "");
+			    "no terminal to read the password from; use --password-stdin");
 			goto out;
 		}
 		quiet = old;
@@ -121,7 +126,7 @@ read_password(const struct config *cfg, size_t *len)
 		fputc('\n', tty);
 		tcsetattr(fileno(tty), TCSAFLUSH, &old);
 		if (!ok)
-			fail(CLI_INVALID, "the passwords do not match%s", "");
+			fail(CLI_INVALID, "the passwords do not match");
 	}
 	if (ok) {
 		*len = strcspn(buf, "\r\n");
@@ -215,7 +220,7 @@ cli_user_create(const struct config *cfg)
 		goto out;
 	}
 	if (rcrypto_pwhash(su.password, su.password_len, &cost, hash) != 0) {
-		fail(CLI_FAILURE, "password hashing failed%s", "");
+		fail(CLI_FAILURE, "password hashing failed");
 		goto out;
 	}
 	st = store_user_create(s,
@@ -232,9 +237,9 @@ cli_user_create(const struct config *cfg)
 	sodium_memzero(hash, sizeof(hash));
 	rc = store_exit(st);
 	if (st == STORE_CONFLICT_USERNAME)
-		fail(rc, "%s", "Username already taken.");
+		fail(rc, "Username already taken.");
 	else if (st == STORE_CONFLICT_EMAIL)
-		fail(rc, "%s", "Email already registered.");
+		fail(rc, "Email already registered.");
 	else if (st != STORE_OK)
 		fail(rc, "cannot create the user: %s", store_status_str(st));
 	else
@@ -379,7 +384,7 @@ cli_user_set_password(const struct config *cfg)
 		goto out;
 	}
 	if (rcrypto_pwhash(pw, pwlen, &cost, hash) != 0) {
-		rc = fail(CLI_FAILURE, "password hashing failed%s", "");
+		rc = fail(CLI_FAILURE, "password hashing failed");
 		goto out;
 	}
 	st = store_user_update(s, u.id,
@@ -457,9 +462,9 @@ cli_invite_create(const struct config *cfg)
 	st = store_invite_create(s, u.id, email, key, hash, cfg->invitation_ttl_s, &inv);
 	rc = store_exit(st);
 	if (st == STORE_CONFLICT_EMAIL)
-		fail(rc, "%s", "Email already registered.");
+		fail(rc, "Email already registered.");
 	else if (st == STORE_CONFLICT_PENDING)
-		fail(rc, "%s", "An invitation is already pending for this email.");
+		fail(rc, "An invitation is already pending for this email.");
 	else if (st != STORE_OK)
 		fail(rc, "cannot create the invitation: %s", store_status_str(st));
 	else if (cfg->json) {

@@ -175,6 +175,10 @@ config_print_commands(void)
 long long
 config_parse_duration(const char *s)
 {
+	static const struct {
+		const char *suffix;
+		long long seconds;
+	} units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
 	char *end;
 	long long v;
 
@@ -182,16 +186,14 @@ config_parse_duration(const char *s)
 	if (*s < '0' || *s > '9')
 		return -1;
 	v = strtoll(s, &end, 10);
-	if (errno != 0 || v > 100LL * 365 * 86400)
+	if (errno != 0)
 		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		return v;
-	if (strcmp(end, "m") == 0)
-		return v * 60;
-	if (strcmp(end, "h") == 0)
-		return v * 3600;
-	if (strcmp(end, "d") == 0)
-		return v * 86400;
+	/* The bound applies to the value in seconds, after its unit: expiry times
+	 * must stay in the four-digit years the stored RFC 3339 text assumes. */
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].suffix) == 0)
+			return v <= CONFIG_DURATION_MAX_S / units[i].seconds ? v * units[i].seconds
+			                                                     : -1;
 	return -1;
 }
 

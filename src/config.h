@@ -95,7 +95,13 @@ enum config_result {
 enum config_result config_load(
     struct config *c, const struct config_command *cmd, int argc, char **argv);
 
-/* Parses "30s", "15m", "2h", "14d" (or plain seconds); -1 when invalid. */
+/* The longest duration any setting takes: 100 years, in seconds. */
+#define CONFIG_DURATION_MAX_S (100LL * 365 * 86400)
+
+/*
+ * Parses "30s", "15m", "2h", "14d" (or plain seconds) into seconds; -1 when
+ * invalid or longer than CONFIG_DURATION_MAX_S once the unit is applied.
+ */
 long long config_parse_duration(const char *s);
 
 #endif

@@ -5,6 +5,7 @@
  * place, so it costs no start-up work and no heap.
  */
 #include "accounts/acct.h"
+#include "xmalloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +18,26 @@ extern const uint32_t acct_common_off[];
 extern const char acct_common_blob[];
 
 #define SIMILARITY_MAX 0.7 /* Django's UserAttributeSimilarityValidator default */
+
+/*
+ * The checks' work arrays, about 48 KiB: on the heap, not on the stack of the
+ * HTTP I/O thread that validates a request. Wiped before release (they hold
+ * the password's code points).
+ */
+struct pw_work {
+	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES]; /* the password, lowercased */
+	utf8proc_int32_t a[ACCT_PASSWORD_MAX_BYTES];   /* sorted copies for quick_ratio */
+	utf8proc_int32_t b[ACCT_EMAIL_MAX + 1];
+	utf8proc_int32_t v[ACCT_EMAIL_MAX + 1];    /* a user attribute */
+	char buf[ACCT_PASSWORD_MAX_BYTES * 4 + 1]; /* stripped UTF-8, for the list */
+};
+
+static void
+work_free(struct pw_work *w)
+{
+	sodium_memzero(w, sizeof(*w));
+	free(w);
+}
 
 size_t
 acct_common_password_count(void)
@@ -79,18 +100,13 @@ double
 acct_similarity(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
-	utf8proc_int32_t *ca = malloc((la + 1) * sizeof(*ca));
-	utf8proc_int32_t *cb = malloc((lb + 1) * sizeof(*cb));
+	utf8proc_int32_t *ca = xcalloc(la + 1, sizeof(*ca));
+	utf8proc_int32_t *cb = xcalloc(lb + 1, sizeof(*cb));
+	long na = decode_lower(a, la, ca, la + 1), nb = decode_lower(b, lb, cb, lb + 1);
 	double r = 0.0;
-	long na, nb;
 
-	if (ca == NULL || cb == NULL)
-		goto out;
-	na = decode_lower(a, la, ca, la + 1);
-	nb = decode_lower(b, lb, cb, lb + 1);
 	if (na >= 0 && nb >= 0)
 		r = quick_ratio(ca, (size_t)na, cb, (size_t)nb);
-out:
 	free(ca);
 	free(cb);
 	return r;
@@ -113,32 +129,30 @@ exceeds_length_ratio(size_t pw_len, size_t value_len)
 }
 
 static bool
-part_similar(const utf8proc_int32_t *pw, size_t npw, const utf8proc_int32_t *part, size_t n)
+part_similar(struct pw_work *w, size_t npw, const utf8proc_int32_t *part, size_t n)
 {
-	utf8proc_int32_t a[ACCT_PASSWORD_MAX_BYTES], b[ACCT_EMAIL_MAX + 1];
-
 	if (n > ACCT_EMAIL_MAX || exceeds_length_ratio(npw, n))
 		return false;
-	memcpy(a, pw, npw * sizeof(*a));
-	memcpy(b, part, n * sizeof(*b));
-	return quick_ratio(a, npw, b, n) >= SIMILARITY_MAX;
+	memcpy(w->a, w->cps, npw * sizeof(w->a[0]));
+	memcpy(w->b, part, n * sizeof(w->b[0]));
+	return quick_ratio(w->a, npw, w->b, n) >= SIMILARITY_MAX;
 }
 
 /* The whole value, then each part between runs of non-word characters (re.split(r"\W+")). */
 static bool
-too_similar(const utf8proc_int32_t *pw, size_t npw, const char *value)
+too_similar(struct pw_work *w, size_t npw, const char *value)
 {
-	utf8proc_int32_t v[ACCT_EMAIL_MAX + 1];
+	utf8proc_int32_t *v = w->v;
 	long nv = decode_lower(value, strlen(value), v, ACCT_EMAIL_MAX + 1);
 	size_t start = 0;
 
 	if (nv < 0)
 		return false;
-	if (part_similar(pw, npw, v, (size_t)nv))
+	if (part_similar(w, npw, v, (size_t)nv))
 		return true;
 	for (size_t i = 0; i <= (size_t)nv; i++) {
 		if (i == (size_t)nv || !is_word(v[i])) {
-			if (part_similar(pw, npw, v + start, i - start))
+			if (part_similar(w, npw, v + start, i - start))
 				return true;
 			start = i + 1;
 		}
@@ -161,31 +175,36 @@ cmp_common(const void *key, const void *elem)
 	return strcmp((const char *)key, acct_common_blob + *(const uint32_t *)elem);
 }
 
-bool
-acct_password_is_common(const char *pw, size_t len)
+/* The list lookup, in `w` (its cps and buf are overwritten). */
+static bool
+is_common(const char *pw, size_t len, struct pw_work *w)
 {
-	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES];
-	char buf[ACCT_PASSWORD_MAX_BYTES * 4 + 1];
 	long n = len <= ACCT_PASSWORD_MAX_BYTES
-	             ? decode_lower(pw, len, cps, ACCT_PASSWORD_MAX_BYTES)
+	             ? decode_lower(pw, len, w->cps, ACCT_PASSWORD_MAX_BYTES)
 	             : -1;
 	size_t first = 0, last, o = 0;
-	bool found;
 
 	if (n <= 0)
 		return false;
 	last = (size_t)n;
-	while (first < last && is_space(cps[first]))
+	while (first < last && is_space(w->cps[first]))
 		first++;
-	while (last > first && is_space(cps[last - 1]))
+	while (last > first && is_space(w->cps[last - 1]))
 		last--;
 	for (size_t i = first; i < last; i++)
-		o += (size_t)utf8proc_encode_char(cps[i], (utf8proc_uint8_t *)buf + o);
-	buf[o] = '\0';
-	found = bsearch(buf, acct_common_off, acct_common_n, sizeof(acct_common_off[0]),
-	            cmp_common) != NULL;
-	sodium_memzero(buf, o);
-	sodium_memzero(cps, (size_t)n * sizeof(cps[0]));
+		o += (size_t)utf8proc_encode_char(w->cps[i], (utf8proc_uint8_t *)w->buf + o);
+	w->buf[o] = '\0';
+	return bsearch(w->buf, acct_common_off, acct_common_n, sizeof(acct_common_off[0]),
+	           cmp_common) != NULL;
+}
+
+bool
+acct_password_is_common(const char *pw, size_t len)
+{
+	struct pw_work *w = xmalloc(sizeof(*w));
+	bool found = is_common(pw, len, w);
+
+	work_free(w);
 	return found;
 }
 
@@ -193,7 +212,7 @@ bool
 acct_password_check(
     const char *pw, size_t len, const char *username, const char *email, struct acct_errors *errs)
 {
-	utf8proc_int32_t cps[ACCT_PASSWORD_MAX_BYTES] = {0};
+	struct pw_work *w = NULL;
 	size_t before = errs->n;
 	bool numeric = true;
 	long n;
@@ -202,23 +221,25 @@ acct_password_check(
 		acct_errors_add(errs, "password", ACCT_MSG_PW_TOO_LONG);
 		return false;
 	}
-	n = decode_lower(pw, len, cps, ACCT_PASSWORD_MAX_BYTES);
+	w = xmalloc(sizeof(*w));
+	n = decode_lower(pw, len, w->cps, ACCT_PASSWORD_MAX_BYTES);
 	if (n < 0) {
 		acct_errors_add(errs, "password", ACCT_MSG_NOT_STRING);
-		return false;
+		goto out;
 	}
-	if (username != NULL && too_similar(cps, (size_t)n, username))
+	for (long i = 0; i < n; i++)
+		numeric = numeric && utf8proc_category(w->cps[i]) == UTF8PROC_CATEGORY_ND;
+	if (username != NULL && too_similar(w, (size_t)n, username))
 		acct_errors_add(errs, "password", ACCT_MSG_PW_SIMILAR_USERNAME);
-	else if (email != NULL && too_similar(cps, (size_t)n, email))
+	else if (email != NULL && too_similar(w, (size_t)n, email))
 		acct_errors_add(errs, "password", ACCT_MSG_PW_SIMILAR_EMAIL);
 	if (n < ACCT_PASSWORD_MIN)
 		acct_errors_add(errs, "password", ACCT_MSG_PW_TOO_SHORT);
-	if (acct_password_is_common(pw, len))
+	if (is_common(pw, len, w)) /* reuses w->cps: the numeric test is done */
 		acct_errors_add(errs, "password", ACCT_MSG_PW_COMMON);
-	for (long i = 0; i < n; i++)
-		numeric = numeric && utf8proc_category(cps[i]) == UTF8PROC_CATEGORY_ND;
 	if (numeric && n > 0)
 		acct_errors_add(errs, "password", ACCT_MSG_PW_NUMERIC);
-	sodium_memzero(cps, (size_t)n * sizeof(cps[0]));
+out:
+	work_free(w);
 	return errs->n == before;
 }

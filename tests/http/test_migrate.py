@@ -87,8 +87,10 @@ def test_cli_bad_usage_exit_2(args):
 
 
 @pytest.mark.parametrize("args", [["--threads", "zero"], ["--threads", "-1"],
-                                  ["--bind", "nonsense"], ["--hash-workers", "0"]],
-                         ids=["threads-word", "threads-negative", "bind", "hash-workers-0"])
+                                  ["--bind", "nonsense"], ["--hash-workers", "0"],
+                                  ["--token-ttl", "3153600000d"], ["--invitation-ttl", "36501d"]],
+                         ids=["threads-word", "threads-negative", "bind", "hash-workers-0",
+                              "token-ttl-past-100-years", "invitation-ttl-past-100-years"])
 def test_serve_bad_value_refuses(db, args):
     r = run_roster("serve", "--db", db.url, *args, timeout=5)
     assert r.returncode != 0, r.stderr

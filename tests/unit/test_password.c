@@ -4,6 +4,7 @@
  * Django 3.2's password_validation and difflib.SequenceMatcher.quick_ratio.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,4 +377,49 @@ Test(acct_similarity, counts_characters_not_bytes)
 	/* Python strs: {é, a} vs {è, a} share one of two characters: 0.5 (bytes would give 0.67).
 	 */
 	cr_assert_float_eq(acct_similarity("\u00E9a", "\u00E8a"), 0.5, 1e-9);
+}
+
+/* ---- stack use: the checks run on HTTP I/O threads ---- */
+
+struct check_job {
+	char *pw;
+	bool ok;
+	bool common;
+};
+
+static void *
+run_check(void *arg)
+{
+	struct check_job *j = arg;
+	struct acct_errors errs = {.n = 0};
+
+	j->ok = acct_password_check(j->pw, strlen(j->pw), "someone", "someone@example.com", &errs);
+	j->common = acct_password_is_common(j->pw, strlen(j->pw));
+	return NULL;
+}
+
+/*
+ * Issue 9: the checks kept 48 KiB of work arrays on the calling thread's
+ * stack. On a thread with a 40 KiB stack (the whole stack, guard page below
+ * it) a longest password must pass through every check: the work arrays live
+ * on the heap.
+ */
+Test(acct_password, longest_password_checks_fit_a_small_stack)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	struct check_job j = {.pw = malloc(ACCT_PASSWORD_MAX_BYTES + 1)};
+
+	cr_assert_not_null(j.pw);
+	for (size_t i = 0; i < ACCT_PASSWORD_MAX_BYTES; i++)
+		j.pw[i] = (char)('a' + (i * 7) % 26);
+	j.pw[ACCT_PASSWORD_MAX_BYTES] = '\0';
+	cr_assert_eq(pthread_attr_init(&attr), 0);
+	cr_assert_eq(pthread_attr_setstacksize(&attr, 40 * 1024), 0);
+	cr_assert_eq(pthread_create(&t, &attr, run_check, &j), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert(j.ok, "a long varied password passes the policy");
+	cr_assert_not(j.common);
+	pthread_attr_destroy(&attr);
+	free(j.pw);
 }
