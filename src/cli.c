@@ -8,6 +8,7 @@
 #include "log.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
+#include "xmalloc.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -130,7 +131,8 @@ read_password(const struct config *cfg, size_t *len)
 	}
 	if (ok) {
 		*len = strcspn(buf, "\r\n");
-		pw = strndup(buf, *len);
+		buf[*len] = '\0';
+		pw = xstrdup(buf);
 	}
 out:
 	sodium_memzero(buf, sizeof(buf));

@@ -4,6 +4,7 @@
  * table, a list of statuses, outcome enums), never from client input.
  */
 #include "metrics.h"
+#include "xmalloc.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -101,11 +102,10 @@ metrics_hash_rejected(void)
 	inc(&hash_rejected, 1);
 }
 
-/* A growing output buffer; `failed` once any append ran out of memory. */
+/* A growing output buffer (xrealloc: out of memory aborts). */
 struct out {
 	char *buf;
 	size_t len, cap;
-	bool failed;
 };
 
 static void __attribute__((format(printf, 2, 3))) put(struct out *o, const char *fmt, ...)
@@ -114,22 +114,17 @@ static void __attribute__((format(printf, 2, 3))) put(struct out *o, const char 
 	int n;
 
 	for (;;) {
-		if (o->failed)
-			return;
 		va_start(ap, fmt);
 		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
 		va_end(ap);
-		if (n >= 0 && (size_t)n < o->cap - o->len) {
+		if (n < 0)
+			return; /* an encoding error in our own format: nothing to add */
+		if ((size_t)n < o->cap - o->len) {
 			o->len += (size_t)n;
 			return;
 		}
-		o->cap = o->cap * 2 + (size_t)(n > 0 ? n : 0) + 1;
-		char *grown = realloc(o->buf, o->cap);
-		if (grown == NULL) {
-			o->failed = true;
-			return;
-		}
-		o->buf = grown;
+		o->cap = o->cap * 2 + (size_t)n + 1;
+		o->buf = xrealloc(o->buf, o->cap);
 	}
 }
 
@@ -195,10 +190,8 @@ render_outcomes(struct out *o, const char *name, const char *help, const char *c
 char *
 metrics_render(size_t hash_depth, size_t hash_capacity)
 {
-	struct out o = {malloc(8192), 0, 8192, false};
+	struct out o = {xmalloc(8192), 0, 8192};
 
-	if (o.buf == NULL)
-		return NULL;
 	render_requests(&o);
 	render_outcomes(&o, "roster_registrations_total", "Registration attempts by outcome.",
 	    reg_names, registrations, METRICS_REG_COUNT_);
@@ -232,9 +225,5 @@ metrics_render(size_t hash_depth, size_t hash_capacity)
 	    "# TYPE roster_process_start_time_seconds gauge\n"
 	    "roster_process_start_time_seconds %lld\n",
 	    RS_VERSION, (long long)started);
-	if (o.failed) {
-		free(o.buf);
-		return NULL;
-	}
 	return o.buf;
 }

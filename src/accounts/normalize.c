@@ -5,6 +5,7 @@
  * make two different-looking accounts compare equal (or equal-looking ones differ).
  */
 #include "accounts/acct.h"
+#include "xmalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -254,10 +255,8 @@ lowercase(const char *s)
 {
 	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
 	size_t len = strlen(s), off = 0, o = 0;
-	char *out = malloc(len * 4 + 1); /* a code point never lowercases past 4 bytes */
+	char *out = xmalloc(len * 4 + 1); /* a code point never lowercases past 4 bytes */
 
-	if (out == NULL)
-		return NULL;
 	while (off < len) {
 		utf8proc_int32_t cp;
 

@@ -4,6 +4,7 @@
  * self-register) is the caller's, since it depends on configuration.
  */
 #include "accounts/acct.h"
+#include "xmalloc.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -119,12 +120,10 @@ key_field(const char *field, const char *in, size_t len,
 static char *
 dup_n(const char *s, size_t len)
 {
-	char *p = malloc(len + 1);
+	char *p = xmalloc(len + 1);
 
-	if (p != NULL) {
-		memcpy(p, s, len);
-		p[len] = '\0';
-	}
+	memcpy(p, s, len);
+	p[len] = '\0';
 	return p;
 }
 
