@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* A typed statement argument: $1 is args[0]. */
@@ -62,6 +63,13 @@ struct store_driver {
 	int64_t (*int64)(const struct store_row *r, int col);
 	bool (*boolean)(const struct store_row *r, int col);
 };
+
+/* A driver's table from its static functions PREFIX_open, PREFIX_close, ... */
+#define STORE_DRIVER_FNS(p)                                                                        \
+	.open = p##_open, .close = p##_close, .begin = p##_begin, .commit = p##_commit,            \
+	.rollback = p##_rollback, .retryable = p##_retryable, .exec = p##_exec,                    \
+	.query = p##_query, .script = p##_script, .text = p##_text, .int64 = p##_int64,            \
+	.boolean = p##_boolean
 
 /* What every backend's connection struct starts with. */
 struct store {
@@ -113,6 +121,9 @@ store_col_bool(const struct store_row *r, int col)
 {
 	return r->drv->boolean(r, col);
 }
+
+/* Room for item `n` of `items` (capacity `*cap`, doubled as needed); returns the array. */
+void *store_grow(void *items, size_t n, size_t *cap, size_t size);
 
 /* A text column as an owned copy; NULL for SQL NULL. */
 char *store_col_dup(const struct store_row *r, int col);

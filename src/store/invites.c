@@ -7,7 +7,6 @@
  */
 #include "accounts/invite.h"
 #include "store/driver.h"
-#include "xmalloc.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -43,7 +42,8 @@ store_invite_accept_locked(struct store *s, const char *token_hash, int64_t user
     const char *email_key, enum store_invite_why *why)
 {
 	char now[64];
-	struct store_arg accept[] = {ARG_T(token_hash), ARG_I(user_id), ARG_T(now), ARG_T(email_key)};
+	struct store_arg accept[] = {
+	    ARG_T(token_hash), ARG_I(user_id), ARG_T(now), ARG_T(email_key)};
 	struct store_arg profile[] = {ARG_I(user_id)};
 	struct state_out o = {email_key, ACCT_INVITE_UNKNOWN};
 	int64_t changed = 0;
@@ -173,10 +173,7 @@ list_row(const struct store_row *r, void *arg)
 	struct list_out *l = arg;
 	struct store_invitations *list = l->list;
 
-	if (list->n == l->cap) {
-		l->cap = l->cap != 0 ? l->cap * 2 : 16;
-		list->items = xrealloc(list->items, l->cap * sizeof(list->items[0]));
-	}
+	list->items = store_grow(list->items, list->n, &l->cap, sizeof(list->items[0]));
 	memset(&list->items[list->n], 0, sizeof(list->items[0]));
 	return read_invite(r, &list->items[list->n++]);
 }
@@ -205,9 +202,8 @@ check_action(struct store *s, const struct invite_args *a, enum acct_invite_acti
 	enum store_status st = invite_get(s, a->id, a->inviter_id, &cur);
 
 	/* The computed status: a pending one past its expiry reads "expired". */
-	if (st == STORE_OK &&
-	    acct_invite_check(action, acct_invite_state_parse(cur.status), false, true) !=
-	        ACCT_INVITE_OK)
+	if (st == STORE_OK && acct_invite_check(action, acct_invite_state_parse(cur.status), false,
+	                          true) != ACCT_INVITE_OK)
 		st = STORE_CONFLICT;
 	store_invitation_clear(&cur);
 	return st;

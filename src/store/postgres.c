@@ -352,7 +352,7 @@ run(struct pg_store *s, enum store_stmt id, const struct store_arg *args, int n,
 }
 
 static enum store_status
-pg_query(struct store *base, enum store_stmt id, const struct store_arg *args, int n,
+pgd_query(struct store *base, enum store_stmt id, const struct store_arg *args, int n,
     store_row_fn fn, void *arg)
 {
 	PGresult *r = NULL;
@@ -366,7 +366,7 @@ pg_query(struct store *base, enum store_stmt id, const struct store_arg *args, i
 }
 
 static enum store_status
-pg_exec(
+pgd_exec(
     struct store *base, enum store_stmt id, const struct store_arg *args, int n, int64_t *changed)
 {
 	PGresult *r = NULL;
@@ -379,7 +379,7 @@ pg_exec(
 }
 
 static enum store_status
-pg_script(struct store *base, const char *sql)
+pgd_script(struct store *base, const char *sql)
 {
 	struct pg_store *s = from(base);
 	PGresult *r = NULL;
@@ -392,15 +392,15 @@ pg_script(struct store *base, const char *sql)
 }
 
 static enum store_status
-pg_begin(struct store *base)
+pgd_begin(struct store *base)
 {
 	from(base)->no_retry = false;
-	return pg_exec(base, STMT_BEGIN, NULL, 0, NULL);
+	return pgd_exec(base, STMT_BEGIN, NULL, 0, NULL);
 }
 
 /* COMMIT of a transaction that failed answers "ROLLBACK": never report that as success. */
 static enum store_status
-pg_commit(struct store *base)
+pgd_commit(struct store *base)
 {
 	PGresult *r = NULL;
 	enum store_status st = run(from(base), STMT_COMMIT, NULL, 0, &r);
@@ -414,37 +414,37 @@ pg_commit(struct store *base)
 }
 
 static void
-pg_rollback(struct store *base)
+pgd_rollback(struct store *base)
 {
 	struct pg_store *s = from(base);
 
 	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(s->conn) != PQTRANS_IDLE &&
-	    pg_exec(base, STMT_ROLLBACK, NULL, 0, NULL) != STORE_OK)
+	    pgd_exec(base, STMT_ROLLBACK, NULL, 0, NULL) != STORE_OK)
 		log_msg(RS_LOG_ERROR, "postgresql rollback failed");
 }
 
 /* Serialization failures, deadlocks and lock timeouts: the transaction runs again. */
 static bool
-pg_retryable(struct store *base, enum store_status st)
+pgd_retryable(struct store *base, enum store_status st)
 {
 	return st == STORE_BUSY && !from(base)->no_retry;
 }
 
 static const char *
-pg_text(const struct store_row *r, int col)
+pgd_text(const struct store_row *r, int col)
 {
 	return PQgetisnull(r->res, r->index, col) ? NULL : PQgetvalue(r->res, r->index, col);
 }
 
 static int64_t
-pg_integer(const struct store_row *r, int col)
+pgd_int64(const struct store_row *r, int col)
 {
 	return strtoll(PQgetvalue(r->res, r->index, col), NULL, 10);
 }
 
 static bool
-pg_boolean(const struct store_row *r, int col)
+pgd_boolean(const struct store_row *r, int col)
 {
 	const char *v = PQgetvalue(r->res, r->index, col);
 
@@ -482,7 +482,7 @@ full_url(const char *rest)
 }
 
 static void
-pg_close(struct store *base)
+pgd_close(struct store *base)
 {
 	struct pg_store *s = from(base);
 
@@ -492,7 +492,7 @@ pg_close(struct store *base)
 }
 
 static enum store_status
-pg_open(const char *rest, enum store_open_mode mode, struct store **out)
+pgd_open(const char *rest, enum store_open_mode mode, struct store **out)
 {
 	struct pg_store *s = xcalloc(1, sizeof(*s));
 
@@ -500,7 +500,7 @@ pg_open(const char *rest, enum store_open_mode mode, struct store **out)
 	s->base.drv = &store_pg_driver;
 	s->url = full_url(rest);
 	if (!connected(s) && mode != STORE_OPEN_LAZY) {
-		pg_close(&s->base);
+		pgd_close(&s->base);
 		return STORE_UNAVAILABLE;
 	}
 	*out = &s->base;
@@ -510,16 +510,5 @@ pg_open(const char *rest, enum store_open_mode mode, struct store **out)
 const struct store_driver store_pg_driver = {
     .scheme = "postgresql:",
     .migrations = store_migrations_postgres,
-    .open = pg_open,
-    .close = pg_close,
-    .begin = pg_begin,
-    .commit = pg_commit,
-    .rollback = pg_rollback,
-    .retryable = pg_retryable,
-    .exec = pg_exec,
-    .query = pg_query,
-    .script = pg_script,
-    .text = pg_text,
-    .int64 = pg_integer,
-    .boolean = pg_boolean,
+    STORE_DRIVER_FNS(pgd),
 };

@@ -291,16 +291,5 @@ out:
 const struct store_driver store_sqlite_driver = {
     .scheme = "sqlite:",
     .migrations = store_migrations_sqlite,
-    .open = sq_open,
-    .close = sq_close,
-    .begin = sq_begin,
-    .commit = sq_commit,
-    .rollback = sq_rollback,
-    .retryable = sq_retryable,
-    .exec = sq_exec,
-    .query = sq_query,
-    .script = sq_script,
-    .text = sq_text,
-    .int64 = sq_int64,
-    .boolean = sq_boolean,
+    STORE_DRIVER_FNS(sq),
 };

@@ -206,6 +206,15 @@ store_tx(struct store *s, store_tx_body body, void *arg)
 	return st;
 }
 
+void *
+store_grow(void *items, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return items;
+	*cap = *cap != 0 ? *cap * 2 : 16;
+	return xrealloc(items, *cap * size);
+}
+
 char *
 store_col_dup(const struct store_row *r, int col)
 {

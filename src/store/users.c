@@ -109,8 +109,8 @@ create_body(struct store *s, void *arg)
  * lost connection after COMMIT must not turn a created account into an error).
  */
 static void
-user_from_new(const struct store_new_user *in, int64_t id, const char *joined,
-    struct store_user *out)
+user_from_new(
+    const struct store_new_user *in, int64_t id, const char *joined, struct store_user *out)
 {
 	out->id = id;
 	out->username = xstrdup(in->username);
@@ -202,10 +202,7 @@ list_row(const struct store_row *r, void *arg)
 	struct list_out *l = arg;
 	struct store_users *list = l->list;
 
-	if (list->n == l->cap) {
-		l->cap = l->cap != 0 ? l->cap * 2 : 16;
-		list->items = xrealloc(list->items, l->cap * sizeof(list->items[0]));
-	}
+	list->items = store_grow(list->items, list->n, &l->cap, sizeof(list->items[0]));
 	memset(&list->items[list->n], 0, sizeof(list->items[0]));
 	return store_row_user(r, &list->items[list->n++]);
 }
