@@ -75,7 +75,8 @@ pg_url_for(const char *base, const char *name, char *out, size_t size)
 	path = strchr(host + 3, '/');
 	cr_assert_not_null(path, "ROSTER_TEST_PG names no database");
 	query = strchr(path, '?');
-	snprintf(out, size, "%.*s/%s%s", (int)(path - base), base, name, query != NULL ? query : "");
+	snprintf(
+	    out, size, "%.*s/%s%s", (int)(path - base), base, name, query != NULL ? query : "");
 }
 
 static void
@@ -133,7 +134,10 @@ need_store(void)
 /* Each contract test runs once per backend. */
 #define STORE_TEST(name)                                                                           \
 	static void name(void);                                                                    \
-	Test(store_sqlite, name, .init = open_sqlite, .fini = close_store) { name(); }             \
+	Test(store_sqlite, name, .init = open_sqlite, .fini = close_store)                         \
+	{                                                                                          \
+		name();                                                                            \
+	}                                                                                          \
 	Test(store_pg, name, .init = open_pg, .fini = close_store)                                 \
 	{                                                                                          \
 		need_store();                                                                      \
@@ -183,8 +187,8 @@ snapshot(void)
 
 		cr_assert_eq(store_user_credentials(S, &ref, &c, &hash), STORE_OK);
 		put(&b, "user %lld %s %s %s %s %d %d %s %s %d %s\n", (long long)u->id, u->username,
-		    u->email, u->date_joined, OR_NULL(u->last_login), u->is_active, u->is_admin, u->role,
-		    u->bio, u->can_invite_teachers, hash);
+		    u->email, u->date_joined, OR_NULL(u->last_login), u->is_active, u->is_admin,
+		    u->role, u->bio, u->can_invite_teachers, hash);
 		free(hash);
 		store_user_clear(&c);
 	}
@@ -249,8 +253,8 @@ fault_sweep(const char *what, op_fn op, void *ctx, enum store_status want)
 		cr_assert_eq(st, STORE_UNAVAILABLE, "%s with a fault at driver call %u answered %s",
 		    what, n, store_status_str(st));
 		after = snapshot();
-		cr_assert_str_eq(after, before, "%s with a fault at driver call %u changed the database",
-		    what, n);
+		cr_assert_str_eq(after, before,
+		    "%s with a fault at driver call %u changed the database", what, n);
 		free(before);
 		free(after);
 	}
@@ -332,7 +336,8 @@ assert_invite_status(int64_t id, const char *status)
 	cr_assert_eq(store_invite_list(S, 0, &list), STORE_OK);
 	for (size_t i = 0; i < list.n; i++)
 		if (list.items[i].id == id) {
-			cr_assert_str_eq(list.items[i].status, status, "invitation %lld", (long long)id);
+			cr_assert_str_eq(
+			    list.items[i].status, status, "invitation %lld", (long long)id);
 			seen = true;
 		}
 	store_invitations_clear(&list);
@@ -359,6 +364,96 @@ STORE_TEST(schema_is_current_and_migrate_again_applies_nothing)
 	cr_assert_eq(schema.applied, schema.latest);
 	cr_assert_eq(store_migrate(S, &applied), STORE_OK);
 	cr_assert_eq(applied, 0);
+}
+
+/* A second, empty database beside the test's own (the same backend). */
+static struct store *
+open_empty(unsigned n)
+{
+	const char *base = getenv("ROSTER_TEST_PG");
+	char url[600], name[48], sql[96];
+	struct store *s = NULL;
+
+	if (sq_dir[0] != '\0') {
+		snprintf(url, sizeof(url), "sqlite:%s/empty%u.db", sq_dir, n);
+	} else {
+		snprintf(name, sizeof(name), "%s_e%u", pg_name, n);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+		pg_admin(base, sql);
+		pg_url_for(base, name, url, sizeof(url));
+	}
+	cr_assert_eq(store_open(url, STORE_OPEN_CREATE, &s), STORE_OK);
+	return s;
+}
+
+static void
+drop_empty(struct store *s, unsigned n)
+{
+	char path[160];
+
+	store_close(s);
+	if (sq_dir[0] != '\0') {
+		snprintf(path, sizeof(path), "%s/empty%u.db", sq_dir, n);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/empty%u.db-wal", sq_dir, n);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/empty%u.db-shm", sq_dir, n);
+		unlink(path);
+	} else {
+		snprintf(path, sizeof(path), "DROP DATABASE %s_e%u WITH (FORCE)", pg_name, n);
+		pg_admin(getenv("ROSTER_TEST_PG"), path);
+	}
+}
+
+/* Each migration is its own transaction: a fault leaves whole versions, and a rerun ends. */
+STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
+{
+	for (unsigned n = 1;; n++) {
+		struct store *e = open_empty(n);
+		struct store_schema schema;
+		enum store_status st;
+		int applied = 0;
+		bool fired;
+
+		cr_assert_lt(n, 64, "migrate: no end to the driver calls");
+		store_fault_after(e, n, STORE_UNAVAILABLE);
+		st = store_migrate(e, &applied);
+		fired = store_fault_fired(e);
+		store_fault_after(e, 0, STORE_OK);
+		if (fired) {
+			cr_assert_eq(
+			    st, STORE_UNAVAILABLE, "fault at call %u: %s", n, store_status_str(st));
+			cr_assert_eq(store_schema(e, &schema), STORE_OK);
+			cr_assert_eq(schema.applied, applied, "fault at call %u", n);
+			cr_assert_eq(
+			    store_migrate(e, &applied), STORE_OK, "rerun after call %u", n);
+		} else {
+			cr_assert_eq(st, STORE_OK);
+		}
+		cr_assert_eq(store_schema(e, &schema), STORE_OK);
+		cr_assert_eq(schema.applied, schema.latest);
+		cr_assert_eq(store_user_keys_taken(e, "a", "b"), STORE_OK);
+		drop_empty(e, n);
+		if (!fired)
+			return;
+	}
+}
+
+static enum store_status
+op_schema(void *arg)
+{
+	struct store_schema schema = {0, 0};
+	enum store_status st = store_schema(S, &schema);
+
+	if (st == STORE_OK)
+		cr_assert_eq(schema.applied, schema.latest);
+	(void)arg;
+	return st;
+}
+
+STORE_TEST(schema_read_under_faults)
+{
+	fault_sweep("store_schema", op_schema, NULL, STORE_OK);
 }
 
 /* ------------------------------------------------------------------ users */
@@ -1020,8 +1115,8 @@ Test(store_pg_driver, lazy_open_unreachable_backs_off)
 	struct timespec t0, t1;
 
 	/* Port 1 on loopback: refused at once. */
-	cr_assert_eq(store_open("postgresql://u@127.0.0.1:1/x", STORE_OPEN_EXISTING, &s),
-	    STORE_UNAVAILABLE);
+	cr_assert_eq(
+	    store_open("postgresql://u@127.0.0.1:1/x", STORE_OPEN_EXISTING, &s), STORE_UNAVAILABLE);
 	cr_assert_null(s);
 	cr_assert_eq(store_open("postgresql://u@127.0.0.1:1/x", STORE_OPEN_LAZY, &s), STORE_OK);
 	cr_assert_not_null(s);
@@ -1031,8 +1126,8 @@ Test(store_pg_driver, lazy_open_unreachable_backs_off)
 		cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* Twenty calls inside the first backoff steps: at most a few attempts. */
-	cr_assert_leq(connect_attempts(), before + 4, "attempts: %lld",
-	    connect_attempts() - before);
+	cr_assert_leq(
+	    connect_attempts(), before + 4, "attempts: %lld", connect_attempts() - before);
 	usleep(120 * 1000);
 	cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
 	cr_assert_geq(connect_attempts(), before + 3, "a retry after the backoff");
@@ -1044,14 +1139,13 @@ Test(store_sqlite_driver, lazy_open_is_existing)
 {
 	struct store *s = NULL;
 
-	cr_assert_eq(store_open("sqlite:/nonexistent-dir/x.db", STORE_OPEN_LAZY, &s),
-	    STORE_UNAVAILABLE);
+	cr_assert_eq(
+	    store_open("sqlite:/nonexistent-dir/x.db", STORE_OPEN_LAZY, &s), STORE_UNAVAILABLE);
 	cr_assert_null(s);
 }
 
 /* A statement stuck behind a lock: the client deadline ends it, then the store recovers. */
-Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg,
-    .fini = close_store)
+Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg, .fini = close_store)
 {
 	PGconn *locker;
 	PGresult *r;
