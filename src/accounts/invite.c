@@ -45,8 +45,8 @@ acct_invite_state_parse(const char *status)
 }
 
 enum acct_invite_why
-acct_invite_check(enum acct_invite_action action, enum acct_invite_state state, bool expired,
-    bool email_matches)
+acct_invite_check(
+    enum acct_invite_action action, enum acct_invite_state state, bool expired, bool email_matches)
 {
 	switch (state) {
 	case ACCT_INV_ACCEPTED:

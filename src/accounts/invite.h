@@ -42,7 +42,7 @@ enum acct_invite_state acct_invite_state_parse(const char *status);
  * when its expiry has passed, `email_matches` when the accepting account's
  * email_key is the invitation's (ignored but for ACCT_INV_ACCEPT).
  */
-enum acct_invite_why acct_invite_check(enum acct_invite_action action,
-    enum acct_invite_state state, bool expired, bool email_matches);
+enum acct_invite_why acct_invite_check(
+    enum acct_invite_action action, enum acct_invite_state state, bool expired, bool email_matches);
 
 #endif

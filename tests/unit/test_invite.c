@@ -36,10 +36,8 @@ static const struct row table[] = {
     {ACCT_INV_EXPIRED, true, false, ACCT_INVITE_EXPIRED, ACCT_INVITE_OK, ACCT_INVITE_EXPIRED},
     {ACCT_INV_ACCEPTED, false, true, ACCT_INVITE_USED, ACCT_INVITE_USED, ACCT_INVITE_USED},
     {ACCT_INV_ACCEPTED, true, false, ACCT_INVITE_USED, ACCT_INVITE_USED, ACCT_INVITE_USED},
-    {ACCT_INV_REVOKED, false, true, ACCT_INVITE_REVOKED, ACCT_INVITE_REVOKED,
-        ACCT_INVITE_REVOKED},
-    {ACCT_INV_REVOKED, true, false, ACCT_INVITE_REVOKED, ACCT_INVITE_REVOKED,
-        ACCT_INVITE_REVOKED},
+    {ACCT_INV_REVOKED, false, true, ACCT_INVITE_REVOKED, ACCT_INVITE_REVOKED, ACCT_INVITE_REVOKED},
+    {ACCT_INV_REVOKED, true, false, ACCT_INVITE_REVOKED, ACCT_INVITE_REVOKED, ACCT_INVITE_REVOKED},
     {ACCT_INV_BAD, false, true, ACCT_INVITE_UNKNOWN, ACCT_INVITE_UNKNOWN, ACCT_INVITE_UNKNOWN},
 };
 
@@ -48,11 +46,14 @@ Test(acct_invite, table_of_every_state_and_action)
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		const struct row *r = &table[i];
 
-		cr_expect_eq(acct_invite_check(ACCT_INV_ACCEPT, r->state, r->expired, r->email_matches),
+		cr_expect_eq(
+		    acct_invite_check(ACCT_INV_ACCEPT, r->state, r->expired, r->email_matches),
 		    r->accept, "row %zu: accept", i);
-		cr_expect_eq(acct_invite_check(ACCT_INV_RESEND, r->state, r->expired, r->email_matches),
+		cr_expect_eq(
+		    acct_invite_check(ACCT_INV_RESEND, r->state, r->expired, r->email_matches),
 		    r->resend, "row %zu: resend", i);
-		cr_expect_eq(acct_invite_check(ACCT_INV_REVOKE, r->state, r->expired, r->email_matches),
+		cr_expect_eq(
+		    acct_invite_check(ACCT_INV_REVOKE, r->state, r->expired, r->email_matches),
 		    r->revoke, "row %zu: revoke", i);
 	}
 }
@@ -61,13 +62,14 @@ Test(acct_invite, accepted_is_final_whatever_else_holds)
 {
 	for (int expired = 0; expired < 2; expired++)
 		for (int match = 0; match < 2; match++)
-			cr_assert_eq(acct_invite_check(ACCT_INV_ACCEPT, ACCT_INV_ACCEPTED, expired, match),
+			cr_assert_eq(
+			    acct_invite_check(ACCT_INV_ACCEPT, ACCT_INV_ACCEPTED, expired, match),
 			    ACCT_INVITE_USED);
 }
 
 Test(acct_invite, expiry_is_checked_before_the_email)
 {
 	/* Someone else's expired invitation says "expired", not "not yours". */
-	cr_assert_eq(acct_invite_check(ACCT_INV_ACCEPT, ACCT_INV_PENDING, true, false),
-	    ACCT_INVITE_EXPIRED);
+	cr_assert_eq(
+	    acct_invite_check(ACCT_INV_ACCEPT, ACCT_INV_PENDING, true, false), ACCT_INVITE_EXPIRED);
 }
