@@ -213,11 +213,15 @@ metrics_render(size_t hash_depth, size_t hash_capacity)
 	    "roster_db_errors_total{kind=\"unavailable\"} %llu\n"
 	    "roster_db_errors_total{kind=\"error\"} %llu\n"
 	    "# HELP roster_db_reconnects_total Database connections re-established.\n"
-	    "# TYPE roster_db_reconnects_total counter\nroster_db_reconnects_total %llu\n",
+	    "# TYPE roster_db_reconnects_total counter\nroster_db_reconnects_total %llu\n"
+	    "# HELP roster_db_connect_attempts_total Database connection attempts, failed or not.\n"
+	    "# TYPE roster_db_connect_attempts_total counter\n"
+	    "roster_db_connect_attempts_total %llu\n",
 	    (unsigned long long)get(&db_events[METRICS_DB_BUSY]),
 	    (unsigned long long)get(&db_events[METRICS_DB_UNAVAILABLE]),
 	    (unsigned long long)get(&db_events[METRICS_DB_ERROR]),
-	    (unsigned long long)get(&db_events[METRICS_DB_RECONNECT]));
+	    (unsigned long long)get(&db_events[METRICS_DB_RECONNECT]),
+	    (unsigned long long)get(&db_events[METRICS_DB_CONNECT_ATTEMPT]));
 	put(&o,
 	    "# HELP roster_build_info Build information.\n# TYPE roster_build_info gauge\n"
 	    "roster_build_info{version=\"%s\"} 1\n"

@@ -37,6 +37,7 @@ enum metrics_db {
 	METRICS_DB_UNAVAILABLE,
 	METRICS_DB_ERROR,
 	METRICS_DB_RECONNECT,
+	METRICS_DB_CONNECT_ATTEMPT, /* every attempt to connect, failed or not (PostgreSQL) */
 	METRICS_DB_COUNT_
 };
 

@@ -463,7 +463,7 @@ run_deferred(void *arg, void *ctx)
 	struct worker *w = ctx;
 
 	if (w != NULL && w->store == NULL &&
-	    store_open(w->cfg->db, STORE_OPEN_EXISTING, &w->store) != STORE_OK)
+	    store_open(w->cfg->db, STORE_OPEN_LAZY, &w->store) != STORE_OK)
 		w->store = NULL;
 	req->store = w != NULL ? w->store : NULL;
 	if (req->store == NULL)
@@ -505,7 +505,7 @@ http_io_store(const struct http_req *req)
 {
 	struct store *s = pthread_getspecific(req->srv->io_store_key);
 
-	if (s == NULL && store_open(req->srv->cfg->db, STORE_OPEN_EXISTING, &s) == STORE_OK)
+	if (s == NULL && store_open(req->srv->cfg->db, STORE_OPEN_LAZY, &s) == STORE_OK)
 		pthread_setspecific(req->srv->io_store_key, s);
 	return s;
 }

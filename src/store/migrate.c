@@ -1,9 +1,11 @@
 /*
- * Schema versions: the migrations embedded in the binary (generated from
- * migrations/<backend>/) against what the database has recorded in
- * schema_migrations. Backends apply one migration per transaction.
+ * Schema versions, written once for every backend: the migrations embedded
+ * in the binary (generated from migrations/<backend>/) against what the
+ * database has recorded in schema_migrations. Each migration is applied in
+ * its own transaction under the driver's migration lock, so several
+ * processes migrating at once apply each version exactly once.
  */
-#include "store/backend.h"
+#include "store/driver.h"
 #include "log.h"
 
 static int
@@ -19,8 +21,44 @@ latest_version(const struct store_migration *m)
 enum store_status
 store_schema(struct store *s, struct store_schema *out)
 {
-	out->latest = latest_version(s->ops->migrations);
-	return s->ops->applied_version(s, &out->applied);
+	int64_t has = 0, applied = 0;
+	enum store_status st = store_db_one(s, STMT_HAS_MIGRATIONS, NULL, 0, store_row_int, &has);
+
+	out->latest = latest_version(s->drv->migrations);
+	out->applied = 0;
+	if (st == STORE_OK && has != 0)
+		st = store_db_one(s, STMT_APPLIED_VERSION, NULL, 0, store_row_int, &applied);
+	out->applied = (int)applied;
+	return st == STORE_NOT_FOUND ? STORE_ERROR : st;
+}
+
+struct apply_args {
+	const struct store_migration *m;
+	bool did;
+};
+
+static enum store_status
+apply_body(struct store *s, void *arg)
+{
+	struct apply_args *a = arg;
+	char now[64];
+	struct store_arg record[] = {ARG_I(a->m->version), ARG_T(a->m->name), ARG_T(now)};
+	int64_t seen = 0;
+	enum store_status st = store_db_exec(s, STMT_MIGRATION_LOCK, NULL, 0, NULL);
+
+	a->did = false;
+	store_time_rfc3339(0, now);
+	if (st == STORE_OK)
+		st = store_db_exec(s, STMT_MIGRATIONS_TABLE, NULL, 0, NULL);
+	if (st == STORE_OK)
+		st = store_db_one(s, STMT_MIGRATION_APPLIED, record, 1, store_row_int, &seen);
+	if (st != STORE_NOT_FOUND)
+		return st; /* STORE_OK: another process got there first */
+	st = store_db_script(s, a->m->sql);
+	if (st == STORE_OK)
+		st = store_db_exec(s, STMT_MIGRATION_RECORD, record, NARGS(record), NULL);
+	a->did = st == STORE_OK;
+	return st;
 }
 
 enum store_status
@@ -38,18 +76,18 @@ store_migrate(struct store *s, int *applied)
 		    schema.applied, schema.latest);
 		return STORE_ERROR;
 	}
-	for (const struct store_migration *m = s->ops->migrations; m->version != 0; m++) {
-		bool did = false;
+	for (const struct store_migration *m = s->drv->migrations; m->version != 0; m++) {
+		struct apply_args a = {m, false};
 
 		if (m->version <= schema.applied)
 			continue;
-		st = s->ops->apply(s, m, &did);
+		st = store_tx(s, apply_body, &a);
 		if (st != STORE_OK) {
 			log_msg(RS_LOG_ERROR, "migration %04d_%s failed: %s", m->version, m->name,
 			    store_status_str(st));
 			return st;
 		}
-		if (did) {
+		if (a.did) {
 			log_msg(RS_LOG_INFO, "applied migration %04d_%s", m->version, m->name);
 			(*applied)++;
 		}

@@ -1,132 +1,109 @@
 /*
- * PostgreSQL backend (libpq): one connection per thread, statements prepared
- * once per connection on first use, READ COMMITTED transactions. Unique
- * violations (23505) map to conflicts by constraint name; serialization
- * failures and deadlocks are retried; a lost connection is STORE_UNAVAILABLE
- * and is re-established with backoff on a later call, so the service recovers
- * without a restart. A COMMIT whose answer is lost is reported as unavailable,
- * never as success: an acknowledged write is always a committed one.
+ * PostgreSQL driver (libpq): one connection per thread, statements prepared
+ * on first use, READ COMMITTED transactions. Every round trip is sent
+ * asynchronously and waited for with poll() up to a deadline; past it the
+ * connection is dropped (STORE_UNAVAILABLE), so a frozen server or network
+ * costs a thread at most the deadline. A handle may be disconnected (lost,
+ * or never connected with STORE_OPEN_LAZY): it reconnects on a later call,
+ * no sooner than a backoff of 50 ms doubling to 2 s. A COMMIT whose answer is
+ * lost is reported as unavailable, never as success.
  */
-#include "store/postgres_int.h"
+#include "store/driver.h"
 #include "log.h"
 #include "metrics.h"
+#include "xmalloc.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define TX_ATTEMPTS          3
-#define STATEMENT_TIMEOUT_MS 5000
-#define CONNECT_TIMEOUT_S    2
+#define STATEMENT_TIMEOUT_MS 5000 /* server side: ends the query, keeps the connection */
+#define DEADLINE_MS          5000 /* client side: a round trip unanswered this long drops it */
 #define BACKOFF_MIN_MS       50
 #define BACKOFF_MAX_MS       2000
-#define MIGRATION_LOCK       7263001 /* pg_advisory_xact_lock key for migrations */
+#define MAX_ARGS             8
 #define RS_STR_(x)           #x
 #define RS_STR(x)            RS_STR_(x)
 
-/* Timestamps leave the database as fixed-width RFC 3339 UTC text, as in SQLite. */
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#define USER_COLS                                                                                  \
-	"SELECT u.id, u.username, u.email, " TS("u.date_joined") ", " TS(                          \
-	    "u.last_login") ", u.is_active, u.is_admin, p.role, p.bio, p.can_invite_teachers, "    \
-	                    "u.password_hash"                                                      \
-	                    " FROM users u JOIN profiles p ON p.user_id = u.id"
-#define INV_COLS                                                                                   \
-	"SELECT i.id, i.inviter_id, u.username, i.email,"                                          \
-	" CASE WHEN i.status = 'pending' AND i.expires_at <= $2 THEN 'expired' ELSE i.status END," \
-	" " TS("i.created_at") ", " TS("i.expires_at") ", " TS(                                    \
-	    "i.accepted_at") " FROM teacher_invitations i JOIN users u ON u.id = i.inviter_id"
-
-/* The one statement table of this backend. */
-static const char *const sql_text[ST_COUNT_] = {
-    [ST_BEGIN] = "BEGIN",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_HAS_MIGRATIONS] =
-        "SELECT count(*) FROM pg_catalog.pg_tables"
-        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'",
-    [ST_APPLIED_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
-    [ST_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1)::int,"
-                      " EXISTS (SELECT 1 FROM users WHERE email_key = $2)::int",
-    [ST_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"
-                       " password_hash, is_admin, date_joined) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                       " RETURNING id",
-    [ST_PROFILE_INSERT] = "INSERT INTO profiles (user_id, role, bio, can_invite_teachers)"
-                          " VALUES ($1, $2, $3, $4)",
-    [ST_USER_BY_ID] = USER_COLS " WHERE u.id = $1",
-    [ST_USER_BY_USERNAME] = USER_COLS " WHERE u.username_key = $1",
-    [ST_USER_BY_EMAIL] = USER_COLS " WHERE u.email_key = $1",
-    [ST_USER_ALL] = USER_COLS " ORDER BY u.id",
-    [ST_SET_BIO] = "UPDATE profiles SET bio = $2 WHERE user_id = $1",
-    [ST_SET_ROLE] = "UPDATE profiles SET role = $2 WHERE user_id = $1",
-    [ST_SET_CAN_INVITE] = "UPDATE profiles SET can_invite_teachers = $2 WHERE user_id = $1",
-    [ST_SET_ACTIVE] = "UPDATE users SET is_active = $2 WHERE id = $1",
-    [ST_SET_ADMIN] = "UPDATE users SET is_admin = $2 WHERE id = $1",
-    [ST_SET_PASSWORD] = "UPDATE users SET password_hash = $2 WHERE id = $1",
-    [ST_REHASH] = "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
-    [ST_USER_DELETE] = "DELETE FROM users WHERE id = $1",
-    [ST_TOKEN_INSERT] = "INSERT INTO auth_tokens (user_id, token_hash, created_at, expires_at)"
-                        " VALUES ($1, $2, $3, $4)",
-    [ST_TOKENS_PURGE] = "DELETE FROM auth_tokens WHERE user_id = $1 AND expires_at <= $2",
-    [ST_TOKENS_REVOKE_USER] = "DELETE FROM auth_tokens WHERE user_id = $1",
-    [ST_SET_LAST_LOGIN] = "UPDATE users SET last_login = $2 WHERE id = $1",
-    [ST_TOKEN_USER] = USER_COLS " JOIN auth_tokens t ON t.user_id = u.id"
-                                " WHERE t.token_hash = $1 AND t.expires_at > $2 AND u.is_active",
-    [ST_TOKEN_DELETE] = "DELETE FROM auth_tokens WHERE token_hash = $1",
-    [ST_INV_EXPIRE_EMAIL] = "UPDATE teacher_invitations SET status = 'expired'"
-                            " WHERE email_key = $1 AND status = 'pending' AND expires_at <= $2",
-    [ST_EMAIL_HAS_ACCOUNT] = "SELECT EXISTS (SELECT 1 FROM users WHERE email_key = $1)::int",
-    [ST_INV_INSERT] = "INSERT INTO teacher_invitations (inviter_id, email, email_key, token_hash,"
-                      " status, created_at, expires_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6)"
-                      " RETURNING id",
-    [ST_INV_BY_ID] = INV_COLS " WHERE i.id = $1",
-    [ST_INV_LIST] = INV_COLS " WHERE $1 = 0 OR i.inviter_id = $1 ORDER BY i.id DESC LIMIT 1000",
-    [ST_INV_RESEND] = "UPDATE teacher_invitations SET token_hash = $2, status = 'pending',"
-                      " expires_at = $3 WHERE id = $1 AND status IN ('pending', 'expired')",
-    [ST_INV_REVOKE] = "UPDATE teacher_invitations SET status = 'revoked'"
-                      " WHERE id = $1 AND status = 'pending' AND expires_at > $2",
-    [ST_INV_BY_TOKEN] = "SELECT status, (expires_at <= $2)::int, email_key FROM teacher_invitations"
-                        " WHERE token_hash = $1",
-    [ST_INV_ACCEPT] = "UPDATE teacher_invitations SET status = 'accepted', accepted_at = $3,"
-                      " accepted_by = $2 WHERE token_hash = $1 AND status = 'pending'"
-                      " AND expires_at > $3 AND email_key = $4",
-    [ST_PROFILE_TEACHER] = "UPDATE profiles SET role = 'teacher', can_invite_teachers = false"
-                           " WHERE user_id = $1",
-    [ST_INV_EMAIL_KEY] = "SELECT email_key FROM teacher_invitations WHERE id = $1",
-    [ST_USER_EMAIL_KEY] = "SELECT email_key FROM users WHERE id = $1",
-    [ST_RATE_HIT] = "INSERT INTO rate_limits AS r (key, window_start, count) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (key) DO UPDATE SET"
-                    " count = CASE WHEN r.window_start = excluded.window_start"
-                    " THEN r.count + excluded.count ELSE excluded.count END,"
-                    " window_start = excluded.window_start RETURNING count",
-    [ST_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"
-                     " WHERE key = $1 AND window_start = $2), 0)",
-    [ST_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(" RS_STR(MIGRATION_LOCK) ")",
-    [ST_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = $1",
-    [ST_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at)"
-                            " VALUES ($1, $2, now())",
+/* Added to the URL unless it sets them: bounded connects, dead peers noticed. */
+static const char *const url_defaults[][2] = {
+    {"connect_timeout", "2"},
+    {"tcp_user_timeout", "5000"},
+    {"keepalives", "1"},
+    {"keepalives_idle", "5"},
+    {"keepalives_interval", "2"},
+    {"keepalives_count", "3"},
 };
 
-static const char sql_migrations_table[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-    " name text NOT NULL, applied_at timestamptz NOT NULL)";
+/* Timestamps leave the database as fixed-width RFC 3339 UTC text, as in SQLite. */
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-static bool
-before(const struct timespec *a, const struct timespec *b)
+const char *const store_pg_sql[] = {
+    [STMT_BEGIN] = "BEGIN",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_HAS_MIGRATIONS] =
+        "SELECT count(*) FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'",
+    [STMT_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations"
+                              " (version integer PRIMARY KEY, name text NOT NULL,"
+                              " applied_at timestamptz NOT NULL)",
+    [STMT_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(7263001)",
+    SQL_COMMON,
+};
+static_assert(sizeof(store_pg_sql) / sizeof(store_pg_sql[0]) == STMT_COUNT_,
+    "store_pg_sql has one text per enum store_stmt");
+
+struct pg_store {
+	struct store base;
+	PGconn *conn; /* NULL while disconnected */
+	char *url;
+	bool prepared[STMT_COUNT_];
+	struct timespec retry_at; /* no connection attempt before this */
+	unsigned backoff_ms;      /* 0 after a success */
+	unsigned failures;        /* attempts failed since the last success */
+	bool ever_connected;
+	bool no_retry; /* the last failure is not worth another run (statement timeout) */
+};
+
+static struct pg_store *
+from(struct store *s)
 {
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+	return (struct pg_store *)s;
+}
+
+static long long
+ms_until(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+static struct timespec
+ms_from_now(unsigned ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	t.tv_sec += t.tv_nsec / 1000000000L;
+	t.tv_nsec %= 1000000000L;
+	return t;
 }
 
 static void
-log_unreachable(const PGconn *conn)
+one_line(char *msg, size_t size, const char *text)
 {
-	char msg[256];
-
-	snprintf(msg, sizeof(msg), "%s", conn != NULL ? PQerrorMessage(conn) : "out of memory");
+	snprintf(msg, size, "%s", text != NULL ? text : "out of memory");
 	msg[strcspn(msg, "\n")] = '\0';
-	log_msg(RS_LOG_WARNING, "postgresql unreachable: %s", msg);
 }
 
 /* Server notices ("relation already exists, skipping") go to the JSON log. */
@@ -136,52 +113,103 @@ on_notice(void *arg, const char *message)
 	char msg[256];
 
 	(void)arg;
-	snprintf(msg, sizeof(msg), "%s", message);
-	msg[strcspn(msg, "\n")] = '\0';
+	one_line(msg, sizeof(msg), message);
 	log_msg(RS_LOG_DEBUG, "postgresql notice: %s", msg);
 }
 
-/* (Re)connects when needed, no more often than the backoff allows. */
-static bool
-connected(struct pg_store *s)
+static void
+drop(struct pg_store *s)
 {
-	struct timespec now;
-	PGresult *r;
-
-	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
-		return true;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (s->conn != NULL && before(&now, &s->retry_at))
-		return false;
 	PQfinish(s->conn);
+	s->conn = NULL;
 	memset(s->prepared, 0, sizeof(s->prepared));
-	s->conn = PQconnectdb(s->url);
-	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK) {
-		PQsetNoticeProcessor(s->conn, on_notice, NULL);
-		r = PQexec(s->conn, "SET statement_timeout = " RS_STR(STATEMENT_TIMEOUT_MS));
-		PQclear(r);
-		if (s->backoff_ms != 0 || s->ever_connected) {
-			log_msg(RS_LOG_INFO, "postgresql connection re-established");
-			metrics_db(METRICS_DB_RECONNECT);
-		}
-		s->ever_connected = true;
-		s->backoff_ms = 0;
-		return true;
+}
+
+/* Gives up on the connection; the next call reconnects after the first backoff step. */
+static enum store_status
+lost(struct pg_store *s, const char *why)
+{
+	log_msg(RS_LOG_WARNING, "postgresql connection lost: %s", why);
+	metrics_db(METRICS_DB_UNAVAILABLE);
+	drop(s);
+	s->backoff_ms = BACKOFF_MIN_MS;
+	s->retry_at = ms_from_now(s->backoff_ms);
+	return STORE_UNAVAILABLE;
+}
+
+/* Waits for `events` on the socket until `end`: 1 ready, 0 deadline passed, -1 error. */
+static int
+wait_socket(struct pg_store *s, short events, const struct timespec *end)
+{
+	struct pollfd p = {.fd = PQsocket(s->conn), .events = events};
+	long long left;
+	int rc;
+
+	do {
+		left = ms_until(end);
+		if (left < 0)
+			return 0;
+		rc = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+	} while ((rc < 0 && errno == EINTR) || (rc == 0 && ms_until(end) > 0));
+	return rc < 0 ? -1 : rc > 0;
+}
+
+/*
+ * Flushes what was sent and collects its results within the deadline: the
+ * first failed result, else the last one. STORE_UNAVAILABLE (connection
+ * dropped) when the server does not answer in time or the socket fails.
+ */
+static enum store_status
+await(struct pg_store *s, PGresult **out)
+{
+	struct timespec end =
+	    ms_from_now(s->base.deadline_ms != 0 ? s->base.deadline_ms : DEADLINE_MS);
+	PGresult *r, *keep = NULL;
+	int fl, w = 1;
+
+	*out = NULL;
+	while (w > 0 && (fl = PQflush(s->conn)) != 0) {
+		if (fl < 0)
+			w = -1;
+		else if ((w = wait_socket(s, POLLIN | POLLOUT, &end)) > 0 &&
+		         !PQconsumeInput(s->conn))
+			w = -1;
 	}
-	s->backoff_ms = s->backoff_ms == 0 ? BACKOFF_MIN_MS : s->backoff_ms * 2;
-	if (s->backoff_ms > BACKOFF_MAX_MS)
-		s->backoff_ms = BACKOFF_MAX_MS;
-	s->retry_at = now;
-	s->retry_at.tv_nsec += (long)(s->backoff_ms % 1000) * 1000000L;
-	s->retry_at.tv_sec += s->backoff_ms / 1000 + s->retry_at.tv_nsec / 1000000000L;
-	s->retry_at.tv_nsec %= 1000000000L;
-	log_unreachable(s->conn);
-	return false;
+	for (;;) {
+		while (w > 0 && PQisBusy(s->conn))
+			if ((w = wait_socket(s, POLLIN, &end)) > 0 && !PQconsumeInput(s->conn))
+				w = -1;
+		if (w <= 0 || (r = PQgetResult(s->conn)) == NULL)
+			break;
+		if (keep == NULL || (PQresultStatus(r) == PGRES_FATAL_ERROR &&
+		                        PQresultStatus(keep) != PGRES_FATAL_ERROR)) {
+			PQclear(keep);
+			keep = r;
+		} else {
+			PQclear(r);
+		}
+	}
+	if (w <= 0) {
+		PQclear(keep);
+		return lost(s, w == 0 ? "no answer within the deadline" : "socket error");
+	}
+	*out = keep;
+	return STORE_OK;
+}
+
+/* Sends `sql` (no parameters) and waits for its results; for setup and migrations. */
+static enum store_status
+send_simple(struct pg_store *s, const char *sql, PGresult **out)
+{
+	*out = NULL;
+	if (!PQsendQuery(s->conn, sql))
+		return lost(s, "cannot send");
+	return await(s, out);
 }
 
 /* Translates a result; logs what is not the caller's problem. */
 static enum store_status
-map_res(struct pg_store *s, const PGresult *r)
+classify(struct pg_store *s, const PGresult *r)
 {
 	ExecStatusType es = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -190,11 +218,8 @@ map_res(struct pg_store *s, const PGresult *r)
 	if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK)
 		return STORE_OK;
 	if (PQstatus(s->conn) != CONNECTION_OK || state == NULL || strncmp(state, "08", 2) == 0 ||
-	    strncmp(state, "57P", 3) == 0) {
-		log_msg(RS_LOG_WARNING, "postgresql connection lost");
-		metrics_db(METRICS_DB_UNAVAILABLE);
-		return STORE_UNAVAILABLE;
-	}
+	    strncmp(state, "57P", 3) == 0)
+		return lost(s, state != NULL ? state : "no result");
 	if (strcmp(state, "23505") == 0 && cons != NULL) {
 		if (strcmp(cons, "users_username_key") == 0)
 			return STORE_CONFLICT_USERNAME;
@@ -205,6 +230,7 @@ map_res(struct pg_store *s, const PGresult *r)
 	}
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 	    strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0) {
+		s->no_retry = strcmp(state, "57014") == 0; /* a timeout would time out again */
 		metrics_db(METRICS_DB_BUSY);
 		return STORE_BUSY; /* serialization, deadlock, lock or statement timeout */
 	}
@@ -214,518 +240,275 @@ map_res(struct pg_store *s, const PGresult *r)
 	return STORE_ERROR;
 }
 
-/*
- * Runs statement `id` with text parameters; `*out` gets the result (free with
- * PQclear) when STORE_OK.
- */
-enum store_status
-store_pg_run(struct pg_store *s, enum stmt id, int n, const char *const *params, PGresult **out)
+/* A new connection's settings, within the deadline. */
+static bool
+set_up(struct pg_store *s)
 {
-	char name[16];
-	PGresult *r;
+	PGresult *r = NULL;
 	enum store_status st;
 
+	PQsetNoticeProcessor(s->conn, on_notice, NULL);
+	if (PQsetnonblocking(s->conn, 1) != 0)
+		return false;
+	st = send_simple(s, "SET statement_timeout = " RS_STR(STATEMENT_TIMEOUT_MS), &r);
+	if (st == STORE_OK)
+		st = classify(s, r);
+	PQclear(r);
+	return st == STORE_OK && s->conn != NULL;
+}
+
+/* A failed attempt: the next one waits twice as long; logged once per backoff step. */
+static void
+backoff(struct pg_store *s)
+{
+	unsigned prev = s->backoff_ms;
+	char msg[256];
+
+	s->failures++;
+	s->backoff_ms = prev == 0 ? BACKOFF_MIN_MS : prev * 2;
+	if (s->backoff_ms > BACKOFF_MAX_MS)
+		s->backoff_ms = BACKOFF_MAX_MS;
+	s->retry_at = ms_from_now(s->backoff_ms);
+	if (s->backoff_ms != prev) {
+		one_line(msg, sizeof(msg),
+		    s->conn != NULL ? PQerrorMessage(s->conn) : "no answer to the session setup");
+		log_msg(RS_LOG_WARNING, "postgresql unreachable: %s (attempt %u; next in %u ms%s)",
+		    msg, s->failures, s->backoff_ms,
+		    s->backoff_ms == BACKOFF_MAX_MS ? ", then every 2 s unlogged" : "");
+	}
+	drop(s);
+}
+
+/* (Re)connects when needed, no more often than the backoff allows. */
+static bool
+connected(struct pg_store *s)
+{
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+		return true;
+	drop(s);
+	if (s->backoff_ms != 0 && ms_until(&s->retry_at) > 0)
+		return false;
+	metrics_db(METRICS_DB_CONNECT_ATTEMPT);
+	s->conn = PQconnectdb(s->url);
+	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK || !set_up(s)) {
+		backoff(s);
+		return false;
+	}
+	if (s->failures != 0 || s->ever_connected) {
+		log_msg(RS_LOG_INFO, "postgresql connection established after %u failed attempt(s)",
+		    s->failures);
+		metrics_db(METRICS_DB_RECONNECT);
+	}
+	s->ever_connected = true;
+	s->backoff_ms = 0;
+	s->failures = 0;
+	return true;
+}
+
+/* Runs statement `id`; `*out` gets its result (PQclear it) on STORE_OK. */
+static enum store_status
+run(struct pg_store *s, enum store_stmt id, const struct store_arg *args, int n, PGresult **out)
+{
+	char name[16], ints[MAX_ARGS][24];
+	const char *values[MAX_ARGS];
+	PGresult *r = NULL;
+	enum store_status st;
+
+	assert(n <= MAX_ARGS);
 	*out = NULL;
 	if (!connected(s))
 		return STORE_UNAVAILABLE;
 	snprintf(name, sizeof(name), "s%d", (int)id);
 	if (!s->prepared[id]) {
-		r = PQprepare(s->conn, name, sql_text[id], 0, NULL);
-		st = map_res(s, r);
+		if (!PQsendPrepare(s->conn, name, store_pg_sql[id], 0, NULL))
+			return lost(s, "cannot send");
+		st = await(s, &r);
+		if (st == STORE_OK)
+			st = classify(s, r);
 		PQclear(r);
 		if (st != STORE_OK)
 			return st;
 		s->prepared[id] = true;
 	}
-	r = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
-	st = map_res(s, r);
-	if (st != STORE_OK) {
-		PQclear(r);
-		return st;
+	for (int i = 0; i < n; i++) {
+		values[i] = args[i].type == ARG_TEXT ? args[i].text : ints[i];
+		if (args[i].type == ARG_INT)
+			snprintf(ints[i], sizeof(ints[i]), "%lld", (long long)args[i].i);
+		else if (args[i].type == ARG_BOOL)
+			snprintf(ints[i], sizeof(ints[i]), "%s", args[i].i ? "true" : "false");
+		else if (args[i].type == ARG_NULL)
+			values[i] = NULL;
 	}
-	*out = r;
-	return STORE_OK;
+	if (!PQsendQueryPrepared(s->conn, name, n, values, NULL, NULL, 0))
+		return lost(s, "cannot send");
+	st = await(s, &r);
+	if (st == STORE_OK)
+		st = classify(s, r);
+	if (st != STORE_OK)
+		PQclear(r);
+	else
+		*out = r;
+	return st;
 }
 
-/* Runs a statement whose result is not needed; `*changed` gets the row count. */
-enum store_status
-store_pg_exec(struct pg_store *s, enum stmt id, int n, const char *const *params, int *changed)
+static enum store_status
+pgd_query(struct store *base, enum store_stmt id, const struct store_arg *args, int n,
+    store_row_fn fn, void *arg)
 {
 	PGresult *r = NULL;
-	enum store_status st = store_pg_run(s, id, n, params, &r);
+	enum store_status st = run(from(base), id, args, n, &r);
+	struct store_row row = {&store_pg_driver, r, 0};
 
-	if (st == STORE_OK && changed != NULL)
-		*changed = atoi(PQcmdTuples(r));
+	for (; st == STORE_OK && row.index < PQntuples(r); row.index++)
+		st = fn(&row, arg);
 	PQclear(r);
 	return st;
 }
 
-/* Runs `body` in a transaction, retrying serialization failures and deadlocks. */
-enum store_status
-store_pg_tx(struct pg_store *s, enum store_status (*body)(struct pg_store *, void *), void *arg)
+static enum store_status
+pgd_exec(
+    struct store *base, enum store_stmt id, const struct store_arg *args, int n, int64_t *changed)
 {
-	enum store_status st = STORE_BUSY;
+	PGresult *r = NULL;
+	enum store_status st = run(from(base), id, args, n, &r);
 
-	for (int attempt = 0; attempt < TX_ATTEMPTS && st == STORE_BUSY; attempt++) {
-		st = store_pg_exec(s, ST_BEGIN, 0, NULL, NULL);
-		if (st != STORE_OK)
-			continue;
-		st = body(s, arg);
-		if (st == STORE_OK)
-			st = store_pg_exec(s, ST_COMMIT, 0, NULL, NULL);
-		if (st != STORE_OK && PQstatus(s->conn) == CONNECTION_OK &&
-		    PQtransactionStatus(s->conn) != PQTRANS_IDLE &&
-		    store_pg_exec(s, ST_ROLLBACK, 0, NULL, NULL) != STORE_OK)
-			log_msg(RS_LOG_ERROR, "postgresql rollback failed");
-	}
+	if (st == STORE_OK && changed != NULL)
+		*changed = strtoll(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
 	return st;
 }
 
-static void pg_close(struct store *base);
+static enum store_status
+pgd_script(struct store *base, const char *sql)
+{
+	struct pg_store *s = from(base);
+	PGresult *r = NULL;
+	enum store_status st = connected(s) ? send_simple(s, sql, &r) : STORE_UNAVAILABLE;
+
+	if (st == STORE_OK)
+		st = classify(s, r);
+	PQclear(r);
+	return st;
+}
 
 static enum store_status
-pg_open(const char *rest, enum store_open_mode mode, struct store **out)
+pgd_begin(struct store *base)
 {
-	struct pg_store *s = calloc(1, sizeof(*s));
-	/* Connecting blocks the calling thread (an I/O thread for /readyz and
-	 * token checks): bound it unless the URL says otherwise. */
-	const char *bound = strstr(rest, "connect_timeout=") != NULL ? ""
-	                    : strchr(rest, '?') != NULL
-	                        ? "&connect_timeout=" RS_STR(CONNECT_TIMEOUT_S)
-	                        : "?connect_timeout=" RS_STR(CONNECT_TIMEOUT_S);
-	size_t n = strlen("postgresql:") + strlen(rest) + strlen(bound) + 1;
+	from(base)->no_retry = false;
+	return pgd_exec(base, STMT_BEGIN, NULL, 0, NULL);
+}
 
-	(void)mode; /* the database itself is made by its administrator */
-	if (s == NULL || (s->url = malloc(n)) == NULL) {
-		free(s);
-		return STORE_ERROR;
+/* COMMIT of a transaction that failed answers "ROLLBACK": never report that as success. */
+static enum store_status
+pgd_commit(struct store *base)
+{
+	PGresult *r = NULL;
+	enum store_status st = run(from(base), STMT_COMMIT, NULL, 0, &r);
+
+	if (st == STORE_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		log_msg(RS_LOG_ERROR, "postgresql: COMMIT answered %s", PQcmdStatus(r));
+		st = STORE_ERROR;
 	}
-	snprintf(s->url, n, "postgresql:%s%s", rest, bound);
-	s->base.ops = &store_postgres_ops;
-	if (!connected(s)) {
-		pg_close(&s->base);
-		return STORE_UNAVAILABLE;
-	}
-	*out = &s->base;
-	return STORE_OK;
+	PQclear(r);
+	return st;
 }
 
 static void
-pg_close(struct store *base)
+pgd_rollback(struct store *base)
 {
-	struct pg_store *s = store_pg_from(base);
+	struct pg_store *s = from(base);
+
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(s->conn) != PQTRANS_IDLE &&
+	    pgd_exec(base, STMT_ROLLBACK, NULL, 0, NULL) != STORE_OK)
+		log_msg(RS_LOG_ERROR, "postgresql rollback failed");
+}
+
+/* Serialization failures, deadlocks and lock timeouts: the transaction runs again. */
+static bool
+pgd_retryable(struct store *base, enum store_status st)
+{
+	return st == STORE_BUSY && !from(base)->no_retry;
+}
+
+static const char *
+pgd_text(const struct store_row *r, int col)
+{
+	return PQgetisnull(r->res, r->index, col) ? NULL : PQgetvalue(r->res, r->index, col);
+}
+
+static int64_t
+pgd_int64(const struct store_row *r, int col)
+{
+	return strtoll(PQgetvalue(r->res, r->index, col), NULL, 10);
+}
+
+static bool
+pgd_boolean(const struct store_row *r, int col)
+{
+	const char *v = PQgetvalue(r->res, r->index, col);
+
+	return v[0] == 't' || (v[0] >= '1' && v[0] <= '9');
+}
+
+static bool
+has_param(const char *url, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *p = strchr(url, '?'); p != NULL; p = strchr(p + 1, '&'))
+		if (strncmp(p + 1, key, n) == 0 && p[1 + n] == '=')
+			return true;
+	return false;
+}
+
+/* "postgresql:" + `rest` + each of url_defaults the URL does not set. */
+static char *
+full_url(const char *rest)
+{
+	size_t size = strlen("postgresql:") + strlen(rest) + 1, len;
+	char *url;
+
+	for (size_t i = 0; i < sizeof(url_defaults) / sizeof(url_defaults[0]); i++)
+		size += strlen(url_defaults[i][0]) + strlen(url_defaults[i][1]) + 2;
+	url = xmalloc(size);
+	len = (size_t)snprintf(url, size, "postgresql:%s", rest);
+	for (size_t i = 0; i < sizeof(url_defaults) / sizeof(url_defaults[0]); i++)
+		if (!has_param(url, url_defaults[i][0]))
+			len += (size_t)snprintf(url + len, size - len, "%c%s=%s",
+			    strchr(url, '?') != NULL ? '&' : '?', url_defaults[i][0],
+			    url_defaults[i][1]);
+	return url;
+}
+
+static void
+pgd_close(struct store *base)
+{
+	struct pg_store *s = from(base);
 
 	PQfinish(s->conn);
 	free(s->url);
 	free(s);
 }
 
-/* A one-row, one-integer query. */
-enum store_status
-store_pg_query_int(struct pg_store *s, enum stmt id, int n, const char *const *params, int *out)
+static enum store_status
+pgd_open(const char *rest, enum store_open_mode mode, struct store **out)
 {
-	PGresult *r = NULL;
-	enum store_status st = store_pg_run(s, id, n, params, &r);
+	struct pg_store *s = xcalloc(1, sizeof(*s));
 
-	if (st == STORE_OK) {
-		if (PQntuples(r) == 1)
-			*out = atoi(PQgetvalue(r, 0, 0));
-		else
-			st = STORE_NOT_FOUND;
+	/* The database itself is made by its administrator: CREATE is EXISTING. */
+	s->base.drv = &store_pg_driver;
+	s->url = full_url(rest);
+	if (!connected(s) && mode != STORE_OPEN_LAZY) {
+		pgd_close(&s->base);
+		return STORE_UNAVAILABLE;
 	}
-	PQclear(r);
-	return st;
-}
-
-static enum store_status
-pg_applied_version(struct store *base, int *out)
-{
-	struct pg_store *s = store_pg_from(base);
-	enum store_status st;
-	int has = 0;
-
-	*out = 0;
-	st = store_pg_query_int(s, ST_HAS_MIGRATIONS, 0, NULL, &has);
-	if (st != STORE_OK || has == 0)
-		return st;
-	return store_pg_query_int(s, ST_APPLIED_VERSION, 0, NULL, out);
-}
-
-struct apply_args {
-	const struct store_migration *m;
-	bool did;
-};
-
-/* Migrations run one transaction each under an advisory lock, so two
- * processes migrating at once apply each version exactly once. */
-static enum store_status
-apply_body(struct pg_store *s, void *arg)
-{
-	struct apply_args *a = arg;
-	char ver[24];
-	const char *params[2] = {ver, a->m->name};
-	enum store_status st = store_pg_exec(s, ST_MIGRATION_LOCK, 0, NULL, NULL);
-	PGresult *r;
-	int seen = 0;
-
-	a->did = false;
-	store_pg_fmt_id(ver, a->m->version);
-	if (st != STORE_OK)
-		return st;
-	r = PQexec(s->conn, sql_migrations_table);
-	st = map_res(s, r);
-	PQclear(r);
-	if (st != STORE_OK)
-		return st;
-	st = store_pg_query_int(s, ST_MIGRATION_APPLIED, 1, params, &seen);
-	if (st == STORE_OK)
-		return STORE_OK; /* another process got there first */
-	if (st != STORE_NOT_FOUND)
-		return st;
-	r = PQexec(s->conn, a->m->sql);
-	st = map_res(s, r);
-	PQclear(r);
-	if (st == STORE_OK)
-		st = store_pg_exec(s, ST_MIGRATION_RECORD, 2, params, NULL);
-	a->did = st == STORE_OK;
-	return st;
-}
-
-static enum store_status
-pg_apply(struct store *base, const struct store_migration *m, bool *did)
-{
-	struct apply_args a = {m, false};
-	enum store_status st = store_pg_tx(store_pg_from(base), apply_body, &a);
-
-	*did = st == STORE_OK && a.did;
-	return st;
-}
-
-static enum store_status
-pg_user_keys_taken(struct store *base, const char *username_key, const char *email_key)
-{
-	const char *params[2] = {username_key, email_key};
-	PGresult *r = NULL;
-	enum store_status st = store_pg_run(store_pg_from(base), ST_KEYS_TAKEN, 2, params, &r);
-
-	if (st == STORE_OK && PQntuples(r) == 1) {
-		if (atoi(PQgetvalue(r, 0, 0)) != 0)
-			st = STORE_CONFLICT_USERNAME;
-		else if (atoi(PQgetvalue(r, 0, 1)) != 0)
-			st = STORE_CONFLICT_EMAIL;
-	}
-	PQclear(r);
-	return st;
-}
-
-static bool
-val_bool(const PGresult *r, int row, int col)
-{
-	return PQgetvalue(r, row, col)[0] == 't';
-}
-
-/* Reads a USER_COLS row; the hash only when `hash` is not NULL. */
-static enum store_status
-read_user(const PGresult *r, int row, struct store_user *u, char **hash)
-{
-	u->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-	u->username = store_pg_dup(r, row, 1);
-	u->email = store_pg_dup(r, row, 2);
-	u->date_joined = store_pg_dup(r, row, 3);
-	u->last_login = store_pg_dup(r, row, 4);
-	u->is_active = val_bool(r, row, 5);
-	u->is_admin = val_bool(r, row, 6);
-	u->role = store_pg_dup(r, row, 7);
-	u->bio = store_pg_dup(r, row, 8);
-	u->can_invite_teachers = val_bool(r, row, 9);
-	if (hash != NULL)
-		*hash = store_pg_dup(r, row, 10);
-	if (u->username == NULL || u->email == NULL || u->date_joined == NULL || u->role == NULL ||
-	    u->bio == NULL || (hash != NULL && *hash == NULL))
-		return STORE_ERROR;
+	*out = &s->base;
 	return STORE_OK;
 }
 
-static enum store_status
-user_get_one(struct pg_store *s, enum stmt id, const char *key, struct store_user *out, char **hash)
-{
-	PGresult *r = NULL;
-	enum store_status st = store_pg_run(s, id, 1, &key, &r);
-
-	if (st == STORE_OK)
-		st = PQntuples(r) == 1 ? read_user(r, 0, out, hash) : STORE_NOT_FOUND;
-	PQclear(r);
-	return st;
-}
-
-static enum store_status
-pg_user_get(
-    struct store *base, const struct store_user_ref *ref, struct store_user *out, char **hash)
-{
-	struct pg_store *s = store_pg_from(base);
-	enum store_status st;
-	char id[24];
-
-	store_pg_fmt_id(id, ref->id);
-	if (ref->id > 0)
-		st = user_get_one(s, ST_USER_BY_ID, id, out, hash);
-	else if (ref->username_key != NULL)
-		st = user_get_one(s, ST_USER_BY_USERNAME, ref->username_key, out, hash);
-	else
-		st = STORE_NOT_FOUND;
-	/* By username first, then by email (login takes either). */
-	if (st == STORE_NOT_FOUND && ref->id <= 0 && ref->email_key != NULL)
-		st = user_get_one(s, ST_USER_BY_EMAIL, ref->email_key, out, hash);
-	if (st != STORE_OK) {
-		store_user_clear(out);
-		if (hash != NULL) {
-			free(*hash);
-			*hash = NULL;
-		}
-	}
-	return st;
-}
-
-static enum store_status
-pg_user_list(struct store *base, struct store_users *out)
-{
-	PGresult *r = NULL;
-	enum store_status st = store_pg_run(store_pg_from(base), ST_USER_ALL, 0, NULL, &r);
-	int rows = st == STORE_OK ? PQntuples(r) : 0;
-
-	if (st == STORE_OK && rows > 0) {
-		out->items = calloc((size_t)rows, sizeof(*out->items));
-		if (out->items == NULL)
-			st = STORE_ERROR;
-	}
-	for (int i = 0; st == STORE_OK && i < rows; i++) {
-		out->n++;
-		st = read_user(r, i, &out->items[i], NULL);
-	}
-	PQclear(r);
-	if (st != STORE_OK)
-		store_users_clear(out);
-	return st;
-}
-
-struct create_args {
-	const struct store_new_user *in;
-	char joined[64];
-	int64_t id;
-	enum store_invite_why *why;
-};
-
-static enum store_status
-create_body(struct pg_store *s, void *arg)
-{
-	struct create_args *a = arg;
-	const struct store_new_user *in = a->in;
-	const char *user[7] = {in->username, in->username_key, in->email, in->email_key,
-	    in->password_hash, in->is_admin ? "true" : "false", a->joined};
-	char id[24];
-	const char *profile[4] = {
-	    id, in->role, in->bio, in->can_invite_teachers ? "true" : "false"};
-	PGresult *r = NULL;
-	enum store_status st = store_pg_run(s, ST_USER_INSERT, 7, user, &r);
-
-	if (st == STORE_OK)
-		a->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	if (st != STORE_OK)
-		return st;
-	store_pg_fmt_id(id, a->id);
-	st = store_pg_exec(s, ST_PROFILE_INSERT, 4, profile, NULL);
-	if (st != STORE_OK || in->invitation_hash == NULL)
-		return st;
-	return store_pg_accept_locked(s, in->invitation_hash, a->id, in->email_key, a->why);
-}
-
-static enum store_status
-pg_user_create(struct store *base, const struct store_new_user *in, struct store_user *out,
-    enum store_invite_why *why)
-{
-	struct create_args a = {.in = in, .why = why};
-	enum store_status st;
-
-	store_time_rfc3339(0, a.joined);
-	st = store_pg_tx(store_pg_from(base), create_body, &a);
-	return st == STORE_OK ? store_user_from_new(in, a.id, a.joined, out) : st;
-}
-
-struct update_args {
-	int64_t id;
-	const struct store_user_update *u;
-};
-
-static enum store_status
-set_field(struct pg_store *s, enum stmt id, const char *key, const char *value)
-{
-	const char *params[2] = {key, value};
-
-	return store_pg_exec(s, id, 2, params, NULL);
-}
-
-static enum store_status
-update_body(struct pg_store *s, void *arg)
-{
-	struct update_args *a = arg;
-	const struct store_user_update *u = a->u;
-	char id[24];
-	const char *params[3] = {id, u->password_hash, u->expect_hash};
-	int found = 0, changed = 0;
-	enum store_status st;
-
-	store_pg_fmt_id(id, a->id);
-	st = store_pg_query_int(s, ST_USER_EMAIL_KEY, 1, params, &found); /* exists? */
-	if (st == STORE_OK && u->bio != NULL)
-		st = set_field(s, ST_SET_BIO, id, u->bio);
-	if (st == STORE_OK && u->role != NULL)
-		st = set_field(s, ST_SET_ROLE, id, u->role);
-	if (st == STORE_OK && u->can_invite_teachers >= 0)
-		st = set_field(s, ST_SET_CAN_INVITE, id, u->can_invite_teachers ? "true" : "false");
-	if (st == STORE_OK && u->is_admin >= 0)
-		st = set_field(s, ST_SET_ADMIN, id, u->is_admin ? "true" : "false");
-	if (st == STORE_OK && u->is_active >= 0)
-		st = set_field(s, ST_SET_ACTIVE, id, u->is_active ? "true" : "false");
-	if (st == STORE_OK && u->password_hash != NULL && u->expect_hash != NULL) {
-		st = store_pg_exec(s, ST_REHASH, 3, params, &changed);
-		if (st == STORE_OK && changed != 1)
-			st = STORE_CONFLICT;
-	} else if (st == STORE_OK && u->password_hash != NULL) {
-		st = set_field(s, ST_SET_PASSWORD, id, u->password_hash);
-	}
-	/* A new password or a deactivation ends every session. */
-	if (st == STORE_OK &&
-	    ((u->password_hash != NULL && u->expect_hash == NULL) || u->is_active == 0))
-		st = store_pg_exec(s, ST_TOKENS_REVOKE_USER, 1, params, NULL);
-	return st;
-}
-
-static enum store_status
-pg_user_update(struct store *base, int64_t id, const struct store_user_update *u)
-{
-	struct update_args a = {id, u};
-
-	return store_pg_tx(store_pg_from(base), update_body, &a);
-}
-
-static enum store_status
-delete_body(struct pg_store *s, void *arg)
-{
-	char id[24];
-	const char *params[1] = {id};
-	int changed = 0;
-	enum store_status st;
-
-	store_pg_fmt_id(id, *(int64_t *)arg);
-	st = store_pg_exec(s, ST_USER_DELETE, 1, params, &changed);
-	return st == STORE_OK && changed == 0 ? STORE_NOT_FOUND : st;
-}
-
-static enum store_status
-pg_user_delete(struct store *base, int64_t id)
-{
-	return store_pg_tx(store_pg_from(base), delete_body, &id);
-}
-
-struct token_args {
-	int64_t user_id;
-	const char *token_hash;
-	char now[64];
-	char *expires;
-};
-
-static enum store_status
-token_body(struct pg_store *s, void *arg)
-{
-	struct token_args *a = arg;
-	char id[24];
-	const char *purge[2] = {id, a->now};
-	const char *insert[4] = {id, a->token_hash, a->now, a->expires};
-	enum store_status st;
-
-	store_pg_fmt_id(id, a->user_id);
-	st = store_pg_exec(s, ST_TOKENS_PURGE, 2, purge, NULL);
-	if (st == STORE_OK)
-		st = store_pg_exec(s, ST_TOKEN_INSERT, 4, insert, NULL);
-	if (st == STORE_OK)
-		st = store_pg_exec(s, ST_SET_LAST_LOGIN, 2, purge, NULL);
-	return st;
-}
-
-static enum store_status
-pg_token_create(struct store *base, int64_t user_id, const char *token_hash, long long ttl_s,
-    char expires_at[64])
-{
-	struct token_args a = {.user_id = user_id, .token_hash = token_hash, .expires = expires_at};
-
-	store_time_rfc3339(0, a.now);
-	store_time_rfc3339(ttl_s, expires_at);
-	return store_pg_tx(store_pg_from(base), token_body, &a);
-}
-
-static enum store_status
-pg_token_user(struct store *base, const char *token_hash, struct store_user *out)
-{
-	char now[64];
-	const char *params[2] = {token_hash, now};
-	PGresult *r = NULL;
-	enum store_status st;
-
-	store_time_rfc3339(0, now);
-	st = store_pg_run(store_pg_from(base), ST_TOKEN_USER, 2, params, &r);
-	if (st == STORE_OK)
-		st = PQntuples(r) == 1 ? read_user(r, 0, out, NULL) : STORE_NOT_FOUND;
-	PQclear(r);
-	return st;
-}
-
-static enum store_status
-pg_token_revoke(struct store *base, const char *token_hash)
-{
-	/* One statement is its own transaction. */
-	return store_pg_exec(store_pg_from(base), ST_TOKEN_DELETE, 1, &token_hash, NULL);
-}
-
-static enum store_status
-pg_rate_count(struct store *base, const char *key, long long start, int add, long long *count)
-{
-	char window[24], n[24];
-	const char *params[3] = {key, window, n};
-	PGresult *r = NULL;
-	enum store_status st;
-
-	store_pg_fmt_id(window, start);
-	store_pg_fmt_id(n, add);
-	/* One statement is its own transaction; the upsert is atomic. */
-	st = store_pg_run(
-	    store_pg_from(base), add > 0 ? ST_RATE_HIT : ST_RATE_READ, add > 0 ? 3 : 2, params, &r);
-	if (st == STORE_OK && PQntuples(r) == 1)
-		*count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return st;
-}
-
-const struct store_ops store_postgres_ops = {
+const struct store_driver store_pg_driver = {
     .scheme = "postgresql:",
     .migrations = store_migrations_postgres,
-    .open = pg_open,
-    .close = pg_close,
-    .applied_version = pg_applied_version,
-    .apply = pg_apply,
-    .user_keys_taken = pg_user_keys_taken,
-    .user_create = pg_user_create,
-    .user_get = pg_user_get,
-    .user_list = pg_user_list,
-    .user_update = pg_user_update,
-    .user_delete = pg_user_delete,
-    .token_create = pg_token_create,
-    .token_user = pg_token_user,
-    .token_revoke = pg_token_revoke,
-    .invite_create = store_pg_invite_create,
-    .invite_list = store_pg_invite_list,
-    .invite_resend = store_pg_invite_resend,
-    .invite_revoke = store_pg_invite_revoke,
-    .invite_accept = store_pg_invite_accept,
-    .rate_count = pg_rate_count,
+    STORE_DRIVER_FNS(pgd),
 };

@@ -1,14 +1,22 @@
-/* store.h dispatch: picks the backend by URL scheme and forwards each call. */
-#include "store/backend.h"
+/*
+ * The shared layer under store.h: picks the driver by URL scheme, runs every
+ * driver call through one place (fault injection for the contract suite, the
+ * transaction runner with its retries), and the helpers the operations share.
+ */
+#include "store/driver.h"
+#include "log.h"
+#include "xmalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_postgres_ops};
+static const struct store_driver *const backends[] = {&store_sqlite_driver, &store_pg_driver};
 
-static const struct store_ops *
+#define TX_ATTEMPTS 3
+
+static const struct store_driver *
 backend_for(const char *url)
 {
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
@@ -20,7 +28,7 @@ backend_for(const char *url)
 bool
 store_url_valid(const char *url)
 {
-	const struct store_ops *ops = backend_for(url);
+	const struct store_driver *ops = backend_for(url);
 
 	return ops != NULL && url[strlen(ops->scheme)] != '\0';
 }
@@ -78,7 +86,7 @@ store_status_str(enum store_status st)
 enum store_status
 store_open(const char *url, enum store_open_mode mode, struct store **out)
 {
-	const struct store_ops *ops = backend_for(url);
+	const struct store_driver *ops = backend_for(url);
 
 	*out = NULL;
 	if (ops == NULL)
@@ -90,151 +98,151 @@ void
 store_close(struct store *s)
 {
 	if (s != NULL)
-		s->ops->close(s);
+		s->drv->close(s);
+}
+
+void
+store_fault_after(struct store *s, unsigned n, enum store_status st)
+{
+	s->fault_after = n;
+	s->fault_st = st;
+	s->fault_fired = false;
+}
+
+bool
+store_fault_fired(const struct store *s)
+{
+	return s->fault_fired;
+}
+
+void
+store_set_deadline_ms(struct store *s, unsigned ms)
+{
+	s->deadline_ms = ms;
+}
+
+/* True when this call is the armed fault: the driver is then not called. */
+static bool
+faulted(struct store *s)
+{
+	if (s->fault_after == 0 || --s->fault_after != 0)
+		return false;
+	s->fault_fired = true;
+	return true;
 }
 
 enum store_status
-store_user_keys_taken(struct store *s, const char *username_key, const char *email_key)
+store_db_exec(
+    struct store *s, enum store_stmt id, const struct store_arg *args, int n, int64_t *changed)
 {
-	return s->ops->user_keys_taken(s, username_key, email_key);
+	if (changed != NULL)
+		*changed = 0;
+	if (faulted(s))
+		return s->fault_st;
+	return s->drv->exec(s, id, args, n, changed);
 }
 
 enum store_status
-store_user_create(struct store *s, const struct store_new_user *in, struct store_user *out,
-    enum store_invite_why *why)
+store_db_query(struct store *s, enum store_stmt id, const struct store_arg *args, int n,
+    store_row_fn fn, void *arg)
 {
-	memset(out, 0, sizeof(*out));
-	*why = STORE_INVITE_OK;
-	return s->ops->user_create(s, in, out, why);
+	if (faulted(s))
+		return s->fault_st;
+	return s->drv->query(s, id, args, n, fn, arg);
 }
 
 enum store_status
-store_user_get(struct store *s, const struct store_user_ref *ref, struct store_user *out)
+store_db_script(struct store *s, const char *sql)
 {
-	memset(out, 0, sizeof(*out));
-	return s->ops->user_get(s, ref, out, NULL);
+	if (faulted(s))
+		return s->fault_st;
+	return s->drv->script(s, sql);
+}
+
+struct one_args {
+	store_row_fn fn;
+	void *arg;
+	bool seen;
+};
+
+static enum store_status
+one_row(const struct store_row *r, void *arg)
+{
+	struct one_args *a = arg;
+
+	if (a->seen)
+		return STORE_OK; /* a unique key: cannot happen */
+	a->seen = true;
+	return a->fn(r, a->arg);
 }
 
 enum store_status
-store_user_credentials(struct store *s, const struct store_user_ref *ref, struct store_user *user,
-    char **password_hash)
+store_db_one(struct store *s, enum store_stmt id, const struct store_arg *args, int n,
+    store_row_fn fn, void *arg)
 {
-	memset(user, 0, sizeof(*user));
-	*password_hash = NULL;
-	return s->ops->user_get(s, ref, user, password_hash);
+	struct one_args a = {fn, arg, false};
+	enum store_status st = store_db_query(s, id, args, n, one_row, &a);
+
+	return st == STORE_OK && !a.seen ? STORE_NOT_FOUND : st;
 }
 
 enum store_status
-store_user_list(struct store *s, struct store_users *out)
+store_tx(struct store *s, store_tx_body body, void *arg)
 {
-	memset(out, 0, sizeof(*out));
-	return s->ops->user_list(s, out);
-}
+	enum store_status st = STORE_BUSY;
 
-enum store_status
-store_user_update(struct store *s, int64_t id, const struct store_user_update *u)
-{
-	return s->ops->user_update(s, id, u);
-}
-
-enum store_status
-store_user_delete(struct store *s, int64_t id)
-{
-	return s->ops->user_delete(s, id);
-}
-
-enum store_status
-store_token_create(
-    struct store *s, int64_t user_id, const char *token_hash, long long ttl_s, char expires_at[64])
-{
-	return s->ops->token_create(s, user_id, token_hash, ttl_s, expires_at);
-}
-
-enum store_status
-store_token_user(struct store *s, const char *token_hash, struct store_user *out)
-{
-	enum store_status st;
-
-	memset(out, 0, sizeof(*out));
-	st = s->ops->token_user(s, token_hash, out);
-	if (st != STORE_OK)
-		store_user_clear(out);
+	for (int attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
+		st = faulted(s) ? s->fault_st : s->drv->begin(s);
+		if (st == STORE_OK)
+			st = body(s, arg);
+		if (st == STORE_OK)
+			st = faulted(s) ? s->fault_st : s->drv->commit(s);
+		if (st == STORE_OK)
+			break;
+		s->drv->rollback(s);
+		if (!s->drv->retryable(s, st))
+			break;
+	}
 	return st;
 }
 
-enum store_status
-store_token_revoke(struct store *s, const char *token_hash)
+void *
+store_grow(void *items, size_t n, size_t *cap, size_t size)
 {
-	return s->ops->token_revoke(s, token_hash);
+	if (n < *cap)
+		return items;
+	*cap = *cap != 0 ? *cap * 2 : 16;
+	return xrealloc(items, *cap * size);
+}
+
+char *
+store_col_dup(const struct store_row *r, int col)
+{
+	return xstrdup_or_null(store_col_text(r, col));
 }
 
 enum store_status
-store_invite_create(struct store *s, int64_t inviter_id, const char *email, const char *email_key,
-    const char *token_hash, long long ttl_s, struct store_invitation *out)
+store_row_int(const struct store_row *r, void *out)
 {
-	memset(out, 0, sizeof(*out));
-	return s->ops->invite_create(s, inviter_id, email, email_key, token_hash, ttl_s, out);
-}
-
-enum store_status
-store_invite_list(struct store *s, int64_t inviter_id, struct store_invitations *out)
-{
-	memset(out, 0, sizeof(*out));
-	return s->ops->invite_list(s, inviter_id, out);
-}
-
-enum store_status
-store_invite_resend(struct store *s, int64_t id, int64_t inviter_id, const char *token_hash,
-    long long ttl_s, struct store_invitation *out)
-{
-	memset(out, 0, sizeof(*out));
-	return s->ops->invite_resend(s, id, inviter_id, token_hash, ttl_s, out);
-}
-
-enum store_status
-store_invite_revoke(struct store *s, int64_t id, int64_t inviter_id)
-{
-	return s->ops->invite_revoke(s, id, inviter_id);
-}
-
-enum store_status
-store_invite_accept(
-    struct store *s, const char *token_hash, int64_t user_id, enum store_invite_why *why)
-{
-	*why = STORE_INVITE_OK;
-	return s->ops->invite_accept(s, token_hash, user_id, why);
-}
-
-enum store_status
-store_rate_count(struct store *s, const char *key, long long window_s, int add, long long *count,
-    long long *retry_after_s)
-{
-	long long now = (long long)time(NULL), start = now - now % window_s;
-
-	*count = 0;
-	*retry_after_s = start + window_s - now;
-	return s->ops->rate_count(s, key, start, add, count);
-}
-
-enum store_status
-store_user_from_new(
-    const struct store_new_user *in, int64_t id, const char *joined, struct store_user *out)
-{
-	out->id = id;
-	out->username = strdup(in->username);
-	out->email = strdup(in->email);
-	out->date_joined = strdup(joined);
-	out->role = strdup(in->role);
-	out->bio = strdup(in->bio != NULL ? in->bio : "");
-	out->is_active = true;
-	out->is_admin = in->is_admin;
-	out->can_invite_teachers = in->can_invite_teachers;
-	if (out->username == NULL || out->email == NULL || out->date_joined == NULL ||
-	    out->role == NULL || out->bio == NULL) {
-		store_user_clear(out);
-		return STORE_ERROR;
-	}
+	*(int64_t *)out = store_col_int(r, 0);
 	return STORE_OK;
+}
+
+enum store_status
+store_row_bool(const struct store_row *r, void *out)
+{
+	*(bool *)out = store_col_bool(r, 0);
+	return STORE_OK;
+}
+
+enum store_status
+store_row_dup(const struct store_row *r, void *out)
+{
+	char **p = out;
+
+	free(*p);
+	*p = store_col_dup(r, 0);
+	return *p != NULL ? STORE_OK : STORE_ERROR;
 }
 
 void

@@ -1,8 +1,9 @@
 /*
  * store: the only database interface. A `struct store` is one connection,
- * used by one thread at a time. Each operation is one transaction. Backends
- * (sqlite.c; postgres.c later) translate driver errors into enum store_status;
- * nothing above this header sees SQL or a driver type.
+ * used by one thread at a time. Each operation is one transaction, written
+ * once (users.c, tokens.c, invites.c, limits.c, migrate.c) over a driver per
+ * backend (sqlite.c, postgres.c) that translates driver errors into enum
+ * store_status; nothing above this header sees SQL or a driver type.
  */
 #ifndef ROSTER_STORE_H
 #define ROSTER_STORE_H
@@ -39,14 +40,35 @@ enum store_open_mode {
 };
 
 /*
- * Opens a connection to `url` ("sqlite:PATH"; "postgresql://..." later).
+ * Opens a connection to `url` ("sqlite:PATH" or "postgresql://...").
  * STORE_UNAVAILABLE when the database cannot be reached or does not exist,
- * STORE_ERROR for a URL no backend takes; `*out` is NULL then.
+ * STORE_ERROR for a URL no backend takes; `*out` is NULL then. With
+ * STORE_OPEN_LAZY a PostgreSQL store is returned even when unreachable: its
+ * operations answer STORE_UNAVAILABLE until a reconnect succeeds, attempted
+ * at most every 50 ms doubling to 2 s (SQLite: as STORE_OPEN_EXISTING).
+ * PostgreSQL URLs get connect_timeout, tcp_user_timeout and TCP keepalives
+ * unless they set them.
  */
 RS_MUSTCHECK enum store_status store_open(const char *url, enum store_open_mode mode,
     /* OUT: */ struct store **out);
 
 void store_close(struct store *s);
+
+/*
+ * The longest one statement may wait for the server's answer (PostgreSQL;
+ * default 5000 ms, 0: the default). Past it the connection is dropped and the
+ * operation answers STORE_UNAVAILABLE, so a frozen connection costs its
+ * thread at most this long.
+ */
+void store_set_deadline_ms(struct store *s, unsigned ms);
+
+/*
+ * For tests: the `n`-th driver call from now (1: the next; 0 disarms) fails
+ * with `st` without reaching the database. store_fault_fired says whether
+ * it did since it was armed.
+ */
+void store_fault_after(struct store *s, unsigned n, enum store_status st);
+bool store_fault_fired(const struct store *s);
 
 /* True when a backend takes this URL (checked at configuration time). */
 bool store_url_valid(const char *url);
@@ -250,7 +272,11 @@ RS_MUSTCHECK enum store_status store_invite_revoke(struct store *s, int64_t id, 
  * Accepts an invitation for the account `user_id`: a conditional update
  * (pending, unexpired, same email_key) checked by affected rows, and the
  * profile becomes teacher without can_invite_teachers, in one transaction.
- * STORE_CONFLICT with `*why` when it cannot be used.
+ * STORE_CONFLICT with `*why` when it cannot be used. STORE_NOT_FOUND when
+ * the account `user_id` no longer exists (deleted since its caller
+ * authenticated): nothing is written and the invitation stays pending; the
+ * caller answers as for an ended session (401), not as for an unknown
+ * invitation.
  */
 RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *token_hash,
     int64_t user_id, /* OUT: */ enum store_invite_why *why);

@@ -3,6 +3,7 @@ The command line on both backends: `serve` refuses a database with pending migra
 the fix, `migrate` and `migrate --check`, and flag handling.
 """
 
+import os
 import sqlite3
 import subprocess
 
@@ -120,3 +121,34 @@ def test_database_url_password_never_printed():
         out = r.stdout + r.stderr
         assert "Sekr3t-Pw-7" not in out, (args, out)
         assert "createdb" in out, (args, out)
+
+
+EMBED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                     "embed-migrations.py")
+
+
+def embed_in(tmp_path, listed, extra=()):
+    """Runs embed-migrations.py on a copy of migrations/ holding `listed` plus `extra`."""
+    for rel in (*listed, *extra):
+        path = tmp_path / "migrations" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"-- {rel}\nSELECT 1;\n")
+    out = tmp_path / "migrations.c"
+    args = [str(tmp_path / "migrations" / rel) for rel in listed]
+    return subprocess.run(["/usr/bin/python3", EMBED, str(out), EMBED, *args],
+                          capture_output=True, text=True, timeout=30), out
+
+
+def test_embed_migrations_all_listed_generates_both_tables(tmp_path):
+    r, out = embed_in(tmp_path, ["sqlite/0001_a.sql", "postgres/0001_a.sql"])
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "store_migrations_sqlite[]" in text and "store_migrations_postgres[]" in text
+
+
+def test_embed_migrations_file_missing_from_meson_fails_naming_it(tmp_path):
+    r, out = embed_in(tmp_path, ["sqlite/0001_a.sql", "postgres/0001_a.sql"],
+                      extra=["postgres/0002_forgotten.sql"])
+    assert r.returncode != 0
+    assert "migrations/postgres/0002_forgotten.sql" in r.stderr, r.stderr
+    assert not out.exists()

@@ -1,0 +1,301 @@
+/*
+ * Accounts and their profiles, written once for every backend: the key
+ * pre-check, create (with an invitation accepted in the same transaction),
+ * reads by id, username or email, the list, update and delete. Uniqueness
+ * comes from the unique indexes; the driver maps their names to conflicts.
+ */
+#include "store/driver.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A USER_COLS row into `struct user_out`: the hash only when `hash` is not NULL. */
+struct user_out {
+	struct store_user *u;
+	char **hash;
+};
+
+static enum store_status
+read_user(const struct store_row *r, void *arg)
+{
+	struct user_out *o = arg;
+	struct store_user *u = o->u;
+
+	store_user_clear(u);
+	u->id = store_col_int(r, 0);
+	u->username = store_col_dup(r, 1);
+	u->email = store_col_dup(r, 2);
+	u->date_joined = store_col_dup(r, 3);
+	u->last_login = store_col_dup(r, 4);
+	u->is_active = store_col_bool(r, 5);
+	u->is_admin = store_col_bool(r, 6);
+	u->role = store_col_dup(r, 7);
+	u->bio = store_col_dup(r, 8);
+	u->can_invite_teachers = store_col_bool(r, 9);
+	if (o->hash != NULL) {
+		free(*o->hash);
+		*o->hash = store_col_dup(r, 10);
+	}
+	if (u->username == NULL || u->email == NULL || u->date_joined == NULL || u->role == NULL ||
+	    u->bio == NULL || (o->hash != NULL && *o->hash == NULL))
+		return STORE_ERROR; /* NOT NULL columns: a schema that is not ours */
+	return STORE_OK;
+}
+
+enum store_status
+store_row_user(const struct store_row *r, void *out)
+{
+	struct user_out o = {out, NULL};
+
+	return read_user(r, &o);
+}
+
+struct keys_out {
+	bool username, email;
+};
+
+static enum store_status
+read_keys(const struct store_row *r, void *arg)
+{
+	struct keys_out *k = arg;
+
+	k->username = store_col_bool(r, 0);
+	k->email = store_col_bool(r, 1);
+	return STORE_OK;
+}
+
+enum store_status
+store_user_keys_taken(struct store *s, const char *username_key, const char *email_key)
+{
+	struct store_arg args[] = {ARG_T(username_key), ARG_T(email_key)};
+	struct keys_out k = {false, false};
+	enum store_status st = store_db_one(s, STMT_KEYS_TAKEN, args, NARGS(args), read_keys, &k);
+
+	if (st != STORE_OK)
+		return st == STORE_NOT_FOUND ? STORE_ERROR : st;
+	return k.username ? STORE_CONFLICT_USERNAME : k.email ? STORE_CONFLICT_EMAIL : STORE_OK;
+}
+
+struct create_args {
+	const struct store_new_user *in;
+	char joined[64];
+	int64_t id;
+	enum store_invite_why *why;
+};
+
+static enum store_status
+create_body(struct store *s, void *arg)
+{
+	struct create_args *a = arg;
+	const struct store_new_user *in = a->in;
+	struct store_arg user[] = {ARG_T(in->username), ARG_T(in->username_key), ARG_T(in->email),
+	    ARG_T(in->email_key), ARG_T(in->password_hash), ARG_B(in->is_admin), ARG_T(a->joined)};
+	struct store_arg profile[] = {
+	    ARG_I(0), ARG_T(in->role), ARG_T(in->bio), ARG_B(in->can_invite_teachers)};
+	enum store_status st =
+	    store_db_one(s, STMT_USER_INSERT, user, NARGS(user), store_row_int, &a->id);
+
+	profile[0] = ARG_I(a->id);
+	if (st == STORE_OK)
+		st = store_db_exec(s, STMT_PROFILE_INSERT, profile, NARGS(profile), NULL);
+	if (st != STORE_OK || in->invitation_hash == NULL)
+		return st;
+	return store_invite_accept_locked(s, in->invitation_hash, a->id, in->email_key, a->why);
+}
+
+/*
+ * The account just committed, built from what was written (never re-read: a
+ * lost connection after COMMIT must not turn a created account into an error).
+ */
+static void
+user_from_new(
+    const struct store_new_user *in, int64_t id, const char *joined, struct store_user *out)
+{
+	out->id = id;
+	out->username = xstrdup(in->username);
+	out->email = xstrdup(in->email);
+	out->date_joined = xstrdup(joined);
+	out->role = xstrdup(in->role);
+	out->bio = xstrdup(in->bio != NULL ? in->bio : "");
+	out->is_active = true;
+	out->is_admin = in->is_admin;
+	out->can_invite_teachers = in->can_invite_teachers;
+}
+
+enum store_status
+store_user_create(struct store *s, const struct store_new_user *in, struct store_user *out,
+    enum store_invite_why *why)
+{
+	struct create_args a = {.in = in, .why = why};
+	enum store_status st;
+
+	memset(out, 0, sizeof(*out));
+	*why = STORE_INVITE_OK;
+	store_time_rfc3339(0, a.joined);
+	st = store_tx(s, create_body, &a);
+	if (st == STORE_OK)
+		user_from_new(in, a.id, a.joined, out);
+	return st;
+}
+
+/* By id; else by username, then by email (login takes either). */
+static enum store_status
+user_get(struct store *s, const struct store_user_ref *ref, struct store_user *out, char **hash)
+{
+	struct user_out o = {out, hash};
+	struct store_arg key[1];
+	enum store_status st = STORE_NOT_FOUND;
+
+	if (ref->id > 0) {
+		key[0] = ARG_I(ref->id);
+		return store_db_one(s, STMT_USER_BY_ID, key, 1, read_user, &o);
+	}
+	if (ref->username_key != NULL) {
+		key[0] = ARG_T(ref->username_key);
+		st = store_db_one(s, STMT_USER_BY_USERNAME, key, 1, read_user, &o);
+	}
+	if (st == STORE_NOT_FOUND && ref->email_key != NULL) {
+		key[0] = ARG_T(ref->email_key);
+		st = store_db_one(s, STMT_USER_BY_EMAIL, key, 1, read_user, &o);
+	}
+	return st;
+}
+
+enum store_status
+store_user_get(struct store *s, const struct store_user_ref *ref, struct store_user *out)
+{
+	enum store_status st;
+
+	memset(out, 0, sizeof(*out));
+	st = user_get(s, ref, out, NULL);
+	if (st != STORE_OK)
+		store_user_clear(out);
+	return st;
+}
+
+enum store_status
+store_user_credentials(struct store *s, const struct store_user_ref *ref, struct store_user *user,
+    char **password_hash)
+{
+	enum store_status st;
+
+	memset(user, 0, sizeof(*user));
+	*password_hash = NULL;
+	st = user_get(s, ref, user, password_hash);
+	if (st != STORE_OK) {
+		store_user_clear(user);
+		free(*password_hash);
+		*password_hash = NULL;
+	}
+	return st;
+}
+
+struct list_out {
+	struct store_users *list;
+	size_t cap;
+};
+
+static enum store_status
+list_row(const struct store_row *r, void *arg)
+{
+	struct list_out *l = arg;
+	struct store_users *list = l->list;
+
+	list->items = store_grow(list->items, list->n, &l->cap, sizeof(list->items[0]));
+	memset(&list->items[list->n], 0, sizeof(list->items[0]));
+	return store_row_user(r, &list->items[list->n++]);
+}
+
+enum store_status
+store_user_list(struct store *s, struct store_users *out)
+{
+	struct list_out l = {out, 0};
+	enum store_status st;
+
+	memset(out, 0, sizeof(*out));
+	st = store_db_query(s, STMT_USER_ALL, NULL, 0, list_row, &l);
+	if (st != STORE_OK)
+		store_users_clear(out);
+	return st;
+}
+
+static enum store_status
+ignore_row(const struct store_row *r, void *arg)
+{
+	(void)r;
+	(void)arg;
+	return STORE_OK;
+}
+
+struct update_args {
+	int64_t id;
+	const struct store_user_update *u;
+};
+
+/* `$1 = id, $2 = value` for each field that changes. */
+static enum store_status
+set_field(struct store *s, enum store_stmt id, int64_t user, struct store_arg value)
+{
+	struct store_arg args[] = {ARG_I(user), value};
+
+	return store_db_exec(s, id, args, NARGS(args), NULL);
+}
+
+static enum store_status
+update_body(struct store *s, void *arg)
+{
+	struct update_args *a = arg;
+	const struct store_user_update *u = a->u;
+	struct store_arg id[] = {ARG_I(a->id)};
+	struct store_arg rehash[] = {ARG_I(a->id), ARG_T(u->password_hash), ARG_T(u->expect_hash)};
+	enum store_status st = store_db_one(s, STMT_USER_EXISTS, id, 1, ignore_row, NULL);
+	int64_t changed = 0;
+
+	if (st == STORE_OK && u->bio != NULL)
+		st = set_field(s, STMT_SET_BIO, a->id, ARG_T(u->bio));
+	if (st == STORE_OK && u->role != NULL)
+		st = set_field(s, STMT_SET_ROLE, a->id, ARG_T(u->role));
+	if (st == STORE_OK && u->can_invite_teachers >= 0)
+		st = set_field(s, STMT_SET_CAN_INVITE, a->id, ARG_B(u->can_invite_teachers));
+	if (st == STORE_OK && u->is_admin >= 0)
+		st = set_field(s, STMT_SET_ADMIN, a->id, ARG_B(u->is_admin));
+	if (st == STORE_OK && u->is_active >= 0)
+		st = set_field(s, STMT_SET_ACTIVE, a->id, ARG_B(u->is_active));
+	if (st == STORE_OK && u->password_hash != NULL && u->expect_hash != NULL) {
+		st = store_db_exec(s, STMT_REHASH, rehash, NARGS(rehash), &changed);
+		if (st == STORE_OK && changed != 1)
+			st = STORE_CONFLICT;
+	} else if (st == STORE_OK && u->password_hash != NULL) {
+		st = set_field(s, STMT_SET_PASSWORD, a->id, ARG_T(u->password_hash));
+	}
+	/* A new password or a deactivation ends every session. */
+	if (st == STORE_OK &&
+	    ((u->password_hash != NULL && u->expect_hash == NULL) || u->is_active == 0))
+		st = store_db_exec(s, STMT_TOKENS_REVOKE_USER, id, 1, NULL);
+	return st;
+}
+
+enum store_status
+store_user_update(struct store *s, int64_t id, const struct store_user_update *u)
+{
+	struct update_args a = {id, u};
+
+	return store_tx(s, update_body, &a);
+}
+
+static enum store_status
+delete_body(struct store *s, void *arg)
+{
+	struct store_arg id[] = {ARG_I(*(int64_t *)arg)};
+	int64_t changed = 0;
+	enum store_status st = store_db_exec(s, STMT_USER_DELETE, id, 1, &changed);
+
+	return st == STORE_OK && changed == 0 ? STORE_NOT_FOUND : st;
+}
+
+enum store_status
+store_user_delete(struct store *s, int64_t id)
+{
+	return store_tx(s, delete_body, &id);
+}

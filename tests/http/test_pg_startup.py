@@ -1,0 +1,62 @@
+"""
+PostgreSQL down from the start of a server's life: `roster serve` reads the
+schema with a connection of its own and closes it, so stopping the cluster
+right after "listening" leaves every I/O and hashing thread with a store that
+has never connected (issue 9: such a thread once retried a full connect on
+every request). Requests get 503 with Retry-After, connection attempts back
+off (roster_db_connect_attempts_total grows far slower than the requests), and
+once the database has been up for one full backoff step (2 s) the first
+request succeeds, without a restart.
+
+(`roster serve` started while PostgreSQL is already down still refuses to
+start, src/main.c cmd_serve: it must read the schema version first.)
+"""
+
+import time
+
+import pytest
+
+from conftest import FAST_HASH, assert_created, assert_error, user_body
+from test_faults import metric
+
+DOWN_FOR = 3.0  # seconds of requests while the database is down
+BACKOFF_MAX = 2.0  # the store's reconnect backoff cap (src/store/postgres.c)
+
+
+def assert_503_retry_after(resp):
+    assert_error(resp, 503, "unavailable")
+    assert resp.headers.get("Retry-After", "").strip().isdigit(), resp.headers
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_pg_down_before_first_request_503_backoff_then_first_request_succeeds(
+        db, start_servers, pg_cluster):
+    server = start_servers(db, 1, ["--threads", "2", "--hash-workers", "2", *FAST_HASH])[0]
+    pg_cluster.stop()
+    requests_sent = 0
+    try:
+        before = metric(server, "roster_db_connect_attempts_total")  # no database needed
+        end = time.monotonic() + DOWN_FOR
+        while time.monotonic() < end:
+            assert_503_retry_after(server.register(user_body(f"down{requests_sent}")))
+            assert_503_retry_after(server.get("/readyz"))
+            requests_sent += 2
+            time.sleep(0.01)
+        attempts = metric(server, "roster_db_connect_attempts_total") - before
+    finally:
+        pg_cluster.start()
+    unreachable = sum(1 for rec in server.log_records()
+                      if str(rec.get("msg", "")).startswith("postgresql unreachable"))
+    print(f"database down {DOWN_FOR}s: {requests_sent} requests, {attempts:.0f} connection "
+          f"attempts, {unreachable} 'unreachable' log lines")
+    assert requests_sent >= 40, requests_sent
+    # 4 threads, each at most once per backoff step (50 ms doubling to 2 s): ~7 in 3 s.
+    assert 1 <= attempts <= 4 * 8, attempts
+    assert attempts * 4 <= requests_sent, (attempts, requests_sent)
+    assert unreachable <= attempts, "a failed attempt is logged at most once"
+
+    time.sleep(BACKOFF_MAX + 0.3)  # every thread's next attempt is due
+    assert_created(server.register(user_body("afterwards")))
+    ready = server.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert metric(server, "roster_db_reconnects_total") >= 1

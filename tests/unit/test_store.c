@@ -1,0 +1,1172 @@
+/*
+ * The store contract suite: every operation of store.h, its conflicts and
+ * not-found paths, on SQLite (a temporary directory) always and on
+ * PostgreSQL when ROSTER_TEST_PG holds a URL (tests/unit/run-store-tests.py
+ * starts a throwaway cluster; each test gets its own database). Write and
+ * read operations also run under fault injection: a fault at driver call 1,
+ * 2, ... until the operation completes without reaching it; every faulted run
+ * must answer the injected status and leave the database as it was.
+ */
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "store/sql.h"
+#include "store/store.h"
+
+static struct store *S;
+static char sq_dir[64];
+static char pg_url[512], pg_name[32];
+
+/* Token hashes and rate keys the snapshot looks at. */
+static const char *const tokens[] = {"tok-a", "tok-b", "tok-c"};
+static const char *const rate_keys[] = {"login:a", "register:b"};
+
+static void
+open_sqlite(void)
+{
+	char url[128];
+	int applied = 0;
+
+	log_set_level(RS_LOG_ERROR);
+	snprintf(sq_dir, sizeof(sq_dir), "/tmp/roster-store-XXXXXX");
+	cr_assert_not_null(mkdtemp(sq_dir));
+	snprintf(url, sizeof(url), "sqlite:%s/t.db", sq_dir);
+	cr_assert_eq(store_open(url, STORE_OPEN_CREATE, &S), STORE_OK);
+	cr_assert_eq(store_migrate(S, &applied), STORE_OK);
+	cr_assert_gt(applied, 0);
+}
+
+static void
+quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+static void
+pg_admin(const char *base, const char *sql)
+{
+	PGconn *c = PQconnectdb(base);
+	PGresult *r;
+
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "ROSTER_TEST_PG: %s", PQerrorMessage(c));
+	PQsetNoticeProcessor(c, quiet, NULL);
+	r = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* ROSTER_TEST_PG with its database name replaced by `name`. */
+static void
+pg_url_for(const char *base, const char *name, char *out, size_t size)
+{
+	const char *host = strstr(base, "://"), *path, *query;
+
+	cr_assert_not_null(host, "ROSTER_TEST_PG is not a postgresql:// URL");
+	path = strchr(host + 3, '/');
+	cr_assert_not_null(path, "ROSTER_TEST_PG names no database");
+	query = strchr(path, '?');
+	snprintf(
+	    out, size, "%.*s/%s%s", (int)(path - base), base, name, query != NULL ? query : "");
+}
+
+static void
+open_pg(void)
+{
+	const char *base = getenv("ROSTER_TEST_PG");
+	char sql[96];
+	int applied = 0;
+
+	log_set_level(RS_LOG_ERROR);
+	if (base == NULL || *base == '\0')
+		return; /* the test skips, saying why */
+	snprintf(pg_name, sizeof(pg_name), "rt_%d", (int)getpid());
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", pg_name);
+	pg_admin(base, sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", pg_name);
+	pg_admin(base, sql);
+	pg_url_for(base, pg_name, pg_url, sizeof(pg_url));
+	cr_assert_eq(store_open(pg_url, STORE_OPEN_CREATE, &S), STORE_OK);
+	cr_assert_eq(store_migrate(S, &applied), STORE_OK);
+	cr_assert_gt(applied, 0);
+}
+
+static void
+close_store(void)
+{
+	char path[160];
+	const char *base = getenv("ROSTER_TEST_PG");
+
+	store_close(S);
+	S = NULL;
+	if (sq_dir[0] != '\0') {
+		const char *const files[] = {"t.db", "t.db-wal", "t.db-shm"};
+
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s", sq_dir, files[i]);
+			unlink(path);
+		}
+		rmdir(sq_dir);
+	}
+	if (pg_name[0] != '\0' && base != NULL) {
+		snprintf(path, sizeof(path), "DROP DATABASE IF EXISTS %s WITH (FORCE)", pg_name);
+		pg_admin(base, path);
+	}
+}
+
+static void
+need_store(void)
+{
+	if (S == NULL)
+		cr_skip_test("ROSTER_TEST_PG is not set: the PostgreSQL half of the store contract "
+		             "suite is skipped (make test runs it on a throwaway cluster)");
+}
+
+/* Each contract test runs once per backend. */
+#define STORE_TEST(name)                                                                           \
+	static void name(void);                                                                    \
+	Test(store_sqlite, name, .init = open_sqlite, .fini = close_store)                         \
+	{                                                                                          \
+		name();                                                                            \
+	}                                                                                          \
+	Test(store_pg, name, .init = open_pg, .fini = close_store)                                 \
+	{                                                                                          \
+		need_store();                                                                      \
+		name();                                                                            \
+	}                                                                                          \
+	static void name(void)
+
+/* ------------------------------------------------------------------ snapshot */
+
+struct buf {
+	char *p;
+	size_t len;
+};
+
+__attribute__((format(printf, 2, 3))) static void
+put(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char line[1024];
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	b->p = realloc(b->p, b->len + (size_t)n + 1);
+	cr_assert_not_null(b->p);
+	memcpy(b->p + b->len, line, (size_t)n + 1);
+	b->len += (size_t)n;
+}
+
+#define OR_NULL(s) ((s) != NULL ? (s) : "(null)")
+
+/* Everything store.h can read back, as text: equal snapshots, same database. */
+static char *
+snapshot(void)
+{
+	struct buf b = {NULL, 0};
+	struct store_users users = {0};
+	struct store_invitations invs = {0};
+
+	cr_assert_eq(store_user_list(S, &users), STORE_OK);
+	for (size_t i = 0; i < users.n; i++) {
+		const struct store_user *u = &users.items[i];
+		struct store_user_ref ref = {u->id, NULL, NULL};
+		struct store_user c = {0};
+		char *hash = NULL;
+
+		cr_assert_eq(store_user_credentials(S, &ref, &c, &hash), STORE_OK);
+		put(&b, "user %lld %s %s %s %s %d %d %s %s %d %s\n", (long long)u->id, u->username,
+		    u->email, u->date_joined, OR_NULL(u->last_login), u->is_active, u->is_admin,
+		    u->role, u->bio, u->can_invite_teachers, hash);
+		free(hash);
+		store_user_clear(&c);
+	}
+	store_users_clear(&users);
+	cr_assert_eq(store_invite_list(S, 0, &invs), STORE_OK);
+	for (size_t i = 0; i < invs.n; i++) {
+		const struct store_invitation *v = &invs.items[i];
+
+		put(&b, "invitation %lld %lld %s %s %s %s %s %s\n", (long long)v->id,
+		    (long long)v->inviter_id, v->inviter, v->email, v->status, v->created_at,
+		    v->expires_at, OR_NULL(v->accepted_at));
+	}
+	store_invitations_clear(&invs);
+	for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+		struct store_user u = {0};
+		enum store_status st = store_token_user(S, tokens[i], &u);
+
+		cr_assert(st == STORE_OK || st == STORE_NOT_FOUND);
+		put(&b, "token %s %lld\n", tokens[i], st == STORE_OK ? (long long)u.id : -1LL);
+		store_user_clear(&u);
+	}
+	for (size_t i = 0; i < sizeof(rate_keys) / sizeof(rate_keys[0]); i++) {
+		long long count = 0, retry = 0;
+
+		cr_assert_eq(store_rate_count(S, rate_keys[i], 3600, 0, &count, &retry), STORE_OK);
+		put(&b, "rate %s %lld\n", rate_keys[i], count);
+	}
+	if (b.p == NULL)
+		put(&b, "%s", "");
+	return b.p;
+}
+
+/* ------------------------------------------------------------------ faults */
+
+typedef enum store_status (*op_fn)(void *ctx);
+
+/*
+ * Runs `op` with a fault at driver call 1, 2, ... until it completes without
+ * reaching the fault, which must then answer `want`. Each faulted run must
+ * answer STORE_UNAVAILABLE and leave the snapshot unchanged.
+ */
+static void
+fault_sweep(const char *what, op_fn op, void *ctx, enum store_status want)
+{
+	for (unsigned n = 1;; n++) {
+		char *before = snapshot(), *after;
+		enum store_status st;
+		bool fired;
+
+		cr_assert_lt(n, 64, "%s: no end to the driver calls", what);
+		store_fault_after(S, n, STORE_UNAVAILABLE);
+		st = op(ctx);
+		fired = store_fault_fired(S);
+		store_fault_after(S, 0, STORE_OK);
+		if (!fired) {
+			cr_assert_eq(st, want, "%s: %s without a fault, expected %s", what,
+			    store_status_str(st), store_status_str(want));
+			cr_assert_gt(n, 1, "%s made no driver call", what);
+			free(before);
+			return;
+		}
+		cr_assert_eq(st, STORE_UNAVAILABLE, "%s with a fault at driver call %u answered %s",
+		    what, n, store_status_str(st));
+		after = snapshot();
+		cr_assert_str_eq(after, before,
+		    "%s with a fault at driver call %u changed the database", what, n);
+		free(before);
+		free(after);
+	}
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+struct person {
+	char username[64], email[96], hash[64];
+	struct store_new_user in;
+};
+
+/* A valid new account named `name` (already lowercase: it is its own key). */
+static struct store_new_user *
+person(struct person *p, const char *name)
+{
+	snprintf(p->username, sizeof(p->username), "%s", name);
+	snprintf(p->email, sizeof(p->email), "%s@example.com", name);
+	snprintf(p->hash, sizeof(p->hash), "hash-of-%s", name);
+	p->in = (struct store_new_user){
+	    .username = p->username,
+	    .username_key = p->username,
+	    .email = p->email,
+	    .email_key = p->email,
+	    .password_hash = p->hash,
+	    .role = "explorer",
+	    .bio = "",
+	};
+	return &p->in;
+}
+
+static int64_t
+mk_user(const char *name)
+{
+	struct person p;
+	struct store_user u = {0};
+	enum store_invite_why why;
+
+	int64_t id;
+
+	cr_assert_eq(store_user_create(S, person(&p, name), &u, &why), STORE_OK, "create %s", name);
+	id = u.id;
+	store_user_clear(&u);
+	return id;
+}
+
+static int64_t
+user_id(const char *name)
+{
+	struct store_user_ref ref = {0, name, NULL};
+	struct store_user u = {0};
+	int64_t id;
+
+	cr_assert_eq(store_user_get(S, &ref, &u), STORE_OK, "get %s", name);
+	id = u.id;
+	store_user_clear(&u);
+	return id;
+}
+
+static int64_t
+mk_invite(int64_t inviter, const char *email, const char *token, long long ttl)
+{
+	struct store_invitation inv = {0};
+	int64_t id;
+
+	cr_assert_eq(store_invite_create(S, inviter, email, email, token, ttl, &inv), STORE_OK,
+	    "invite %s", email);
+	id = inv.id;
+	store_invitation_clear(&inv);
+	return id;
+}
+
+static void
+assert_invite_status(int64_t id, const char *status)
+{
+	struct store_invitations list = {0};
+	bool seen = false;
+
+	cr_assert_eq(store_invite_list(S, 0, &list), STORE_OK);
+	for (size_t i = 0; i < list.n; i++)
+		if (list.items[i].id == id) {
+			cr_assert_str_eq(
+			    list.items[i].status, status, "invitation %lld", (long long)id);
+			seen = true;
+		}
+	store_invitations_clear(&list);
+	cr_assert(seen, "invitation %lld is missing", (long long)id);
+}
+
+/* ------------------------------------------------------------------ tables and schema */
+
+Test(store_sql, every_statement_has_a_text_in_both_tables)
+{
+	for (int i = 0; i < STMT_COUNT_; i++) {
+		cr_expect_not_null(store_sqlite_sql[i], "store_sqlite_sql[%d]", i);
+		cr_expect_not_null(store_pg_sql[i], "store_pg_sql[%d]", i);
+	}
+}
+
+STORE_TEST(schema_is_current_and_migrate_again_applies_nothing)
+{
+	struct store_schema schema;
+	int applied = -1;
+
+	cr_assert_eq(store_schema(S, &schema), STORE_OK);
+	cr_assert_gt(schema.latest, 0);
+	cr_assert_eq(schema.applied, schema.latest);
+	cr_assert_eq(store_migrate(S, &applied), STORE_OK);
+	cr_assert_eq(applied, 0);
+}
+
+/* A second, empty database beside the test's own (the same backend). */
+static struct store *
+open_empty(unsigned n)
+{
+	const char *base = getenv("ROSTER_TEST_PG");
+	char url[600], name[48], sql[96];
+	struct store *s = NULL;
+
+	if (sq_dir[0] != '\0') {
+		snprintf(url, sizeof(url), "sqlite:%s/empty%u.db", sq_dir, n);
+	} else {
+		snprintf(name, sizeof(name), "%s_e%u", pg_name, n);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+		pg_admin(base, sql);
+		pg_url_for(base, name, url, sizeof(url));
+	}
+	cr_assert_eq(store_open(url, STORE_OPEN_CREATE, &s), STORE_OK);
+	return s;
+}
+
+static void
+drop_empty(struct store *s, unsigned n)
+{
+	char path[160];
+
+	store_close(s);
+	if (sq_dir[0] != '\0') {
+		snprintf(path, sizeof(path), "%s/empty%u.db", sq_dir, n);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/empty%u.db-wal", sq_dir, n);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/empty%u.db-shm", sq_dir, n);
+		unlink(path);
+	} else {
+		snprintf(path, sizeof(path), "DROP DATABASE %s_e%u WITH (FORCE)", pg_name, n);
+		pg_admin(getenv("ROSTER_TEST_PG"), path);
+	}
+}
+
+/* Each migration is its own transaction: a fault leaves whole versions, and a rerun ends. */
+STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
+{
+	for (unsigned n = 1;; n++) {
+		struct store *e = open_empty(n);
+		struct store_schema schema;
+		enum store_status st;
+		int applied = 0;
+		bool fired;
+
+		cr_assert_lt(n, 64, "migrate: no end to the driver calls");
+		store_fault_after(e, n, STORE_UNAVAILABLE);
+		st = store_migrate(e, &applied);
+		fired = store_fault_fired(e);
+		store_fault_after(e, 0, STORE_OK);
+		if (fired) {
+			cr_assert_eq(
+			    st, STORE_UNAVAILABLE, "fault at call %u: %s", n, store_status_str(st));
+			cr_assert_eq(store_schema(e, &schema), STORE_OK);
+			cr_assert_eq(schema.applied, applied, "fault at call %u", n);
+			cr_assert_eq(
+			    store_migrate(e, &applied), STORE_OK, "rerun after call %u", n);
+		} else {
+			cr_assert_eq(st, STORE_OK);
+		}
+		cr_assert_eq(store_schema(e, &schema), STORE_OK);
+		cr_assert_eq(schema.applied, schema.latest);
+		cr_assert_eq(store_user_keys_taken(e, "a", "b"), STORE_OK);
+		drop_empty(e, n);
+		if (!fired)
+			return;
+	}
+}
+
+static enum store_status
+op_schema(void *arg)
+{
+	struct store_schema schema = {0, 0};
+	enum store_status st = store_schema(S, &schema);
+
+	if (st == STORE_OK)
+		cr_assert_eq(schema.applied, schema.latest);
+	(void)arg;
+	return st;
+}
+
+STORE_TEST(schema_read_under_faults)
+{
+	fault_sweep("store_schema", op_schema, NULL, STORE_OK);
+}
+
+/* ------------------------------------------------------------------ users */
+
+struct create_ctx {
+	struct store_new_user *in;
+	int64_t id;
+	enum store_invite_why why;
+};
+
+static enum store_status
+op_create(void *arg)
+{
+	struct create_ctx *c = arg;
+	struct store_user u = {0};
+	enum store_status st = store_user_create(S, c->in, &u, &c->why);
+
+	if (st == STORE_OK) {
+		cr_assert_str_eq(u.username, c->in->username);
+		cr_assert_str_eq(u.email, c->in->email);
+		cr_assert(u.is_active);
+		c->id = u.id;
+	} else {
+		cr_assert_null(u.username, "no account on failure");
+	}
+	store_user_clear(&u);
+	return st;
+}
+
+STORE_TEST(user_create_returns_the_account_and_survives_every_fault)
+{
+	struct person p;
+	struct create_ctx c = {person(&p, "alice"), 0, STORE_INVITE_OK};
+	struct store_user_ref ref = {0, "alice", NULL};
+	struct store_user u = {0};
+
+	p.in.is_admin = true;
+	p.in.bio = "hi";
+	fault_sweep("user_create", op_create, &c, STORE_OK);
+	cr_assert_gt(c.id, 0);
+	cr_assert_eq(store_user_get(S, &ref, &u), STORE_OK);
+	cr_assert_eq(u.id, c.id);
+	cr_assert(u.is_admin);
+	cr_assert_str_eq(u.bio, "hi");
+	cr_assert_str_eq(u.role, "explorer");
+	cr_assert_null(u.last_login);
+	cr_assert_eq(strlen(u.date_joined), strlen("2026-01-01T00:00:00.000000Z"));
+	store_user_clear(&u);
+}
+
+STORE_TEST(user_create_conflicts_username_then_email_writing_nothing)
+{
+	struct person a, b;
+	struct create_ctx c = {person(&b, "alice"), 0, STORE_INVITE_OK};
+
+	mk_user("alice");
+	b.in.email = b.in.email_key = "other@example.com";
+	fault_sweep("user_create, username taken", op_create, &c, STORE_CONFLICT_USERNAME);
+	person(&b, "bob");
+	b.in.email = b.in.email_key = person(&a, "alice")->email;
+	c.in = &b.in;
+	fault_sweep("user_create, email taken", op_create, &c, STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
+}
+
+STORE_TEST(user_keys_taken_says_which_username_first)
+{
+	mk_user("alice");
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
+	cr_assert_eq(store_user_keys_taken(S, "alice", "bob@example.com"), STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "alice@example.com"), STORE_CONFLICT_EMAIL);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "alice", "alice@example.com"), STORE_CONFLICT_USERNAME);
+}
+
+STORE_TEST(user_get_by_id_username_then_email)
+{
+	int64_t id = mk_user("alice");
+	struct store_user_ref by_id = {id, NULL, NULL}, by_name = {0, "alice", NULL},
+	                      by_email = {0, NULL, "alice@example.com"},
+	                      login = {0, "alice@example.com", "alice@example.com"},
+	                      none = {0, "zed", "zed@example.com"}, gone = {id + 100, NULL, NULL};
+	const struct store_user_ref *found[] = {&by_id, &by_name, &by_email, &login};
+	struct store_user u = {0};
+	char *hash = NULL;
+
+	for (size_t i = 0; i < sizeof(found) / sizeof(found[0]); i++) {
+		cr_assert_eq(store_user_get(S, found[i], &u), STORE_OK, "ref %zu", i);
+		cr_assert_eq(u.id, id);
+		store_user_clear(&u);
+	}
+	cr_assert_eq(store_user_get(S, &none, &u), STORE_NOT_FOUND);
+	cr_assert_null(u.username);
+	cr_assert_eq(store_user_get(S, &gone, &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_user_credentials(S, &login, &u, &hash), STORE_OK);
+	cr_assert_str_eq(hash, "hash-of-alice");
+	free(hash);
+	store_user_clear(&u);
+	cr_assert_eq(store_user_credentials(S, &none, &u, &hash), STORE_NOT_FOUND);
+	cr_assert_null(hash);
+}
+
+static enum store_status
+op_list(void *arg)
+{
+	struct store_users list = {0};
+	enum store_status st = store_user_list(S, &list);
+
+	if (st == STORE_OK) {
+		cr_assert_eq(list.n, 2);
+		cr_assert_str_eq(list.items[0].username, "alice");
+		cr_assert_str_eq(list.items[1].username, "bob");
+	} else {
+		cr_assert_eq(list.n, 0);
+		cr_assert_null(list.items);
+	}
+	store_users_clear(&list);
+	(void)arg;
+	return st;
+}
+
+STORE_TEST(user_list_oldest_first)
+{
+	mk_user("alice");
+	mk_user("bob");
+	fault_sweep("user_list", op_list, NULL, STORE_OK);
+}
+
+struct update_ctx {
+	int64_t id;
+	struct store_user_update u;
+};
+
+static enum store_status
+op_update(void *arg)
+{
+	struct update_ctx *c = arg;
+
+	return store_user_update(S, c->id, &c->u);
+}
+
+static const struct store_user_update unchanged = {
+    .is_active = -1, .is_admin = -1, .can_invite_teachers = -1};
+
+STORE_TEST(user_update_every_field_in_one_transaction)
+{
+	struct update_ctx c = {0, unchanged};
+	struct store_user_ref ref = {0, "alice", NULL};
+	struct store_user u = {0};
+	char *hash = NULL;
+
+	mk_user("alice");
+	c.id = user_id("alice");
+	c.u.bio = "new bio";
+	c.u.role = "teacher";
+	c.u.is_admin = 1;
+	c.u.can_invite_teachers = 1;
+	c.u.password_hash = "hash-2";
+	fault_sweep("user_update", op_update, &c, STORE_OK);
+	cr_assert_eq(store_user_credentials(S, &ref, &u, &hash), STORE_OK);
+	cr_assert_str_eq(u.bio, "new bio");
+	cr_assert_str_eq(u.role, "teacher");
+	cr_assert(u.is_admin);
+	cr_assert(u.can_invite_teachers);
+	cr_assert(u.is_active);
+	cr_assert_str_eq(hash, "hash-2");
+	free(hash);
+	store_user_clear(&u);
+}
+
+STORE_TEST(user_update_unknown_id_not_found_writes_nothing)
+{
+	struct update_ctx c = {0, unchanged};
+	char *before, *after;
+
+	mk_user("alice");
+	c.id = user_id("alice") + 1000;
+	c.u.bio = "x";
+	c.u.is_active = 0;
+	before = snapshot();
+	fault_sweep("user_update, no such id", op_update, &c, STORE_NOT_FOUND);
+	after = snapshot();
+	cr_assert_str_eq(after, before);
+	free(before);
+	free(after);
+}
+
+STORE_TEST(user_update_rehash_only_if_unchanged)
+{
+	struct update_ctx c = {0, unchanged};
+	char expire[64];
+
+	mk_user("alice");
+	c.id = user_id("alice");
+	cr_assert_eq(store_token_create(S, c.id, "tok-a", 3600, expire), STORE_OK);
+	c.u.password_hash = "rehashed";
+	c.u.expect_hash = "not-the-stored-one";
+	fault_sweep("user_update, stale rehash", op_update, &c, STORE_CONFLICT);
+	c.u.expect_hash = "hash-of-alice";
+	fault_sweep("user_update, rehash", op_update, &c, STORE_OK);
+	{
+		struct store_user u = {0};
+
+		/* A rehash is the same password: the session stays. */
+		cr_assert_eq(store_token_user(S, "tok-a", &u), STORE_OK);
+		store_user_clear(&u);
+	}
+}
+
+STORE_TEST(user_update_password_or_deactivation_ends_every_session)
+{
+	struct update_ctx c = {0, unchanged};
+	struct store_user u = {0};
+	char expire[64];
+
+	mk_user("alice");
+	c.id = user_id("alice");
+	cr_assert_eq(store_token_create(S, c.id, "tok-a", 3600, expire), STORE_OK);
+	c.u.password_hash = "new";
+	cr_assert_eq(store_user_update(S, c.id, &c.u), STORE_OK);
+	cr_assert_eq(store_token_user(S, "tok-a", &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_token_create(S, c.id, "tok-b", 3600, expire), STORE_OK);
+	c.u = unchanged;
+	c.u.is_active = 0;
+	fault_sweep("user_update, deactivate", op_update, &c, STORE_OK);
+	cr_assert_eq(store_token_user(S, "tok-b", &u), STORE_NOT_FOUND);
+}
+
+static enum store_status
+op_delete(void *arg)
+{
+	return store_user_delete(S, *(int64_t *)arg);
+}
+
+STORE_TEST(user_delete_takes_tokens_and_invitations_along)
+{
+	int64_t id, missing;
+	char expire[64];
+	struct store_invitations list = {0};
+
+	mk_user("alice");
+	id = user_id("alice");
+	missing = id + 1000;
+	cr_assert_eq(store_token_create(S, id, "tok-a", 3600, expire), STORE_OK);
+	mk_invite(id, "carol@example.com", "inv-1", 3600);
+	fault_sweep("user_delete, no such id", op_delete, &missing, STORE_NOT_FOUND);
+	fault_sweep("user_delete", op_delete, &id, STORE_OK);
+	cr_assert_eq(store_invite_list(S, 0, &list), STORE_OK);
+	cr_assert_eq(list.n, 0);
+	store_invitations_clear(&list);
+	cr_assert_eq(store_user_delete(S, id), STORE_NOT_FOUND);
+}
+
+/* ------------------------------------------------------------------ tokens */
+
+struct token_ctx {
+	int64_t user;
+	const char *hash;
+	long long ttl;
+};
+
+static enum store_status
+op_token_create(void *arg)
+{
+	struct token_ctx *c = arg;
+	char expire[64] = "";
+	enum store_status st = store_token_create(S, c->user, c->hash, c->ttl, expire);
+
+	cr_assert_eq(strlen(expire), strlen("2026-01-01T00:00:00.000000Z"));
+	return st;
+}
+
+static enum store_status
+op_token_user(void *arg)
+{
+	struct store_user u = {0};
+	enum store_status st = store_token_user(S, arg, &u);
+
+	if (st != STORE_OK)
+		cr_assert_null(u.username);
+	store_user_clear(&u);
+	return st;
+}
+
+static enum store_status
+op_token_revoke(void *arg)
+{
+	return store_token_revoke(S, arg);
+}
+
+STORE_TEST(token_create_user_revoke)
+{
+	struct token_ctx c = {0, "tok-a", 3600};
+	struct store_user u = {0};
+
+	mk_user("alice");
+	c.user = user_id("alice");
+	fault_sweep("token_create", op_token_create, &c, STORE_OK);
+	cr_assert_eq(store_token_user(S, "tok-a", &u), STORE_OK);
+	cr_assert_eq(u.id, c.user);
+	cr_assert_not_null(u.last_login, "a login sets last_login");
+	store_user_clear(&u);
+	fault_sweep("token_user", op_token_user, "tok-a", STORE_OK);
+	fault_sweep("token_user, unknown", op_token_user, "tok-b", STORE_NOT_FOUND);
+	fault_sweep("token_revoke", op_token_revoke, "tok-a", STORE_OK);
+	cr_assert_eq(store_token_user(S, "tok-a", &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_token_revoke(S, "tok-a"), STORE_OK, "already gone is fine");
+}
+
+STORE_TEST(token_expired_or_inactive_account_not_found)
+{
+	struct token_ctx c = {0, "tok-a", -10};
+	struct store_user_update off = unchanged;
+	struct store_user u = {0};
+	char expire[64];
+
+	mk_user("alice");
+	c.user = user_id("alice");
+	cr_assert_eq(op_token_create(&c), STORE_OK);
+	cr_assert_eq(store_token_user(S, "tok-a", &u), STORE_NOT_FOUND, "expired");
+	cr_assert_eq(store_token_create(S, c.user, "tok-b", 3600, expire), STORE_OK);
+	off.is_active = 0;
+	cr_assert_eq(store_user_update(S, c.user, &off), STORE_OK);
+	cr_assert_eq(store_token_create(S, c.user, "tok-c", 3600, expire), STORE_OK);
+	cr_assert_eq(store_token_user(S, "tok-c", &u), STORE_NOT_FOUND, "inactive");
+}
+
+/* ------------------------------------------------------------------ invitations */
+
+struct invite_ctx {
+	int64_t inviter, id;
+	const char *email, *token;
+	long long ttl;
+};
+
+static enum store_status
+op_invite_create(void *arg)
+{
+	struct invite_ctx *c = arg;
+	struct store_invitation inv = {0};
+	enum store_status st =
+	    store_invite_create(S, c->inviter, c->email, c->email, c->token, c->ttl, &inv);
+
+	if (st == STORE_OK) {
+		cr_assert_str_eq(inv.status, "pending");
+		cr_assert_str_eq(inv.inviter, "alice");
+		cr_assert_null(inv.accepted_at);
+		c->id = inv.id;
+	} else {
+		cr_assert_null(inv.email);
+	}
+	store_invitation_clear(&inv);
+	return st;
+}
+
+STORE_TEST(invite_create_pending_conflicts_and_faults)
+{
+	struct invite_ctx c = {0, 0, "carol@example.com", "inv-1", 3600};
+
+	mk_user("alice");
+	mk_user("bob");
+	c.inviter = user_id("alice");
+	/* The "email has an account" read is the second driver call: a fault there
+	 * must not count as "no account". */
+	fault_sweep("invite_create", op_invite_create, &c, STORE_OK);
+	c.token = "inv-2";
+	fault_sweep("invite_create, one pending", op_invite_create, &c, STORE_CONFLICT_PENDING);
+	c.email = "bob@example.com";
+	fault_sweep("invite_create, account exists", op_invite_create, &c, STORE_CONFLICT_EMAIL);
+}
+
+STORE_TEST(invite_create_after_expiry_replaces_the_stale_one)
+{
+	int64_t alice, old;
+
+	mk_user("alice");
+	alice = user_id("alice");
+	old = mk_invite(alice, "carol@example.com", "inv-1", -10);
+	assert_invite_status(old, "expired");
+	mk_invite(alice, "carol@example.com", "inv-2", 3600);
+	assert_invite_status(old, "expired");
+}
+
+static enum store_status
+op_invite_list(void *arg)
+{
+	struct store_invitations list = {0};
+	enum store_status st = store_invite_list(S, *(int64_t *)arg, &list);
+	size_t n = list.n;
+
+	store_invitations_clear(&list);
+	return st == STORE_OK && n != (*(int64_t *)arg == 0 ? 2 : 1) ? STORE_ERROR : st;
+}
+
+STORE_TEST(invite_list_by_inviter_or_all_newest_first)
+{
+	int64_t alice, bob, all = 0, big = 3000000000LL;
+	struct store_invitations list = {0};
+
+	mk_user("alice");
+	mk_user("bob");
+	alice = user_id("alice");
+	bob = user_id("bob");
+	mk_invite(alice, "carol@example.com", "inv-1", 3600);
+	mk_invite(bob, "dave@example.com", "inv-2", 3600);
+	fault_sweep("invite_list, all", op_invite_list, &all, STORE_OK);
+	fault_sweep("invite_list, one inviter", op_invite_list, &alice, STORE_OK);
+	cr_assert_eq(store_invite_list(S, 0, &list), STORE_OK);
+	cr_assert_str_eq(list.items[0].email, "dave@example.com");
+	store_invitations_clear(&list);
+	/* An inviter id past 2^31-1 (PostgreSQL once inferred $1 as integer). */
+	cr_assert_eq(store_invite_list(S, big, &list), STORE_OK);
+	cr_assert_eq(list.n, 0);
+	store_invitations_clear(&list);
+}
+
+static enum store_status
+op_resend(void *arg)
+{
+	struct invite_ctx *c = arg;
+	struct store_invitation inv = {0};
+	enum store_status st = store_invite_resend(S, c->id, c->inviter, c->token, c->ttl, &inv);
+
+	if (st == STORE_OK)
+		cr_assert_str_eq(inv.status, "pending");
+	else
+		cr_assert_null(inv.email);
+	store_invitation_clear(&inv);
+	return st;
+}
+
+STORE_TEST(invite_resend_pending_or_expired_only_by_its_inviter)
+{
+	int64_t alice, bob;
+	struct invite_ctx c = {0, 0, NULL, "inv-2", 3600};
+	enum store_invite_why why;
+
+	mk_user("alice");
+	mk_user("bob");
+	alice = user_id("alice");
+	bob = user_id("bob");
+	c.id = mk_invite(alice, "carol@example.com", "inv-1", -10);
+	c.inviter = bob;
+	fault_sweep("invite_resend, someone else's", op_resend, &c, STORE_NOT_FOUND);
+	c.inviter = alice;
+	fault_sweep("invite_resend, expired", op_resend, &c, STORE_OK);
+	assert_invite_status(c.id, "pending");
+	c.token = "inv-3";
+	fault_sweep("invite_resend, pending", op_resend, &c, STORE_OK);
+	c.inviter = 0;
+	c.id += 1000;
+	fault_sweep("invite_resend, no such id", op_resend, &c, STORE_NOT_FOUND);
+	c.id -= 1000;
+	cr_assert_eq(store_invite_revoke(S, c.id, 0), STORE_OK);
+	fault_sweep("invite_resend, revoked", op_resend, &c, STORE_CONFLICT);
+	/* accepted: a new invitation for bob's own email is not possible; use dave */
+	c.id = mk_invite(alice, "dave@example.com", "inv-4", 3600);
+	{
+		struct person d;
+		struct store_user u = {0};
+
+		person(&d, "dave");
+		d.in.invitation_hash = "inv-4";
+		cr_assert_eq(store_user_create(S, &d.in, &u, &why), STORE_OK);
+		store_user_clear(&u);
+	}
+	fault_sweep("invite_resend, accepted", op_resend, &c, STORE_CONFLICT);
+}
+
+struct revoke_ctx {
+	int64_t id, inviter;
+};
+
+static enum store_status
+op_revoke(void *arg)
+{
+	struct revoke_ctx *c = arg;
+
+	return store_invite_revoke(S, c->id, c->inviter);
+}
+
+STORE_TEST(invite_revoke_pending_only)
+{
+	int64_t alice;
+	struct revoke_ctx c;
+
+	mk_user("alice");
+	mk_user("bob");
+	alice = user_id("alice");
+	c.id = mk_invite(alice, "carol@example.com", "inv-1", 3600);
+	c.inviter = user_id("bob");
+	fault_sweep("invite_revoke, someone else's", op_revoke, &c, STORE_NOT_FOUND);
+	c.inviter = alice;
+	fault_sweep("invite_revoke", op_revoke, &c, STORE_OK);
+	assert_invite_status(c.id, "revoked");
+	fault_sweep("invite_revoke, again", op_revoke, &c, STORE_CONFLICT);
+	c.id = mk_invite(alice, "dave@example.com", "inv-2", -10);
+	fault_sweep("invite_revoke, expired", op_revoke, &c, STORE_CONFLICT);
+	c.id += 1000;
+	fault_sweep("invite_revoke, no such id", op_revoke, &c, STORE_NOT_FOUND);
+}
+
+struct accept_ctx {
+	const char *token;
+	int64_t user;
+	enum store_invite_why why;
+};
+
+static enum store_status
+op_accept(void *arg)
+{
+	struct accept_ctx *c = arg;
+
+	return store_invite_accept(S, c->token, c->user, &c->why);
+}
+
+STORE_TEST(invite_accept_once_makes_a_teacher)
+{
+	struct accept_ctx c = {"inv-1", 0, STORE_INVITE_OK};
+	struct store_user_ref ref = {0, "carol", NULL};
+	struct store_user u = {0};
+	int64_t inv;
+
+	mk_user("alice");
+	inv = mk_invite(user_id("alice"), "carol@example.com", "inv-1", 3600);
+	c.user = mk_user("carol"); /* registered without the invitation, accepting it later */
+	fault_sweep("invite_accept", op_accept, &c, STORE_OK);
+	cr_assert_eq(c.why, STORE_INVITE_OK);
+	assert_invite_status(inv, "accepted");
+	cr_assert_eq(store_user_get(S, &ref, &u), STORE_OK);
+	cr_assert_str_eq(u.role, "teacher");
+	cr_assert(!u.can_invite_teachers);
+	store_user_clear(&u);
+	fault_sweep("invite_accept, again", op_accept, &c, STORE_CONFLICT);
+	cr_assert_eq(c.why, STORE_INVITE_USED);
+}
+
+STORE_TEST(invite_accept_refusals_say_why)
+{
+	struct accept_ctx c = {"nope", 0, STORE_INVITE_OK};
+	int64_t alice;
+
+	alice = mk_user("alice");
+	mk_invite(alice, "carol@example.com", "inv-1", -10);
+	mk_invite(alice, "erin@example.com", "inv-2", 3600);
+	cr_assert_eq(store_invite_revoke(S, mk_invite(alice, "dave@example.com", "inv-3", 3600), 0),
+	    STORE_OK);
+	c.user = mk_user("carol");
+	fault_sweep("invite_accept, unknown token", op_accept, &c, STORE_CONFLICT);
+	cr_assert_eq(c.why, STORE_INVITE_UNKNOWN);
+	c.token = "inv-1";
+	fault_sweep("invite_accept, expired", op_accept, &c, STORE_CONFLICT);
+	cr_assert_eq(c.why, STORE_INVITE_EXPIRED);
+	c.token = "inv-2";
+	fault_sweep("invite_accept, someone else's email", op_accept, &c, STORE_CONFLICT);
+	cr_assert_eq(c.why, STORE_INVITE_EMAIL_MISMATCH);
+	c.token = "inv-3";
+	c.user = mk_user("dave");
+	fault_sweep("invite_accept, revoked", op_accept, &c, STORE_CONFLICT);
+	cr_assert_eq(c.why, STORE_INVITE_REVOKED);
+}
+
+STORE_TEST(invite_accept_for_a_deleted_account_not_found_stays_pending)
+{
+	struct accept_ctx c = {"inv-1", 0, STORE_INVITE_OK};
+	int64_t inv;
+
+	mk_user("alice");
+	inv = mk_invite(user_id("alice"), "carol@example.com", "inv-1", 3600);
+	c.user = mk_user("carol");
+	cr_assert_eq(store_user_delete(S, c.user), STORE_OK);
+	fault_sweep("invite_accept, account deleted", op_accept, &c, STORE_NOT_FOUND);
+	cr_assert_eq(c.why, STORE_INVITE_OK);
+	assert_invite_status(inv, "pending");
+}
+
+STORE_TEST(user_create_with_invitation_one_transaction)
+{
+	struct person p;
+	struct create_ctx c = {person(&p, "carol"), 0, STORE_INVITE_OK};
+	struct store_user_ref ref = {0, "carol", NULL};
+	struct store_user u = {0};
+	int64_t inv;
+
+	mk_user("alice");
+	inv = mk_invite(user_id("alice"), "carol@example.com", "inv-1", 3600);
+	p.in.invitation_hash = "inv-2";
+	fault_sweep("user_create, wrong invitation", op_create, &c, STORE_CONFLICT);
+	cr_assert_eq(c.why, STORE_INVITE_UNKNOWN);
+	cr_assert_eq(store_user_get(S, &ref, &u), STORE_NOT_FOUND, "nothing written");
+	p.in.invitation_hash = "inv-1";
+	fault_sweep("user_create with invitation", op_create, &c, STORE_OK);
+	assert_invite_status(inv, "accepted");
+	cr_assert_eq(store_user_get(S, &ref, &u), STORE_OK);
+	cr_assert_str_eq(u.role, "teacher");
+	store_user_clear(&u);
+}
+
+/* ------------------------------------------------------------------ rate limits, retries */
+
+static enum store_status
+op_rate_hit(void *arg)
+{
+	long long count = -1, retry = -1;
+	enum store_status st = store_rate_count(S, "login:a", 3600, 1, &count, &retry);
+
+	cr_assert_leq(retry, 3600);
+	if (st == STORE_OK)
+		cr_assert_eq(count, *(long long *)arg);
+	return st;
+}
+
+STORE_TEST(rate_count_adds_and_reads)
+{
+	long long want = 1, count = -1, retry = -1;
+
+	fault_sweep("rate_count, first hit", op_rate_hit, &want, STORE_OK);
+	want = 2;
+	fault_sweep("rate_count, second hit", op_rate_hit, &want, STORE_OK);
+	cr_assert_eq(store_rate_count(S, "login:a", 3600, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 2);
+	cr_assert_eq(store_rate_count(S, "register:b", 3600, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 0);
+}
+
+STORE_TEST(busy_transaction_runs_again_unavailable_does_not)
+{
+	struct person p;
+	struct create_ctx c = {person(&p, "alice"), 0, STORE_INVITE_OK};
+
+	store_fault_after(S, 2, STORE_BUSY); /* the INSERT of the first attempt */
+	cr_assert_eq(op_create(&c), STORE_OK);
+	cr_assert(store_fault_fired(S));
+	person(&p, "bob");
+	store_fault_after(S, 2, STORE_UNAVAILABLE);
+	cr_assert_eq(op_create(&c), STORE_UNAVAILABLE);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static long long
+connect_attempts(void)
+{
+	char *text = metrics_render(0, 0);
+	const char *at = strstr(text, "\nroster_db_connect_attempts_total ");
+	long long n;
+
+	cr_assert_not_null(at);
+	n = strtoll(at + strlen("\nroster_db_connect_attempts_total "), NULL, 10);
+	free(text);
+	return n;
+}
+
+Test(store_pg_driver, lazy_open_unreachable_backs_off)
+{
+	struct store *s = NULL;
+	long long before = connect_attempts();
+	struct timespec t0, t1;
+
+	/* Port 1 on loopback: refused at once. */
+	cr_assert_eq(
+	    store_open("postgresql://u@127.0.0.1:1/x", STORE_OPEN_EXISTING, &s), STORE_UNAVAILABLE);
+	cr_assert_null(s);
+	cr_assert_eq(store_open("postgresql://u@127.0.0.1:1/x", STORE_OPEN_LAZY, &s), STORE_OK);
+	cr_assert_not_null(s);
+	cr_assert_eq(connect_attempts(), before + 2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* Twenty calls inside the first backoff steps: at most a few attempts. */
+	cr_assert_leq(
+	    connect_attempts(), before + 4, "attempts: %lld", connect_attempts() - before);
+	usleep(120 * 1000);
+	cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
+	cr_assert_geq(connect_attempts(), before + 3, "a retry after the backoff");
+	(void)t1;
+	store_close(s);
+}
+
+Test(store_sqlite_driver, lazy_open_is_existing)
+{
+	struct store *s = NULL;
+
+	cr_assert_eq(
+	    store_open("sqlite:/nonexistent-dir/x.db", STORE_OPEN_LAZY, &s), STORE_UNAVAILABLE);
+	cr_assert_null(s);
+}
+
+/* A statement stuck behind a lock: the client deadline ends it, then the store recovers. */
+Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg, .fini = close_store)
+{
+	PGconn *locker;
+	PGresult *r;
+	struct timespec t0, t1;
+	long long ms;
+
+	need_store();
+	mk_user("alice");
+	locker = PQconnectdb(pg_url);
+	cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+	r = PQexec(locker, "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(locker));
+	PQclear(r);
+	store_set_deadline_ms(S, 300);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_UNAVAILABLE);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	cr_assert(ms >= 250 && ms < 1500, "answered after %lld ms", ms);
+	PQfinish(locker); /* releases the lock */
+	usleep(150 * 1000);
+	store_set_deadline_ms(S, 0);
+	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_CONFLICT_USERNAME);
+}
