@@ -15,6 +15,7 @@ struct pool {
 	struct job *ring;
 	unsigned capacity, limit, head, queued, reserved, running;
 	bool stopping;
+	bool joined;
 	void *(*init)(void *);
 	void (*fini)(void *);
 	void *init_arg;
@@ -127,9 +128,9 @@ pool_depth(struct pool *p)
 }
 
 void
-pool_free(struct pool *p)
+pool_stop(struct pool *p)
 {
-	if (p == NULL)
+	if (p->joined)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->stopping = true;
@@ -137,6 +138,15 @@ pool_free(struct pool *p)
 	pthread_mutex_unlock(&p->mu);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	p->joined = true;
+}
+
+void
+pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	pool_stop(p);
 	pthread_cond_destroy(&p->nonempty);
 	pthread_mutex_destroy(&p->mu);
 	free(p->ring);

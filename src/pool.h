@@ -38,7 +38,14 @@ void pool_release(struct pool *p);
 /* Jobs waiting or running now. */
 size_t pool_depth(struct pool *p);
 
-/* Runs every queued job to completion, then stops and frees the pool. */
+/*
+ * Refuses new reservations (pool_reserve answers false), runs every queued
+ * job to completion and joins the workers. The pool stays allocated, so
+ * pool_reserve and pool_depth remain safe to call until pool_free.
+ */
+void pool_stop(struct pool *p);
+
+/* Stops the pool when pool_stop has not, then frees it. NULL is a no-op. */
 void pool_free(struct pool *p);
 
 #endif

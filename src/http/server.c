@@ -35,6 +35,9 @@ struct http_server {
 	struct pool *pool;
 	unsigned port;
 	atomic_uint inflight;
+	atomic_bool draining;    /* http_server_stop has begun: replies close their connection */
+	pthread_mutex_t idle_mu; /* with `idle`: the stopper waits for inflight == 0 */
+	pthread_cond_t idle;
 	struct http_proxies proxies;
 	pthread_key_t io_store_key;
 };
@@ -223,13 +226,20 @@ req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, c
 static void
 req_free(struct http_req *req)
 {
+	struct http_server *srv = req->srv;
+
 	if (req->ctx_free != NULL)
 		req->ctx_free(req->ctx);
 	if (req->body != NULL)
 		sodium_memzero(req->body, req->body_cap);
 	free(req->body);
 	free(req->reply);
-	atomic_fetch_sub(&req->srv->inflight, 1);
+	/* The stopper checks `inflight` under idle_mu, so this wake-up is never lost. */
+	if (atomic_fetch_sub(&srv->inflight, 1) == 1 && atomic_load(&srv->draining)) {
+		pthread_mutex_lock(&srv->idle_mu);
+		pthread_cond_broadcast(&srv->idle);
+		pthread_mutex_unlock(&srv->idle_mu);
+	}
 	free(req);
 }
 
@@ -257,6 +267,8 @@ queue_reply(struct http_req *req)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
 	if (req->challenge != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, req->challenge);
+	if (atomic_load(&req->srv->draining)) /* MHD closes the connection after this reply */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(req->conn, (unsigned)req->status, resp);
 	MHD_destroy_response(resp);
 	req->state = HTTP_SENT;
@@ -549,6 +561,23 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 
 static const char *route_names[METRICS_ROUTES_MAX];
 
+/* The condition variable on which the stopper waits, timed on CLOCK_MONOTONIC like now_us. */
+static bool
+idle_init(struct http_server *srv)
+{
+	pthread_condattr_t attr;
+	bool ok;
+
+	if (pthread_condattr_init(&attr) != 0)
+		return false;
+	ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+	     pthread_cond_init(&srv->idle, &attr) == 0;
+	pthread_condattr_destroy(&attr);
+	if (ok)
+		pthread_mutex_init(&srv->idle_mu, NULL);
+	return ok;
+}
+
 struct http_server *
 http_server_start(const struct config *cfg)
 {
@@ -562,6 +591,8 @@ http_server_start(const struct config *cfg)
 	if (srv == NULL || !resolve_bind(cfg, &ss, &v6))
 		goto fail;
 	srv->cfg = cfg;
+	if (!idle_init(srv))
+		goto fail;
 	if (http_proxies_parse(cfg->trusted_proxies, &srv->proxies) != 0)
 		goto fail; /* validated with the configuration: cannot happen */
 	metrics_set_routes(route_names, http_routes(route_names, METRICS_ROUTES_MAX - 1));
@@ -606,6 +637,20 @@ http_server_port(const struct http_server *srv)
 	return srv->port;
 }
 
+/* Waits until no request is in flight, or until `deadline_us` (CLOCK_MONOTONIC) has passed. */
+static void
+wait_idle(struct http_server *srv, uint64_t deadline_us)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline_us / 1000000u),
+	    .tv_nsec = (long)(deadline_us % 1000000u) * 1000};
+
+	pthread_mutex_lock(&srv->idle_mu);
+	while (atomic_load(&srv->inflight) > 0 &&
+	       pthread_cond_timedwait(&srv->idle, &srv->idle_mu, &ts) == 0) {
+	}
+	pthread_mutex_unlock(&srv->idle_mu);
+}
+
 void
 http_server_stop(struct http_server *srv)
 {
@@ -618,17 +663,23 @@ http_server_stop(struct http_server *srv)
 
 	if (fd != MHD_INVALID_SOCKET)
 		shutdown(fd, SHUT_RDWR);
-
-	while (atomic_load(&srv->inflight) > 0 && now_us() < deadline)
-		usleep(10000);
+	/* Drain: every reply from now on carries Connection: close. */
+	atomic_store(&srv->draining, true);
+	wait_idle(srv, deadline);
 	if (atomic_load(&srv->inflight) > 0)
 		log_msg(RS_LOG_WARNING, "shutdown timeout: %u requests still in flight",
 		    atomic_load(&srv->inflight));
-	pool_free(srv->pool); /* runs what is queued and resumes those connections */
-	usleep(50000);        /* let resumed replies reach their sockets */
+	/* Refuse new reservations (503), run what is queued, join the workers. The
+	 * I/O threads still run and may call pool_reserve or pool_depth: the pool
+	 * is freed only after the daemon has stopped. */
+	pool_stop(srv->pool);
+	wait_idle(srv, deadline); /* replies resumed by the last jobs reach their sockets */
 	MHD_stop_daemon(srv->daemon);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	pool_free(srv->pool);
 	pthread_key_delete(srv->io_store_key);
+	pthread_cond_destroy(&srv->idle);
+	pthread_mutex_destroy(&srv->idle_mu);
 	free(srv);
 }
