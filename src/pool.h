@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct pool;
 
@@ -21,6 +22,16 @@ typedef void (*pool_fn)(void *arg, void *worker_ctx);
  */
 struct pool *pool_new(unsigned workers, unsigned capacity, void *(*init)(void *),
     void (*fini)(void *), void *init_arg);
+
+/*
+ * Bounds the wait in the queue: a job that waited longer than `max_wait_us`
+ * is taken off the queue by a reaper thread and handed to `expired(arg,
+ * NULL)` instead of its own function, even while every worker is busy;
+ * `expired` must call pool_release as the job would. 0: no bound (and no
+ * thread). Call once, before the first submission; false when the thread
+ * cannot start.
+ */
+bool pool_set_max_wait(struct pool *p, uint64_t max_wait_us, pool_fn expired);
 
 /* Reserves a queue slot; false when the queue is full (answer 503). */
 bool pool_reserve(struct pool *p);
