@@ -4,6 +4,7 @@
  * bound on the wait is set) only ever looks there.
  */
 #include "pool.h"
+#include "xmalloc.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -76,16 +77,10 @@ struct pool *
 pool_new(unsigned workers, unsigned capacity, void *(*init)(void *), void (*fini)(void *),
     void *init_arg)
 {
-	struct pool *p = calloc(1, sizeof(*p) + workers * sizeof(pthread_t));
+	struct pool *p = xcalloc(1, sizeof(*p) + workers * sizeof(pthread_t));
 
-	if (p == NULL)
-		return NULL;
 	/* Room for every reservable slot: the queue plus one job per worker. */
-	p->ring = calloc(capacity + workers, sizeof(*p->ring));
-	if (p->ring == NULL) {
-		free(p);
-		return NULL;
-	}
+	p->ring = xcalloc(capacity + workers, sizeof(*p->ring));
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->nonempty, NULL);
 	p->capacity = capacity + workers;

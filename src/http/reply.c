@@ -39,7 +39,8 @@ http_err_info(enum http_err err)
 void
 http_raise(struct http_req *req, enum http_err err)
 {
-	http_error_renderer render = req->route != NULL ? req->route->on_error : req->srv->opts.on_error;
+	http_error_renderer render =
+	    req->route != NULL ? req->route->on_error : req->srv->opts.on_error;
 	const struct http_err_info *info = http_err_info(err);
 
 	if (render != NULL)
@@ -96,8 +97,8 @@ http_reply_error(struct http_req *req, int status, const char *code, const char 
 	if (status == 503 && req->retry_after == 0)
 		req->retry_after = 1;
 	if (status >= 500)
-		http_log(req, status == 503 ? RS_LOG_WARNING : RS_LOG_ERROR, "replying %d %s", status,
-		    code);
+		http_log(req, status == 503 ? RS_LOG_WARNING : RS_LOG_ERROR, "replying %d %s",
+		    status, code);
 	http_reply_json_new(req, status,
 	    json_pack("{s:s, s:s, s:s}", "error", message, "code", code, "request_id", req->id));
 }

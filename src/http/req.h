@@ -115,10 +115,11 @@ struct http_req {
 	int64_t path_id;          /* the {id} of the route, when it has one */
 
 	http_handler deferred; /* runs on a worker */
-	enum http_pool pool;   /* the pool `deferred` was handed to */
-	uint64_t queued_us;    /* when it was handed over */
-	void *thread_ctx;      /* the worker's state (from thread_open) while `deferred` runs */
-	void *ctx;             /* the handler's own state between halves */
+	bool handed_off;     /* http_defer queued it: the I/O thread lets go (written there only) */
+	enum http_pool pool; /* the pool `deferred` was handed to */
+	uint64_t queued_us;  /* when it was handed over */
+	void *thread_ctx;    /* the worker's state (from thread_open) while `deferred` runs */
+	void *ctx;           /* the handler's own state between halves */
 	void (*ctx_free)(void *);
 };
 

@@ -16,8 +16,10 @@
  *
  * Invariants:
  * 1. A request is only ever touched by one thread at a time: its I/O thread,
- *    or, while WAITING, the one worker running its job. MHD does not call
- *    on_request for a suspended connection.
+ *    or, from http_defer's hand-off to the resume, the one worker (or reaper)
+ *    finishing its job. MHD does not call on_request for a suspended
+ *    connection, and on_request does not look at the request again once
+ *    dispatch has handed it off (the worker may already have set the reply).
  * 2. A reply is queued to MHD only on the final call or later, never while
  *    the body is arriving, so MHD keeps the connection alive. The one
  *    exception is an error found on the first call (check_declared): MHD then
@@ -238,7 +240,7 @@ dispatch(struct http_req *req)
 		}
 	}
 	req->route->handler(req);
-	if (req->state == HTTP_READING) {
+	if (!req->handed_off && req->state == HTTP_READING) {
 		http_log(req, RS_LOG_ERROR, "handler for %s set no reply", req->route->path);
 		http_raise(req, HTTP_ERR_INTERNAL);
 	}
@@ -273,6 +275,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	switch (req->state) {
 	case HTTP_READING:
 		dispatch(req);
+		if (req->handed_off)
+			return MHD_YES; /* a worker owns it now, and may be done already (invariant
+			                   1) */
 		break;
 	case HTTP_WAITING: /* a spurious call while suspended cannot happen; be safe */
 		return MHD_YES;
@@ -399,6 +404,7 @@ http_defer(struct http_req *req, enum http_pool pool, http_handler fn)
 		return false;
 	}
 	req->deferred = fn;
+	req->handed_off = true;
 	req->pool = pool;
 	req->queued_us = now_us();
 	req->state = HTTP_WAITING;

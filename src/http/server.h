@@ -28,7 +28,8 @@ struct http_opts {
 
 	unsigned workers[HTTP_POOL_COUNT_]; /* threads per pool */
 	unsigned queue[HTTP_POOL_COUNT_];   /* jobs waiting per pool before 503 */
-	unsigned queue_timeout_ms[HTTP_POOL_COUNT_]; /* a job that waited longer: 503; 0: no bound */
+	unsigned
+	    queue_timeout_ms[HTTP_POOL_COUNT_]; /* a job that waited longer: 503; 0: no bound */
 
 	const struct http_route *routes; /* the route table, in match order */
 	size_t nroutes;
