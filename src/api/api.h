@@ -126,6 +126,13 @@ const struct config *api_config(const struct http_req *req);
 /* Defers `fn` to `pool`; when the queue is full, replies 503 `unavailable`. */
 void api_defer(struct http_req *req, enum http_pool pool, http_handler fn);
 
+/*
+ * For handlers that start with api_authenticate: a request without a
+ * well-formed token is answered 401 at once; any other is deferred to the
+ * database pool as api_defer does.
+ */
+void api_defer_authenticated(struct http_req *req, http_handler fn);
+
 /* The route table for http_server_start; `*n` routes. */
 const struct http_route *api_routes(/* OUT: */ size_t *n);
 

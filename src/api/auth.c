@@ -81,6 +81,17 @@ api_defer(struct http_req *req, enum http_pool pool, http_handler fn)
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 }
 
+void
+api_defer_authenticated(struct http_req *req, http_handler fn)
+{
+	char token[65];
+
+	if (!api_auth_token(http_header(req, "Authorization"), token))
+		api_reply_error(req, API_ERR_NOT_AUTHENTICATED); /* no database needed to say so */
+	else
+		api_defer(req, HTTP_POOL_DB, fn);
+}
+
 enum api_err
 api_authenticate(struct http_req *req, struct store_user *user, char *token_hash)
 {

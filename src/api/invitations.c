@@ -143,7 +143,7 @@ invitations_finish(struct http_req *req)
 void
 api_invitations(struct http_req *req)
 {
-	api_defer(req, HTTP_POOL_DB, invitations_finish);
+	api_defer_authenticated(req, invitations_finish);
 }
 
 static void
@@ -169,7 +169,7 @@ resend_finish(struct http_req *req)
 void
 api_invitation_resend(struct http_req *req)
 {
-	api_defer(req, HTTP_POOL_DB, resend_finish);
+	api_defer_authenticated(req, resend_finish);
 }
 
 static void
@@ -190,7 +190,7 @@ revoke_finish(struct http_req *req)
 void
 api_invitation(struct http_req *req)
 {
-	api_defer(req, HTTP_POOL_DB, revoke_finish);
+	api_defer_authenticated(req, revoke_finish);
 }
 
 bool
@@ -254,5 +254,5 @@ out:
 void
 api_invitation_accept(struct http_req *req)
 {
-	api_defer(req, HTTP_POOL_DB, accept_finish);
+	api_defer_authenticated(req, accept_finish);
 }

@@ -248,7 +248,7 @@ logout_finish(struct http_req *req)
 void
 api_logout(struct http_req *req)
 {
-	api_defer(req, HTTP_POOL_DB, logout_finish);
+	api_defer_authenticated(req, logout_finish);
 }
 
 /* GET /users/me/ shape. */
@@ -336,5 +336,5 @@ me_finish(struct http_req *req)
 void
 api_me(struct http_req *req)
 {
-	api_defer(req, HTTP_POOL_DB, me_finish);
+	api_defer_authenticated(req, me_finish);
 }
