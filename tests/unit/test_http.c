@@ -219,3 +219,34 @@ Test(log, vmsg_carries_the_request_id, .init = cr_redirect_stderr)
 	cr_assert_not_null(strstr(line, "\"request_id\":\"rid-1\""), "%s", line);
 	cr_assert_not_null(strstr(line, "\"level\":\"warning\""), "%s", line);
 }
+
+/* Without a renderer, http/ answers its own errors in the plain JSON error format. */
+Test(http_reply, raise_without_renderer_plain_json)
+{
+	struct http_server srv = {.opts = {.on_error = NULL}};
+	struct http_req req = {.srv = &srv, .id = "r1"};
+
+	http_raise(&req, HTTP_ERR_UNAVAILABLE);
+	cr_assert_eq(req.state, HTTP_READY);
+	cr_assert_eq(req.status, 503);
+	cr_assert_eq(req.retry_after, 1);
+	cr_assert_str_eq(req.reply, "{\"error\":\"The service is temporarily unavailable; retry "
+	                            "shortly.\",\"code\":\"unavailable\",\"request_id\":\"r1\"}");
+	free(req.reply);
+}
+
+/* A route's renderer decides: the API's renders http/'s 405 as its own row. */
+Test(http_reply, raise_uses_the_route_renderer)
+{
+	struct http_server srv = {.opts = {.on_error = NULL}};
+	int64_t id;
+	struct http_req req = {.srv = &srv, .id = "r2", .route = find("/users/login/", &id)};
+
+	cr_assert_not_null(req.route);
+	http_raise(&req, HTTP_ERR_METHOD_NOT_ALLOWED);
+	cr_assert_eq(req.status, 405);
+	cr_assert_str_eq(req.reply,
+	    "{\"error\":\"Method not allowed.\",\"code\":\"method_not_allowed\","
+	    "\"request_id\":\"r2\"}");
+	free(req.reply);
+}
