@@ -4,6 +4,7 @@
  * account made here obeys every rule an account made over HTTP does.
  */
 #include "cli.h"
+#include "config.h"
 #include "accounts/acct.h"
 #include "log.h"
 #include "crypto/rcrypto.h"

@@ -6,7 +6,7 @@
 #ifndef ROSTER_CLI_H
 #define ROSTER_CLI_H
 
-#include "config.h"
+struct config;
 
 enum cli_exit {
 	CLI_OK = 0,

@@ -61,6 +61,14 @@ static const struct opt opts[] = {
         "password-hashing threads (default: number of cores)"},
     {"hash-queue", "ROSTER_HASH_QUEUE", OPT_UINT, OFF(hash_queue), CONFIG_SERVE, 1, 65536, "N",
         "requests waiting for a hashing thread before 503 (default 256)"},
+    {"db-workers", "ROSTER_DB_WORKERS", OPT_UINT, OFF(db_workers), CONFIG_SERVE, 1, 256, "N",
+        "database threads: every database read and write of a request (default: 2 x cores)"},
+    {"db-queue", "ROSTER_DB_QUEUE", OPT_UINT, OFF(db_queue), CONFIG_SERVE, 1, 65536, "N",
+        "requests waiting for a database thread before 503 (default 256)"},
+    {"db-queue-timeout", "ROSTER_DB_QUEUE_TIMEOUT", OPT_DURATION, OFF(db_queue_timeout_s),
+        CONFIG_SERVE, 0, 0, "D",
+        "a request that waited this long for a database thread gets 503; 0 = no bound (default "
+        "5s)"},
     {"hash-memory", "ROSTER_HASH_MEMORY_KIB", OPT_UINT, OFF(hash_memory_kib), HASHING, 8, 4194304,
         "KIB", "argon2id memory per hash in KiB (default 19456)"},
     {"hash-passes", "ROSTER_HASH_PASSES", OPT_UINT, OFF(hash_passes), HASHING, 1, 64, "N",
@@ -319,6 +327,9 @@ defaults(struct config *c)
 	c->threads = n;
 	c->hash_workers = n;
 	c->hash_queue = 256;
+	c->db_workers = 2 * n;
+	c->db_queue = 256;
+	c->db_queue_timeout_s = 5;
 	c->hash_memory_kib = 19456;
 	c->hash_passes = 2;
 	c->self_register_roles = "explorer";

@@ -45,6 +45,9 @@ struct config {
 	bool reuse_port;
 	unsigned hash_workers;
 	unsigned hash_queue;
+	unsigned db_workers;
+	unsigned db_queue;
+	long long db_queue_timeout_s; /* a database job that waited longer: 503 */
 	unsigned hash_memory_kib;
 	unsigned hash_passes;
 	const char *self_register_roles;

@@ -77,17 +77,24 @@ out:
 }
 
 void
-log_msg(enum log_level level, const char *fmt, ...)
+log_vmsg(enum log_level level, const char *request_id, const char *fmt, va_list ap)
 {
 	char buf[1024];
-	va_list ap;
 
 	if (!log_enabled(level))
 		return;
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_json_new(level, request_id, buf, NULL);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, NULL, fmt, ap);
 	va_end(ap);
-	log_json_new(level, NULL, buf, NULL);
 }
 
 /* Appends `s` as a JSON string body (no quotes) to buf[*o..cap), truncating safely. */

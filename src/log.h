@@ -7,6 +7,7 @@
 #define ROSTER_LOG_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 enum log_level { RS_LOG_DEBUG, RS_LOG_INFO, RS_LOG_WARNING, RS_LOG_ERROR };
@@ -19,6 +20,14 @@ int log_level_parse(const char *s);
 
 /* A process-wide event: {"ts", "level", "msg"}. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * log_msg with a va_list, and with "request_id" when `request_id` is not
+ * NULL (http_log is this with the request's id). The message is cut at 1023
+ * bytes.
+ */
+void log_vmsg(enum log_level level, const char *request_id, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /*
  * {"ts", "level", "msg", "request_id"?, ...fields}: takes `fields` (an object,

@@ -3,9 +3,10 @@
  * from config.c; signals are taken by sigwait on the main thread, so no
  * handler runs inside a worker and shutdown is an ordinary code path.
  */
+#include "api/api.h"
 #include "cli.h"
 #include "config.h"
-#include "http/http.h"
+#include "http/server.h"
 #include "log.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
@@ -112,9 +113,38 @@ out:
 	return rc;
 }
 
+/* The narrow view of the configuration that http/ takes, wired to api/. */
+static void
+http_opts_of(const struct config *cfg, struct http_opts *o)
+{
+	*o = (struct http_opts){
+	    .host = cfg->host,
+	    .port = cfg->port,
+	    .threads = cfg->threads,
+	    .reuse_port = cfg->reuse_port,
+	    .idle_timeout_s = (unsigned)cfg->idle_timeout_s,
+	    .max_connections = cfg->max_connections,
+	    .max_connections_per_ip = cfg->max_connections_per_ip,
+	    .body_limit = cfg->body_limit,
+	    .trusted_proxies = cfg->trusted_proxies,
+	    .shutdown_timeout_s = cfg->shutdown_timeout_s,
+	    .workers = {[HTTP_POOL_DB] = cfg->db_workers, [HTTP_POOL_HASH] = cfg->hash_workers},
+	    .queue = {[HTTP_POOL_DB] = cfg->db_queue, [HTTP_POOL_HASH] = cfg->hash_queue},
+	    .queue_timeout_ms = {[HTTP_POOL_DB] = cfg->db_queue_timeout_s > 86400
+	                                              ? 86400000u
+	                                              : (unsigned)cfg->db_queue_timeout_s * 1000u},
+	    .on_error = api_render_http_err,
+	    .thread_open = api_thread_open,
+	    .thread_close = api_thread_close,
+	    .app = cfg,
+	};
+	o->routes = api_routes(&o->nroutes);
+}
+
 static int
 cmd_serve(const struct config *cfg)
 {
+	struct http_opts opts;
 	struct http_server *srv;
 	struct store *s = NULL;
 	struct store_schema schema;
@@ -141,13 +171,15 @@ cmd_serve(const struct config *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	srv = http_server_start(cfg);
+	http_opts_of(cfg, &opts);
+	srv = http_server_start(&opts);
 	if (srv == NULL)
 		return 1;
 	log_json_new(RS_LOG_INFO, NULL, "listening",
-	    json_pack("{s:s, s:i, s:s, s:i, s:i, s:i}", "host", cfg->host, "port",
+	    json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "host", cfg->host, "port",
 	        (int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
-	        "hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue));
+	        "hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue,
+	        "db_workers", (int)cfg->db_workers, "db_queue", (int)cfg->db_queue));
 	/* Logs go to stderr only (journald under systemd): there is no file to reopen. */
 	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
 		log_msg(RS_LOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");

@@ -1,12 +1,20 @@
-/* Bounded worker pool; see pool.h. A ring buffer under one mutex. */
+/*
+ * Bounded worker pool; see pool.h. A ring buffer under one mutex. Jobs are
+ * FIFO, so the oldest waiting job is always at the head: the reaper (when a
+ * bound on the wait is set) only ever looks there.
+ */
 #include "pool.h"
+#include "xmalloc.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct job {
 	pool_fn fn;
 	void *arg;
+	uint64_t queued_us;
 };
 
 struct pool {
@@ -15,12 +23,26 @@ struct pool {
 	struct job *ring;
 	unsigned capacity, limit, head, queued, reserved, running;
 	bool stopping;
+	bool joined;
+	uint64_t max_wait_us; /* 0: no reaper */
+	pool_fn expired;
+	pthread_cond_t reap; /* wakes the reaper at stop; CLOCK_MONOTONIC */
+	pthread_t reaper;
 	void *(*init)(void *);
 	void (*fini)(void *);
 	void *init_arg;
 	unsigned nthreads;
 	pthread_t threads[];
 };
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void *
 worker(void *arg)
@@ -55,16 +77,10 @@ struct pool *
 pool_new(unsigned workers, unsigned capacity, void *(*init)(void *), void (*fini)(void *),
     void *init_arg)
 {
-	struct pool *p = calloc(1, sizeof(*p) + workers * sizeof(pthread_t));
+	struct pool *p = xcalloc(1, sizeof(*p) + workers * sizeof(pthread_t));
 
-	if (p == NULL)
-		return NULL;
 	/* Room for every reservable slot: the queue plus one job per worker. */
-	p->ring = calloc(capacity + workers, sizeof(*p->ring));
-	if (p->ring == NULL) {
-		free(p);
-		return NULL;
-	}
+	p->ring = xcalloc(capacity + workers, sizeof(*p->ring));
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->nonempty, NULL);
 	p->capacity = capacity + workers;
@@ -101,7 +117,7 @@ void
 pool_submit_reserved(struct pool *p, pool_fn fn, void *arg)
 {
 	pthread_mutex_lock(&p->mu);
-	p->ring[(p->head + p->queued) % p->capacity] = (struct job){fn, arg};
+	p->ring[(p->head + p->queued) % p->capacity] = (struct job){fn, arg, now_us()};
 	p->queued++;
 	pthread_cond_signal(&p->nonempty);
 	pthread_mutex_unlock(&p->mu);
@@ -126,17 +142,88 @@ pool_depth(struct pool *p)
 	return n;
 }
 
+/*
+ * Takes jobs that waited longer than max_wait_us off the head of the queue
+ * and hands each to `expired` (which releases its slot), whether or not a
+ * worker is free: a queue behind blocked workers still gets its answers.
+ * Checks every tenth of the bound (10-250 ms), so a job expires at most that
+ * late, without a wake-up per submitted job.
+ */
+static void *
+reaper(void *arg)
+{
+	struct pool *p = arg;
+	uint64_t tick = p->max_wait_us / 10;
+
+	tick = tick < 10000 ? 10000 : tick > 250000 ? 250000 : tick;
+	pthread_mutex_lock(&p->mu);
+	while (!p->stopping) {
+		uint64_t now = now_us(), next = now + tick;
+		struct timespec ts = {(time_t)(next / 1000000u), (long)(next % 1000000u) * 1000};
+
+		if (p->queued > 0 && now - p->ring[p->head].queued_us > p->max_wait_us) {
+			struct job j = p->ring[p->head];
+
+			p->head = (p->head + 1) % p->capacity;
+			p->queued--;
+			pthread_mutex_unlock(&p->mu);
+			p->expired(j.arg, NULL);
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
+		pthread_cond_timedwait(&p->reap, &p->mu, &ts);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+bool
+pool_set_max_wait(struct pool *p, uint64_t max_wait_us, pool_fn expired)
+{
+	pthread_condattr_t attr;
+
+	if (max_wait_us == 0)
+		return true;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->reap, &attr);
+	pthread_condattr_destroy(&attr);
+	p->max_wait_us = max_wait_us;
+	p->expired = expired;
+	if (pthread_create(&p->reaper, NULL, reaper, p) != 0) {
+		pthread_cond_destroy(&p->reap);
+		p->max_wait_us = 0;
+		return false;
+	}
+	return true;
+}
+
+void
+pool_stop(struct pool *p)
+{
+	if (p->joined)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->nonempty);
+	if (p->max_wait_us > 0)
+		pthread_cond_signal(&p->reap);
+	pthread_mutex_unlock(&p->mu);
+	if (p->max_wait_us > 0) {
+		pthread_join(p->reaper, NULL);
+		pthread_cond_destroy(&p->reap);
+	}
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	p->joined = true;
+}
+
 void
 pool_free(struct pool *p)
 {
 	if (p == NULL)
 		return;
-	pthread_mutex_lock(&p->mu);
-	p->stopping = true;
-	pthread_cond_broadcast(&p->nonempty);
-	pthread_mutex_unlock(&p->mu);
-	for (unsigned i = 0; i < p->nthreads; i++)
-		pthread_join(p->threads[i], NULL);
+	pool_stop(p);
 	pthread_cond_destroy(&p->nonempty);
 	pthread_mutex_destroy(&p->mu);
 	free(p->ring);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct pool;
 
@@ -21,6 +22,16 @@ typedef void (*pool_fn)(void *arg, void *worker_ctx);
  */
 struct pool *pool_new(unsigned workers, unsigned capacity, void *(*init)(void *),
     void (*fini)(void *), void *init_arg);
+
+/*
+ * Bounds the wait in the queue: a job that waited longer than `max_wait_us`
+ * is taken off the queue by a reaper thread and handed to `expired(arg,
+ * NULL)` instead of its own function, even while every worker is busy;
+ * `expired` must call pool_release as the job would. 0: no bound (and no
+ * thread). Call once, before the first submission; false when the thread
+ * cannot start.
+ */
+bool pool_set_max_wait(struct pool *p, uint64_t max_wait_us, pool_fn expired);
 
 /* Reserves a queue slot; false when the queue is full (answer 503). */
 bool pool_reserve(struct pool *p);
@@ -38,7 +49,14 @@ void pool_release(struct pool *p);
 /* Jobs waiting or running now. */
 size_t pool_depth(struct pool *p);
 
-/* Runs every queued job to completion, then stops and frees the pool. */
+/*
+ * Refuses new reservations (pool_reserve answers false), runs every queued
+ * job to completion and joins the workers. The pool stays allocated, so
+ * pool_reserve and pool_depth remain safe to call until pool_free.
+ */
+void pool_stop(struct pool *p);
+
+/* Stops the pool when pool_stop has not, then frees it. NULL is a no-op. */
 void pool_free(struct pool *p);
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * api: one file per resource. Handlers take a parsed request from http/, apply
  * the rules of accounts/ and the operations of store/, and set a JSON reply.
- * errors.c holds the one table of every error the API can answer.
+ * errors.c holds the one table of every error the API can answer and the one
+ * mapping from store statuses to it. Only api/ knows that a worker's state is
+ * a database connection (api_thread_open, api_store).
  */
 #ifndef ROSTER_API_H
 #define ROSTER_API_H
@@ -11,9 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http/req.h"
 #include "store/store.h"
 
-struct http_req;
+struct config;
 
 enum api_err {
 	API_ERR_NONE = 0,
@@ -60,6 +63,18 @@ const struct api_err_info *api_err_info(enum api_err err);
  */
 void api_reply_error(struct http_req *req, enum api_err err);
 
+/* The error renderer of every API route: http/'s own errors as API errors. */
+void api_render_http_err(struct http_req *req, enum http_err err);
+
+/*
+ * The one mapping from a store status to an API error. What a missing row
+ * means depends on the caller (`not_found`: API_ERR_NOT_FOUND, or
+ * API_ERR_NOT_AUTHENTICATED when the row is the caller's own account), and
+ * so does the answer to STORE_ERROR (`internal`: API_ERR_INTERNAL, or
+ * registration's API_ERR_INTERNAL_REGISTER). STORE_OK gives API_ERR_NONE.
+ */
+enum api_err api_store_err(enum store_status st, enum api_err not_found, enum api_err internal);
+
 struct acct_errors;
 
 /* 400 `invalid` with "fields": every problem, per field, in order. */
@@ -84,15 +99,42 @@ enum api_err api_body_object_new(const char *body, size_t len, /* OUT: */ json_t
 bool api_auth_token(const char *header, char out[65]);
 
 /*
- * Authenticates the request with one database read on the calling thread:
+ * Authenticates the request with one database read, on a worker (deferred
+ * with api_defer):
  * API_ERR_NONE with the account in `*user` (release with store_user_clear)
  * and the token's SHA-256 hex in `token_hash` (may be NULL), or
  * API_ERR_NOT_AUTHENTICATED / API_ERR_UNAVAILABLE (`*user` cleared).
  */
 enum api_err api_authenticate(struct http_req *req, struct store_user *user, char *token_hash);
 
-/* The database connection for this thread: the worker's, or the I/O thread's. */
+/*
+ * The worker's database connection while a deferred handler runs (NULL on an
+ * I/O thread: handlers that need the database defer first).
+ */
 struct store *api_store(struct http_req *req);
+
+/*
+ * Per-worker hooks for http_server_start: `app` is the struct config; opens
+ * the worker's connection (STORE_OPEN_LAZY), NULL when it cannot; closes it.
+ */
+void *api_thread_open(const void *app);
+void api_thread_close(void *ctx);
+
+/* The configuration the server was started with (http_opts.app). */
+const struct config *api_config(const struct http_req *req);
+
+/* Defers `fn` to `pool`; when the queue is full, replies 503 `unavailable`. */
+void api_defer(struct http_req *req, enum http_pool pool, http_handler fn);
+
+/*
+ * For handlers that start with api_authenticate: a request without a
+ * well-formed token is answered 401 at once; any other is deferred to the
+ * database pool as api_defer does.
+ */
+void api_defer_authenticated(struct http_req *req, http_handler fn);
+
+/* The route table for http_server_start; `*n` routes. */
+const struct http_route *api_routes(/* OUT: */ size_t *n);
 
 /* The error for an invitation the store refused, by reason. */
 enum api_err api_invite_why_err(enum store_invite_why why);
@@ -128,7 +170,7 @@ enum api_limit {
  * within the limit, else API_ERR_RATE_LIMITED with req->retry_after set. A
  * database failure lets the request through (logged): the limit protects
  * capacity, it must not take the service down with the counter. Runs on a
- * worker (uses req->store).
+ * worker (uses api_store).
  */
 enum api_err api_limit(struct http_req *req, enum api_limit limit, const char *subject, int add);
 

@@ -1,10 +1,13 @@
 /*
  * Token authentication: `Authorization: Token <t>` (Django REST framework) or
  * `Bearer <t>`. Tokens are looked up by their SHA-256, never stored in clear.
+ * Also the per-worker database connection: the only place that knows the
+ * worker state http/ carries (req->thread_ctx) is a struct store.
  */
 #include "api/api.h"
-#include "http/http.h"
+#include "config.h"
 #include "crypto/rcrypto.h"
+#include "http/req.h"
 #include "store/store.h"
 
 #include <string.h>
@@ -45,7 +48,48 @@ api_auth_token(const char *header, char out[65])
 struct store *
 api_store(struct http_req *req)
 {
-	return req->store != NULL ? req->store : http_io_store(req);
+	return req->thread_ctx;
+}
+
+void *
+api_thread_open(const void *app)
+{
+	const struct config *cfg = app;
+	struct store *s = NULL;
+
+	if (store_open(cfg->db, STORE_OPEN_LAZY, &s) != STORE_OK)
+		s = NULL;
+	return s;
+}
+
+void
+api_thread_close(void *ctx)
+{
+	store_close(ctx);
+}
+
+const struct config *
+api_config(const struct http_req *req)
+{
+	return http_app(req);
+}
+
+void
+api_defer(struct http_req *req, enum http_pool pool, http_handler fn)
+{
+	if (!http_defer(req, pool, fn))
+		api_reply_error(req, API_ERR_UNAVAILABLE);
+}
+
+void
+api_defer_authenticated(struct http_req *req, http_handler fn)
+{
+	char token[65];
+
+	if (!api_auth_token(http_header(req, "Authorization"), token))
+		api_reply_error(req, API_ERR_NOT_AUTHENTICATED); /* no database needed to say so */
+	else
+		api_defer(req, HTTP_POOL_DB, fn);
 }
 
 enum api_err
@@ -61,12 +105,10 @@ api_authenticate(struct http_req *req, struct store_user *user, char *token_hash
 	rcrypto_sha256_hex(token, TOKEN_HEX, hash);
 	s = api_store(req);
 	if (s == NULL)
-		return API_ERR_UNAVAILABLE;
+		return API_ERR_UNAVAILABLE; /* not on a worker, or no database */
 	st = store_token_user(s, hash, user);
-	if (st == STORE_NOT_FOUND)
-		return API_ERR_NOT_AUTHENTICATED;
 	if (st != STORE_OK)
-		return st == STORE_ERROR ? API_ERR_INTERNAL : API_ERR_UNAVAILABLE;
+		return api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL);
 	if (token_hash != NULL)
 		memcpy(token_hash, hash, sizeof(hash));
 	return API_ERR_NONE;

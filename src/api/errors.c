@@ -1,7 +1,11 @@
-/* The single table of API errors: status, stable code, exact message (API.md). */
+/*
+ * The single table of API errors: status, stable code, exact message (API.md);
+ * the one mapping from store statuses (and invitation refusals) to it; and the
+ * renderer of http/'s own errors for the API's routes.
+ */
 #include "api/api.h"
 #include "accounts/acct.h"
-#include "http/http.h"
+#include "http/req.h"
 
 #include <assert.h>
 
@@ -65,14 +69,71 @@ api_reply_error(struct http_req *req, enum api_err err)
 {
 	const struct api_err_info *info = api_err_info(err);
 
-	if (info->status == 503 && req->retry_after == 0)
-		req->retry_after = 1;
 	if (info->status == 401)
 		req->challenge = "Token";
-	if (info->status >= 500)
-		http_log(req, info->status == 503 ? RS_LOG_WARNING : RS_LOG_ERROR, "replying %d %s",
-		    info->status, info->code);
-	http_reply_json_new(req, info->status, error_body(req, info));
+	http_reply_error(req, info->status, info->code, info->message);
+}
+
+void
+api_render_http_err(struct http_req *req, enum http_err err)
+{
+	static const enum api_err as_api[] = {
+	    [HTTP_ERR_NONE] = API_ERR_INTERNAL, /* not an error: a bug in http/ */
+	    [HTTP_ERR_BAD_REQUEST] = API_ERR_BAD_REQUEST,
+	    [HTTP_ERR_NOT_FOUND] = API_ERR_NOT_FOUND,
+	    [HTTP_ERR_METHOD_NOT_ALLOWED] = API_ERR_METHOD_NOT_ALLOWED,
+	    [HTTP_ERR_LENGTH_REQUIRED] = API_ERR_LENGTH_REQUIRED,
+	    [HTTP_ERR_BODY_TOO_LARGE] = API_ERR_BODY_TOO_LARGE,
+	    [HTTP_ERR_UNSUPPORTED_MEDIA_TYPE] = API_ERR_UNSUPPORTED_MEDIA_TYPE,
+	    [HTTP_ERR_UNAVAILABLE] = API_ERR_UNAVAILABLE,
+	    [HTTP_ERR_INTERNAL] = API_ERR_INTERNAL,
+	};
+
+	static_assert(
+	    sizeof(as_api) / sizeof(as_api[0]) == HTTP_ERR_COUNT_, "every http_err has an api_err");
+	api_reply_error(req, (unsigned)err < HTTP_ERR_COUNT_ ? as_api[err] : API_ERR_INTERNAL);
+}
+
+enum api_err
+api_store_err(enum store_status st, enum api_err not_found, enum api_err internal)
+{
+	switch (st) {
+	case STORE_OK:
+		return API_ERR_NONE;
+	case STORE_NOT_FOUND:
+		return not_found;
+	case STORE_CONFLICT_USERNAME:
+		return API_ERR_USERNAME_TAKEN;
+	case STORE_CONFLICT_EMAIL:
+		return API_ERR_EMAIL_TAKEN;
+	case STORE_CONFLICT:
+		return API_ERR_CONFLICT;
+	case STORE_CONFLICT_PENDING:
+		return API_ERR_INVITATION_PENDING;
+	case STORE_BUSY:
+	case STORE_UNAVAILABLE:
+		return API_ERR_UNAVAILABLE;
+	case STORE_ERROR:
+		break;
+	}
+	return internal;
+}
+
+enum api_err
+api_invite_why_err(enum store_invite_why why)
+{
+	switch (why) {
+	case STORE_INVITE_EXPIRED:
+		return API_ERR_INVITATION_EXPIRED;
+	case STORE_INVITE_USED:
+		return API_ERR_INVITATION_USED;
+	case STORE_INVITE_REVOKED:
+		return API_ERR_INVITATION_REVOKED;
+	case STORE_INVITE_EMAIL_MISMATCH:
+		return API_ERR_INVITATION_EMAIL_MISMATCH;
+	default:
+		return API_ERR_INVITATION_INVALID;
+	}
 }
 
 void

@@ -2,11 +2,13 @@
  * Teacher invitations: create, list, resend, revoke (by users with
  * can_invite_teachers) and accept (by the invited account). Tokens are 256
  * random bits, shown once, stored as SHA-256. Acceptance is the store's
- * conditional update: at most one caller ever wins.
+ * conditional update: at most one caller ever wins. Every handler runs whole
+ * on a database worker: authentication reads the database.
  */
 #include "api/api.h"
 #include "accounts/acct.h"
-#include "http/http.h"
+#include "config.h"
+#include "http/req.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
 
@@ -14,60 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct inv_ctx {
-	int64_t user_id;
-	char *email;
-	char *email_key;
-	char token_hash[65];
-};
-
-static void
-inv_ctx_free(void *p)
-{
-	struct inv_ctx *c = p;
-
-	if (c != NULL) {
-		free(c->email);
-		free(c->email_key);
-	}
-	free(c);
-}
-
+/* A store failure of an invitation operation: a missing invitation is 404. */
 static enum api_err
 store_api_err(enum store_status st)
 {
-	switch (st) {
-	case STORE_NOT_FOUND:
-		return API_ERR_NOT_FOUND;
-	case STORE_CONFLICT:
-		return API_ERR_CONFLICT;
-	case STORE_CONFLICT_PENDING:
-		return API_ERR_INVITATION_PENDING;
-	case STORE_CONFLICT_EMAIL:
-		return API_ERR_EMAIL_TAKEN;
-	case STORE_BUSY:
-	case STORE_UNAVAILABLE:
-		return API_ERR_UNAVAILABLE;
-	default:
-		return API_ERR_INTERNAL;
-	}
-}
-
-enum api_err
-api_invite_why_err(enum store_invite_why why)
-{
-	switch (why) {
-	case STORE_INVITE_EXPIRED:
-		return API_ERR_INVITATION_EXPIRED;
-	case STORE_INVITE_USED:
-		return API_ERR_INVITATION_USED;
-	case STORE_INVITE_REVOKED:
-		return API_ERR_INVITATION_REVOKED;
-	case STORE_INVITE_EMAIL_MISMATCH:
-		return API_ERR_INVITATION_EMAIL_MISMATCH;
-	default:
-		return API_ERR_INVITATION_INVALID;
-	}
+	return api_store_err(st, API_ERR_NOT_FOUND, API_ERR_INTERNAL);
 }
 
 static json_t *
@@ -94,12 +47,12 @@ inviter(struct http_req *req, int64_t *user_id)
 	return err == API_ERR_NONE;
 }
 
-/* A fresh token: `token` for the client, its hash into the context. */
+/* A fresh token: `token` for the client, its hash for the store. */
 static void
-new_token(struct inv_ctx *c, char token[65])
+new_token(char token[65], char token_hash[65])
 {
 	rcrypto_random_hex(token, 32);
-	rcrypto_sha256_hex(token, 64, c->token_hash);
+	rcrypto_sha256_hex(token, 64, token_hash);
 }
 
 /* 201/200 with the invitation and its token, shown this once. */
@@ -113,61 +66,46 @@ reply_with_token(
 	http_reply_json_new(req, status, body);
 }
 
-static void
-create_finish(struct http_req *req)
-{
-	struct inv_ctx *c = req->ctx;
-	struct store_invitation inv = {0};
-	enum store_status st;
-	char token[65];
-
-	snprintf(token, sizeof(token), "%lld", (long long)c->user_id);
-	if (api_limit(req, API_LIMIT_INVITES, token, 1) != API_ERR_NONE) {
-		api_reply_error(req, API_ERR_RATE_LIMITED);
-		return;
-	}
-	new_token(c, token);
-	st = store_invite_create(req->store, c->user_id, c->email, c->email_key, c->token_hash,
-	    http_config(req)->invitation_ttl_s, &inv);
-	if (st == STORE_OK)
-		reply_with_token(req, 201, &inv, token);
-	else
-		api_reply_error(req, store_api_err(st));
-	store_invitation_clear(&inv);
-}
-
+/* POST: validate the email, count the inviter's limit, create. */
 static void
 create(struct http_req *req, int64_t user_id)
 {
 	struct acct_errors errs = {.n = 0};
-	struct inv_ctx *c = calloc(1, sizeof(*c));
+	struct store_invitation inv = {0};
+	char *email_norm = NULL, *email_key = NULL;
 	const char *msg = NULL, *email = NULL;
+	char token[65], token_hash[65];
 	json_t *obj = NULL;
+	enum store_status st;
 	size_t len = 0;
 
-	if (c == NULL) {
-		api_reply_error(req, API_ERR_INTERNAL);
-		goto out;
-	}
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
 		api_reply_error(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
 	if (api_required_string(obj, "email", &email, &len, &errs) &&
-	    acct_email_normalize(email, len, &c->email, &c->email_key, &msg) != ACCT_OK)
+	    acct_email_normalize(email, len, &email_norm, &email_key, &msg) != ACCT_OK)
 		acct_errors_add(&errs, "email", msg != NULL ? msg : ACCT_MSG_EMAIL_INVALID);
 	if (errs.n > 0) {
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	c->user_id = user_id;
-	req->ctx = c;
-	req->ctx_free = inv_ctx_free;
-	c = NULL;
-	if (!http_defer(req, create_finish))
-		api_reply_error(req, API_ERR_UNAVAILABLE);
+	snprintf(token, sizeof(token), "%lld", (long long)user_id);
+	if (api_limit(req, API_LIMIT_INVITES, token, 1) != API_ERR_NONE) {
+		api_reply_error(req, API_ERR_RATE_LIMITED);
+		goto out;
+	}
+	new_token(token, token_hash);
+	st = store_invite_create(api_store(req), user_id, email_norm, email_key, token_hash,
+	    api_config(req)->invitation_ttl_s, &inv);
+	if (st == STORE_OK)
+		reply_with_token(req, 201, &inv, token);
+	else
+		api_reply_error(req, store_api_err(st));
 out:
-	inv_ctx_free(c);
+	store_invitation_clear(&inv);
+	free(email_norm);
+	free(email_key);
 	json_decref(obj);
 }
 
@@ -189,8 +127,8 @@ list(struct http_req *req, int64_t user_id)
 	store_invitations_clear(&all);
 }
 
-void
-api_invitations(struct http_req *req)
+static void
+invitations_finish(struct http_req *req)
 {
 	int64_t user_id;
 
@@ -202,34 +140,25 @@ api_invitations(struct http_req *req)
 		list(req, user_id);
 }
 
-/* Defers `fn` with a context holding the caller and nothing else yet. */
-static void
-defer_with_user(struct http_req *req, int64_t user_id, http_handler fn)
+void
+api_invitations(struct http_req *req)
 {
-	struct inv_ctx *c = calloc(1, sizeof(*c));
-
-	if (c == NULL) {
-		api_reply_error(req, API_ERR_INTERNAL);
-		return;
-	}
-	c->user_id = user_id;
-	req->ctx = c;
-	req->ctx_free = inv_ctx_free;
-	if (!http_defer(req, fn))
-		api_reply_error(req, API_ERR_UNAVAILABLE);
+	api_defer_authenticated(req, invitations_finish);
 }
 
 static void
 resend_finish(struct http_req *req)
 {
-	struct inv_ctx *c = req->ctx;
 	struct store_invitation inv = {0};
+	char token[65], token_hash[65];
 	enum store_status st;
-	char token[65];
+	int64_t user_id;
 
-	new_token(c, token);
-	st = store_invite_resend(req->store, req->path_id, c->user_id, c->token_hash,
-	    http_config(req)->invitation_ttl_s, &inv);
+	if (!inviter(req, &user_id))
+		return;
+	new_token(token, token_hash);
+	st = store_invite_resend(api_store(req), req->path_id, user_id, token_hash,
+	    api_config(req)->invitation_ttl_s, &inv);
 	if (st == STORE_OK)
 		reply_with_token(req, 200, &inv, token);
 	else
@@ -240,19 +169,18 @@ resend_finish(struct http_req *req)
 void
 api_invitation_resend(struct http_req *req)
 {
-	int64_t user_id;
-
-	if (inviter(req, &user_id))
-		defer_with_user(req, user_id, resend_finish);
+	api_defer_authenticated(req, resend_finish);
 }
 
 static void
 revoke_finish(struct http_req *req)
 {
-	const struct inv_ctx *c = req->ctx;
 	enum store_status st;
+	int64_t user_id;
 
-	st = store_invite_revoke(req->store, req->path_id, c->user_id);
+	if (!inviter(req, &user_id))
+		return;
+	st = store_invite_revoke(api_store(req), req->path_id, user_id);
 	if (st == STORE_OK)
 		http_reply_empty(req, 204);
 	else
@@ -262,33 +190,7 @@ revoke_finish(struct http_req *req)
 void
 api_invitation(struct http_req *req)
 {
-	int64_t user_id;
-
-	if (inviter(req, &user_id))
-		defer_with_user(req, user_id, revoke_finish);
-}
-
-static void
-accept_finish(struct http_req *req)
-{
-	const struct inv_ctx *c = req->ctx;
-	enum store_invite_why why = STORE_INVITE_OK;
-	enum store_status st;
-
-	st = store_invite_accept(req->store, c->token_hash, c->user_id, &why);
-	if (st == STORE_CONFLICT) {
-		api_reply_error(req, api_invite_why_err(why));
-		return;
-	}
-	if (st != STORE_OK) {
-		api_reply_error(req, store_api_err(st));
-		return;
-	}
-	log_json_new(RS_LOG_INFO, req->id, "invitation accepted",
-	    json_pack("{s:I}", "user_id", (json_int_t)c->user_id));
-	http_reply_json_new(req, 200,
-	    json_pack("{s:s, s:{s:s, s:b}}", "message", "Invitation accepted.", "profile", "role",
-	        "teacher", "can_invite_teachers", 0));
+	api_defer_authenticated(req, revoke_finish);
 }
 
 bool
@@ -300,17 +202,19 @@ api_invitation_token_hash(const char *token, size_t len, char out[65])
 	return true;
 }
 
-void
-api_invitation_accept(struct http_req *req)
+/* Authenticate, validate the token, then the store's conditional update. */
+static void
+accept_finish(struct http_req *req)
 {
 	struct acct_errors errs = {.n = 0};
-	struct inv_ctx *c = NULL;
+	enum store_invite_why why = STORE_INVITE_OK;
 	const char *token = NULL;
+	char token_hash[65];
 	json_t *obj = NULL;
 	size_t len = 0;
 	struct store_user user;
 	enum api_err err = api_authenticate(req, &user, NULL);
-	int64_t user_id = user.id;
+	enum store_status st;
 
 	if (err != API_ERR_NONE) {
 		api_reply_error(req, err);
@@ -324,23 +228,31 @@ api_invitation_accept(struct http_req *req)
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		api_reply_error(req, API_ERR_INTERNAL);
-		goto out;
-	}
-	if (!api_invitation_token_hash(token, len, c->token_hash)) {
+	if (!api_invitation_token_hash(token, len, token_hash)) {
 		api_reply_error(req, API_ERR_INVITATION_INVALID);
 		goto out;
 	}
-	c->user_id = user_id;
-	req->ctx = c;
-	req->ctx_free = inv_ctx_free;
-	c = NULL;
-	if (!http_defer(req, accept_finish))
-		api_reply_error(req, API_ERR_UNAVAILABLE);
+	st = store_invite_accept(api_store(req), token_hash, user.id, &why);
+	if (st == STORE_CONFLICT) {
+		api_reply_error(req, api_invite_why_err(why));
+		goto out;
+	}
+	if (st != STORE_OK) {
+		api_reply_error(req, store_api_err(st));
+		goto out;
+	}
+	log_json_new(RS_LOG_INFO, req->id, "invitation accepted",
+	    json_pack("{s:I}", "user_id", (json_int_t)user.id));
+	http_reply_json_new(req, 200,
+	    json_pack("{s:s, s:{s:s, s:b}}", "message", "Invitation accepted.", "profile", "role",
+	        "teacher", "can_invite_teachers", 0));
 out:
 	store_user_clear(&user);
-	inv_ctx_free(c);
 	json_decref(obj);
+}
+
+void
+api_invitation_accept(struct http_req *req)
+{
+	api_defer_authenticated(req, accept_finish);
 }

@@ -5,7 +5,8 @@
  * login names, never secrets.
  */
 #include "api/api.h"
-#include "http/http.h"
+#include "config.h"
+#include "http/req.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -27,16 +28,17 @@ static const struct {
 enum api_err
 api_limit(struct http_req *req, enum api_limit limit, const char *subject, int add)
 {
-	const struct config *cfg = http_config(req);
+	const struct config *cfg = api_config(req);
+	struct store *s = api_store(req);
 	unsigned max = *(const unsigned *)((const char *)cfg + limits[limit].max_offset);
 	long long count = 0, retry = 0;
 	enum store_status st;
 	char key[320];
 
-	if (!cfg->rate_limits || req->store == NULL)
+	if (!cfg->rate_limits || s == NULL)
 		return API_ERR_NONE;
 	snprintf(key, sizeof(key), "%s:%s", limits[limit].name, subject);
-	st = store_rate_count(req->store, key, limits[limit].window_s, add, &count, &retry);
+	st = store_rate_count(s, key, limits[limit].window_s, add, &count, &retry);
 	if (st != STORE_OK) {
 		http_log(req, RS_LOG_WARNING, "rate limit %s not counted: %s", limits[limit].name,
 		    store_status_str(st));

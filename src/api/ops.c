@@ -1,9 +1,10 @@
 /*
- * GET /healthz (the process serves), GET /readyz (database and schema
- * current), GET /metrics (Prometheus text). None touches the hashing pool.
+ * GET /healthz (the process serves: never waits on the database), GET /readyz
+ * (database and schema current, read on a database worker), GET /metrics
+ * (Prometheus text, from counters in memory).
  */
 #include "api/api.h"
-#include "http/http.h"
+#include "http/req.h"
 #include "metrics.h"
 #include "store/store.h"
 
@@ -13,13 +14,12 @@ api_healthz(struct http_req *req)
 	http_reply_json_new(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-void
-api_readyz(struct http_req *req)
+static void
+readyz_finish(struct http_req *req)
 {
-	struct store *s = http_io_store(req);
 	struct store_schema schema = {0, 0};
 
-	if (s == NULL || store_schema(s, &schema) != STORE_OK) {
+	if (store_schema(api_store(req), &schema) != STORE_OK) {
 		http_log(req, RS_LOG_WARNING, "not ready: database unreachable");
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 		return;
@@ -35,8 +35,16 @@ api_readyz(struct http_req *req)
 }
 
 void
+api_readyz(struct http_req *req)
+{
+	api_defer(req, HTTP_POOL_DB, readyz_finish);
+}
+
+void
 api_metrics(struct http_req *req)
 {
-	http_reply_text_new(req, 200, metrics_render(http_hash_depth(req), http_hash_capacity(req)),
+	http_reply_text_new(req, 200,
+	    metrics_render(
+	        http_pool_depth(req, HTTP_POOL_HASH), http_pool_capacity(req, HTTP_POOL_HASH)),
 	    "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -1,16 +1,19 @@
 /*
  * POST /users/register/. First half on the I/O thread: parse, validate and
  * normalise every field, apply the role policy. Second half on a hashing
- * worker: hash the password and create user + profile in one transaction.
+ * worker (it has a database connection): hash the password and create user +
+ * profile in one transaction.
  * Duplicates are decided by the store's unique indexes, so a race still yields
  * 400, never 500, and never a second account.
  */
 #include "api/api.h"
 #include "accounts/acct.h"
-#include "http/http.h"
+#include "config.h"
+#include "http/req.h"
 #include "metrics.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
+#include "xmalloc.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -32,20 +35,11 @@ reg_ctx_free(void *p)
 	free(c);
 }
 
+/* Registration's internal errors keep their own message. */
 static enum api_err
 store_err(enum store_status st)
 {
-	switch (st) {
-	case STORE_CONFLICT_USERNAME:
-		return API_ERR_USERNAME_TAKEN;
-	case STORE_CONFLICT_EMAIL:
-		return API_ERR_EMAIL_TAKEN;
-	case STORE_BUSY:
-	case STORE_UNAVAILABLE:
-		return API_ERR_UNAVAILABLE;
-	default:
-		return API_ERR_INTERNAL_REGISTER;
-	}
+	return api_store_err(st, API_ERR_INTERNAL_REGISTER, API_ERR_INTERNAL_REGISTER);
 }
 
 /* Replies with `err` and counts the registration's outcome. */
@@ -94,8 +88,9 @@ register_finish(struct http_req *req)
 {
 	const struct reg_ctx *ctx = req->ctx;
 	const struct acct_signup *s = &ctx->signup;
-	const struct config *cfg = http_config(req);
+	const struct config *cfg = api_config(req);
 	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
+	struct store *db = api_store(req);
 	struct store_user user = {0};
 	enum store_invite_why why = STORE_INVITE_OK;
 	char hash[RCRYPTO_HASH_MAX];
@@ -107,7 +102,7 @@ register_finish(struct http_req *req)
 		return;
 	}
 	/* Advisory: spares the hash for a key already taken. The insert decides. */
-	st = store_user_keys_taken(req->store, s->username_key, s->email_key);
+	st = store_user_keys_taken(db, s->username_key, s->email_key);
 	if (st != STORE_OK) {
 		refuse(req, store_err(st));
 		return;
@@ -117,7 +112,7 @@ register_finish(struct http_req *req)
 		refuse(req, API_ERR_INTERNAL_REGISTER);
 		return;
 	}
-	st = store_user_create(req->store,
+	st = store_user_create(db,
 	    &(struct store_new_user){.username = s->username,
 	        .username_key = s->username_key,
 	        .email = s->email,
@@ -155,23 +150,16 @@ register_finish(struct http_req *req)
 static bool
 apply_role_policy(struct http_req *req, struct reg_ctx *c, const char *invitation, size_t len)
 {
-	char *teacher;
-
 	if (invitation != NULL) {
 		if (!api_invitation_token_hash(invitation, len, c->invitation_hash)) {
 			refuse(req, API_ERR_INVITATION_INVALID);
 			return false;
 		}
-		teacher = strdup("teacher");
-		if (teacher == NULL) {
-			refuse(req, API_ERR_INTERNAL_REGISTER);
-			return false;
-		}
 		free(c->signup.role);
-		c->signup.role = teacher;
+		c->signup.role = xstrdup("teacher");
 		return true;
 	}
-	if (!acct_role_in_list(http_config(req)->self_register_roles, c->signup.role)) {
+	if (!acct_role_in_list(api_config(req)->self_register_roles, c->signup.role)) {
 		refuse(req, API_ERR_ROLE_NOT_ALLOWED);
 		return false;
 	}
@@ -198,11 +186,7 @@ api_register(struct http_req *req)
 	api_string_field(obj, "role", &in.role, NULL, &errs);
 	api_string_field(obj, "bio", &in.bio, &in.bio_len, &errs);
 	api_string_field(obj, "invitation", &invitation, &invitation_len, &errs);
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		refuse(req, API_ERR_INTERNAL_REGISTER);
-		goto out;
-	}
+	c = xcalloc(1, sizeof(*c));
 	switch (acct_signup_validate(&in, &c->signup, &errs)) {
 	case ACCT_OK:
 		break;
@@ -219,7 +203,7 @@ api_register(struct http_req *req)
 	req->ctx = c;
 	req->ctx_free = reg_ctx_free;
 	c = NULL;
-	if (!http_defer(req, register_finish))
+	if (!http_defer(req, HTTP_POOL_HASH, register_finish))
 		refuse(req, API_ERR_UNAVAILABLE);
 out:
 	if (in.password != NULL)

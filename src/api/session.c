@@ -1,15 +1,18 @@
 /*
  * Sessions: POST /users/login/, POST /users/logout/, GET and PATCH /users/me/.
- * Login verifies on a hashing worker; an unknown account is verified against a
+ * Login verifies on a hashing worker; logout and /users/me/ run whole on a
+ * database worker (authentication reads the database). An unknown account is verified against a
  * dummy hash of the same cost, so both failures take the same time and give
  * the same answer. Imported Django hashes are upgraded on the first login.
  */
 #include "api/api.h"
 #include "accounts/acct.h"
-#include "http/http.h"
+#include "config.h"
+#include "http/req.h"
 #include "metrics.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
+#include "xmalloc.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -59,10 +62,11 @@ dummy(const struct rcrypto_cost *cost)
 	return dummy_hash;
 }
 
+/* A store failure of a session operation; a missing row here is our problem, not the client's. */
 static enum api_err
 store_api_err(enum store_status st)
 {
-	return st == STORE_BUSY || st == STORE_UNAVAILABLE ? API_ERR_UNAVAILABLE : API_ERR_INTERNAL;
+	return api_store_err(st, API_ERR_INTERNAL, API_ERR_INTERNAL);
 }
 
 /* After a successful verify of an old-format hash: store a current one. */
@@ -75,7 +79,7 @@ upgrade_hash(struct http_req *req, const struct login_ctx *c, int64_t id, const 
 
 	if (rcrypto_pwhash(c->password, c->password_len, cost, fresh) != 0)
 		return;
-	st = store_user_update(req->store, id,
+	st = store_user_update(api_store(req), id,
 	    &(struct store_user_update){.is_active = -1,
 	        .is_admin = -1,
 	        .can_invite_teachers = -1,
@@ -93,8 +97,9 @@ static void
 login_finish(struct http_req *req)
 {
 	const struct login_ctx *c = req->ctx;
-	const struct config *cfg = http_config(req);
+	const struct config *cfg = api_config(req);
 	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
+	struct store *db = api_store(req);
 	struct store_user_ref ref = {0, c->username_key, c->email_key};
 	struct store_user user = {0};
 	char *hash = NULL, token[65] = "", token_hash[65], expires[64], subject[330];
@@ -107,7 +112,7 @@ login_finish(struct http_req *req)
 		return;
 	}
 	if (c->username_key != NULL || c->email_key != NULL)
-		st = store_user_credentials(req->store, &ref, &user, &hash);
+		st = store_user_credentials(db, &ref, &user, &hash);
 	if (st != STORE_OK && st != STORE_NOT_FOUND) {
 		metrics_login(METRICS_LOGIN_UNAVAILABLE);
 		api_reply_error(req, store_api_err(st));
@@ -137,7 +142,7 @@ login_finish(struct http_req *req)
 		upgrade_hash(req, c, user.id, hash, &cost);
 	rcrypto_random_hex(token, 32);
 	rcrypto_sha256_hex(token, 64, token_hash);
-	st = store_token_create(req->store, user.id, token_hash, cfg->token_ttl_s, expires);
+	st = store_token_create(db, user.id, token_hash, cfg->token_ttl_s, expires);
 	if (st != STORE_OK) {
 		metrics_login(METRICS_LOGIN_UNAVAILABLE);
 		api_reply_error(req, store_api_err(st));
@@ -202,18 +207,15 @@ api_login(struct http_req *req)
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->password = malloc(plen + 1)) == NULL) {
-		api_reply_error(req, API_ERR_INTERNAL);
-		goto out;
-	}
+	c = xcalloc(1, sizeof(*c));
+	c->password = xmalloc(plen + 1);
 	memcpy(c->password, password, plen + 1);
 	c->password_len = plen;
 	login_keys(c, username, ulen, email, elen);
 	req->ctx = c;
 	req->ctx_free = login_ctx_free;
 	c = NULL;
-	if (!http_defer(req, login_finish))
+	if (!http_defer(req, HTTP_POOL_HASH, login_finish))
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 out:
 	if (password != NULL)
@@ -222,12 +224,21 @@ out:
 	json_decref(obj);
 }
 
+/* On a database worker: authenticate, revoke the token presented. */
 static void
 logout_finish(struct http_req *req)
 {
+	struct store_user user;
+	char hash[65];
+	enum api_err err = api_authenticate(req, &user, hash);
 	enum store_status st;
 
-	st = store_token_revoke(req->store, req->ctx);
+	store_user_clear(&user);
+	if (err != API_ERR_NONE) {
+		api_reply_error(req, err);
+		return;
+	}
+	st = store_token_revoke(api_store(req), hash);
 	if (st != STORE_OK)
 		api_reply_error(req, store_api_err(st));
 	else
@@ -237,25 +248,7 @@ logout_finish(struct http_req *req)
 void
 api_logout(struct http_req *req)
 {
-	char *hash = malloc(65);
-	struct store_user user;
-	enum api_err err;
-
-	if (hash == NULL) {
-		api_reply_error(req, API_ERR_INTERNAL);
-		return;
-	}
-	err = api_authenticate(req, &user, hash);
-	store_user_clear(&user);
-	if (err != API_ERR_NONE) {
-		free(hash);
-		api_reply_error(req, err);
-		return;
-	}
-	req->ctx = hash;
-	req->ctx_free = free;
-	if (!http_defer(req, logout_finish))
-		api_reply_error(req, API_ERR_UNAVAILABLE);
+	api_defer_authenticated(req, logout_finish);
 }
 
 /* GET /users/me/ shape. */
@@ -267,6 +260,7 @@ me_json_new(const struct store_user *u)
 	    "role", u->role, "bio", u->bio, "can_invite_teachers", u->can_invite_teachers);
 }
 
+/* The account deleted meanwhile is 401, as a token that no longer authenticates. */
 static void
 reply_me(struct http_req *req, int64_t user_id)
 {
@@ -276,51 +270,19 @@ reply_me(struct http_req *req, int64_t user_id)
 
 	if (st == STORE_OK)
 		http_reply_json_new(req, 200, me_json_new(&u));
-	else if (st == STORE_NOT_FOUND)
-		api_reply_error(req, API_ERR_NOT_AUTHENTICATED); /* deleted meanwhile */
 	else
-		api_reply_error(req, store_api_err(st));
+		api_reply_error(
+		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
 	store_user_clear(&u);
 }
 
-struct me_patch {
-	int64_t user_id;
-	char *bio;
-};
-
-static void
-me_patch_free(void *p)
-{
-	struct me_patch *m = p;
-
-	if (m != NULL)
-		free(m->bio);
-	free(m);
-}
-
-static void
-me_patch_finish(struct http_req *req)
-{
-	const struct me_patch *m = req->ctx;
-	enum store_status st;
-
-	st = store_user_update(req->store, m->user_id,
-	    &(struct store_user_update){
-	        .bio = m->bio, .is_active = -1, .is_admin = -1, .can_invite_teachers = -1});
-	if (st == STORE_OK)
-		reply_me(req, m->user_id);
-	else
-		api_reply_error(
-		    req, st == STORE_NOT_FOUND ? API_ERR_NOT_AUTHENTICATED : store_api_err(st));
-}
-
-/* Validates a PATCH body: only `bio`, a string of at most 500 characters. */
+/* PATCH: only `bio`, a string of at most 500 characters; then the updated account. */
 static void
 me_patch(struct http_req *req, int64_t user_id)
 {
 	struct acct_errors errs = {.n = 0};
-	struct me_patch *m = NULL;
 	json_t *obj = NULL, *v;
+	enum store_status st;
 	const char *key;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
@@ -340,25 +302,24 @@ me_patch(struct http_req *req, int64_t user_id)
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	m = calloc(1, sizeof(*m));
 	v = json_object_get(obj, "bio");
-	if (m == NULL || (v != NULL && (m->bio = strdup(json_string_value(v))) == NULL)) {
-		api_reply_error(req, API_ERR_INTERNAL);
-		goto out;
-	}
-	m->user_id = user_id;
-	req->ctx = m;
-	req->ctx_free = me_patch_free;
-	m = NULL;
-	if (!http_defer(req, me_patch_finish))
-		api_reply_error(req, API_ERR_UNAVAILABLE);
+	st = store_user_update(api_store(req), user_id,
+	    &(struct store_user_update){.bio = v != NULL ? json_string_value(v) : NULL,
+	        .is_active = -1,
+	        .is_admin = -1,
+	        .can_invite_teachers = -1});
+	if (st == STORE_OK)
+		reply_me(req, user_id);
+	else
+		api_reply_error(
+		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
 out:
-	me_patch_free(m);
 	json_decref(obj);
 }
 
-void
-api_me(struct http_req *req)
+/* On a database worker: authenticate, then GET (the one read) or PATCH. */
+static void
+me_finish(struct http_req *req)
 {
 	struct store_user user;
 	enum api_err err = api_authenticate(req, &user, NULL);
@@ -368,6 +329,12 @@ api_me(struct http_req *req)
 	else if (req->method == HTTP_PATCH)
 		me_patch(req, user.id);
 	else
-		http_reply_json_new(req, 200, me_json_new(&user)); /* one read in all */
+		http_reply_json_new(req, 200, me_json_new(&user));
 	store_user_clear(&user);
+}
+
+void
+api_me(struct http_req *req)
+{
+	api_defer_authenticated(req, me_finish);
 }

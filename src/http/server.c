@@ -1,49 +1,68 @@
 /*
- * The MHD daemon and the life of a request: first call (allocate, check the
- * declared length), body calls (accumulate up to the limit), final call
- * (dispatch), and, for deferred work, a resumed call that queues the reply a
- * worker prepared. Replies are queued only after the first call, so MHD keeps
- * connections alive. Every request ends in MHD's completion callback, which
- * writes the access log line and frees the request.
+ * The MHD daemon and the life of a request. MHD calls on_request several
+ * times per request: a first call (allocate, check the declared length),
+ * body calls (accumulate up to the limit), a final call (dispatch) and, for
+ * deferred work, a call after the worker resumed the connection.
+ *
+ *   READING --dispatch: handler sets a reply--------------------> READY
+ *      |                                                          ^   |
+ *      +--http_defer: suspended, queued--> WAITING --run_deferred-+   |
+ *                                          (on a worker: reply set;   |
+ *                                           or expire_deferred: 503;  |
+ *                                           then finish_deferred:     |
+ *                                           slot released, resumed)   |
+ *   READY --http_queue_reply (on_request, on an I/O thread)--> SENT <-+
+ *   any state --on_completed (MHD's completion callback)--> freed by req_free
+ *
+ * Invariants:
+ * 1. A request is only ever touched by one thread at a time: its I/O thread,
+ *    or, from http_defer's hand-off to the resume, the one worker (or reaper)
+ *    finishing its job. MHD does not call on_request for a suspended
+ *    connection, and on_request does not look at the request again once
+ *    dispatch has handed it off (the worker may already have set the reply).
+ * 2. A reply is queued to MHD only on the final call or later, never while
+ *    the body is arriving, so MHD keeps the connection alive. The one
+ *    exception is an error found on the first call (check_declared): MHD then
+ *    closes the connection without reading the body.
+ * 3. Every path out of READING and WAITING sets a reply: a handler or worker
+ *    job that sets none is answered HTTP_ERR_INTERNAL.
+ * 4. A pool slot is reserved before the connection is suspended (http_defer),
+ *    so a full queue is answered at once and nothing is left suspended
+ *    without a slot; the job releases it before resuming the connection
+ *    (finish_deferred). A job that waits in the queue past the pool's bound
+ *    is answered 503 by the pool's reaper (expire_deferred) without running,
+ *    even while every worker is blocked.
+ * 5. No database work runs on an I/O thread: handlers that need one defer to
+ *    a pool, whose workers hold the state thread_open made.
+ * 6. `inflight` counts requests between req_new and req_free; the stopper
+ *    waits on it, and frees the pools only after the daemon (and so every I/O
+ *    thread that could call pool_reserve or pool_depth) has stopped.
  */
-#include "http/http.h"
-#include "api/api.h"
-#include "metrics.h"
-#include "pool.h"
+#include "http/internal.h"
 #include "http/proxy.h"
 #include "crypto/rcrypto.h"
-#include "store/store.h"
+#include "metrics.h"
+#include "pool.h"
+#include "xmalloc.h"
 
 #include <arpa/inet.h>
-#include <sys/socket.h>
-#include <microhttpd.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-struct http_server {
-	const struct config *cfg;
-	struct MHD_Daemon *daemon;
-	struct pool *pool;
-	unsigned port;
-	atomic_uint inflight;
-	struct http_proxies proxies;
-	pthread_key_t io_store_key;
+/* A worker's own state, for its whole life: what thread_open made. */
+struct worker {
+	const struct http_server *srv;
+	void *ctx;
 };
 
-/* A hashing worker's own state: its database connection, opened on demand. */
-struct worker {
-	const struct config *cfg;
-	struct store *store;
-};
+static const char *const pool_names[HTTP_POOL_COUNT_] = {"database", "hashing"};
 
 static uint64_t
 now_us(void)
@@ -96,78 +115,32 @@ http_header(const struct http_req *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
-const struct config *
-http_config(const struct http_req *req)
+const void *
+http_app(const struct http_req *req)
 {
-	return req->srv->cfg;
+	return req->srv->opts.app;
 }
 
 size_t
-http_hash_depth(const struct http_req *req)
+http_pool_depth(const struct http_req *req, enum http_pool pool)
 {
-	return pool_depth(req->srv->pool);
+	return pool_depth(req->srv->pools[pool]);
 }
 
 size_t
-http_hash_capacity(const struct http_req *req)
+http_pool_capacity(const struct http_req *req, enum http_pool pool)
 {
-	return req->srv->cfg->hash_queue + req->srv->cfg->hash_workers;
+	return (size_t)req->srv->opts.queue[pool] + req->srv->opts.workers[pool];
 }
 
 void
 http_log(const struct http_req *req, enum log_level level, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 
-	if (!log_enabled(level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_vmsg(level, req->id, fmt, ap);
 	va_end(ap);
-	log_json_new(level, req->id, buf, NULL);
-}
-
-void
-http_reply_json_new(struct http_req *req, int status, json_t *body)
-{
-	free(req->reply);
-	req->reply = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	if (req->reply == NULL) {
-		/* Out of memory while formatting: a fixed body still says what happened. */
-		req->reply =
-		    strdup("{\"error\":\"An unexpected error occurred.\",\"code\":\"internal\"}");
-		status = 500;
-	}
-	req->reply_len = req->reply != NULL ? strlen(req->reply) : 0;
-	req->status = status;
-	req->state = HTTP_READY;
-}
-
-void
-http_reply_text_new(struct http_req *req, int status, char *text, const char *content_type)
-{
-	if (text == NULL) {
-		api_reply_error(req, API_ERR_INTERNAL);
-		return;
-	}
-	free(req->reply);
-	req->reply = text;
-	req->reply_len = strlen(text);
-	req->content_type = content_type;
-	req->status = status;
-	req->state = HTTP_READY;
-}
-
-void
-http_reply_empty(struct http_req *req, int status)
-{
-	free(req->reply);
-	req->reply = NULL;
-	req->reply_len = 0;
-	req->status = status;
-	req->state = HTTP_READY;
 }
 
 static void
@@ -195,21 +168,20 @@ new_request_id(char out[65])
 	snprintf(out, 65, "%s%08x", prefix, next++);
 }
 
+/* First call: → READING. */
 static struct http_req *
 req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, const char *method)
 {
-	struct http_req *req = calloc(1, sizeof(*req));
+	struct http_req *req = xcalloc(1, sizeof(*req));
 	const char *rid;
 
-	if (req == NULL)
-		return NULL;
 	req->srv = srv;
 	req->conn = conn;
 	req->start_us = now_us();
 	req->path = url;
 	req->method_name = method;
 	req->method = method_bit(method);
-	req->route = http_route_find(url, &req->path_id);
+	req->route = http_route_find(srv->opts.routes, srv->opts.nroutes, url, &req->path_id);
 	rid = http_header(req, "X-Request-ID");
 	if (rid != NULL && request_id_sane(rid))
 		snprintf(req->id, sizeof(req->id), "%s", rid);
@@ -223,157 +195,54 @@ req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, c
 static void
 req_free(struct http_req *req)
 {
+	struct http_server *srv = req->srv;
+
 	if (req->ctx_free != NULL)
 		req->ctx_free(req->ctx);
 	if (req->body != NULL)
 		sodium_memzero(req->body, req->body_cap);
 	free(req->body);
 	free(req->reply);
-	atomic_fetch_sub(&req->srv->inflight, 1);
 	free(req);
-}
-
-static enum MHD_Result
-queue_reply(struct http_req *req)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	char retry[16];
-
-	resp = MHD_create_response_from_buffer(req->reply_len, req->reply, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL)
-		return MHD_NO;
-	req->reply = NULL; /* MHD frees it now */
-	if (req->reply_len > 0)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    req->content_type != NULL ? req->content_type : "application/json");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(resp, "X-Request-ID", req->id);
-	if (req->retry_after > 0) {
-		snprintf(retry, sizeof(retry), "%u", req->retry_after);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+	/* The stopper checks `inflight` under idle_mu, so this wake-up is never lost. */
+	if (atomic_fetch_sub(&srv->inflight, 1) == 1 && atomic_load(&srv->draining)) {
+		pthread_mutex_lock(&srv->idle_mu);
+		pthread_cond_broadcast(&srv->idle);
+		pthread_mutex_unlock(&srv->idle_mu);
 	}
-	if (req->allow != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
-	if (req->challenge != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, req->challenge);
-	ret = MHD_queue_response(req->conn, (unsigned)req->status, resp);
-	MHD_destroy_response(resp);
-	req->state = HTTP_SENT;
-	return ret;
 }
 
-static enum MHD_Result
-count_length_headers(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	(void)kind;
-	(void)value;
-	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-		(*(unsigned *)cls)++;
-	return MHD_YES;
-}
-
-/* First call: decide early what the declared body size allows. */
-static bool
-check_declared_length(struct http_req *req)
-{
-	const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	const char *te = http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-	unsigned lengths = 0;
-
-	/* RFC 9112 6.3: differing lengths are an error (a request-smuggling vector
-	 * behind a proxy that would read the other one); MHD uses the first. */
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_length_headers, &lengths);
-	if (lengths > 1) {
-		api_reply_error(req, API_ERR_BAD_REQUEST);
-		return false;
-	}
-
-	req->chunked = te != NULL && strcasestr(te, "chunked") != NULL;
-	req->has_length = cl != NULL;
-	if (cl != NULL && strtoull(cl, NULL, 10) > req->srv->cfg->body_limit) {
-		api_reply_error(req, API_ERR_BODY_TOO_LARGE);
-		return false;
-	}
-	return true;
-}
-
-/*
- * Body calls: keep at most body_limit bytes. MHD 0.9.75 cannot queue a reply
- * while a body is arriving, so past the limit the rest is discarded as it
- * comes (never stored) and the 413 goes out when the request ends; a client
- * that keeps sending past DISCARD_MAX is disconnected. False: disconnect.
- */
-#define DISCARD_MAX (1024 * 1024)
-
-static bool
-append_body(struct http_req *req, const char *data, size_t len)
-{
-	size_t limit = req->srv->cfg->body_limit;
-
-	if (req->early_err != API_ERR_NONE || req->body_len + len > limit) {
-		req->early_err = API_ERR_BODY_TOO_LARGE;
-		req->discarded += len;
-		return req->discarded <= DISCARD_MAX;
-	}
-	if (req->body == NULL) {
-		req->body_cap = limit + 1; /* bounded by configuration, not by the client */
-		req->body = malloc(req->body_cap);
-		if (req->body == NULL) {
-			req->early_err = API_ERR_INTERNAL;
-			return true;
-		}
-	}
-	memcpy(req->body + req->body_len, data, len);
-	req->body_len += len;
-	req->body[req->body_len] = '\0';
-	return true;
-}
-
-static bool
-is_json(const char *ct)
-{
-	size_t n = strlen("application/json");
-
-	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
-		return false;
-	ct += n;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	return *ct == '\0' || *ct == ';';
-}
-
-/* Final call: route, method, media type, then the handler. */
+/* Final call: route, method, media type, then the handler (READING → READY or WAITING). */
 static void
 dispatch(struct http_req *req)
 {
-	if (req->early_err != API_ERR_NONE) {
-		api_reply_error(req, req->early_err);
+	if (req->early_err != HTTP_ERR_NONE) {
+		http_raise(req, req->early_err);
 		return;
 	}
 	if (req->route == NULL) {
-		api_reply_error(req, API_ERR_NOT_FOUND);
+		http_raise(req, HTTP_ERR_NOT_FOUND);
 		return;
 	}
 	if ((req->route->methods & req->method) == 0) {
 		req->allow = req->route->allow;
-		api_reply_error(req, API_ERR_METHOD_NOT_ALLOWED);
+		http_raise(req, HTTP_ERR_METHOD_NOT_ALLOWED);
 		return;
 	}
 	if (req->method & req->route->body) {
 		if (!req->has_length && !req->chunked) {
-			api_reply_error(req, API_ERR_LENGTH_REQUIRED);
+			http_raise(req, HTTP_ERR_LENGTH_REQUIRED);
 			return;
 		}
-		if (!is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-			api_reply_error(req, API_ERR_UNSUPPORTED_MEDIA_TYPE);
+		if (!http_body_is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+			http_raise(req, HTTP_ERR_UNSUPPORTED_MEDIA_TYPE);
 			return;
 		}
 	}
 	req->route->handler(req);
-	if (req->state == HTTP_READING) {
+	if (!req->handed_off && req->state == HTTP_READING) {
 		http_log(req, RS_LOG_ERROR, "handler for %s set no reply", req->route->path);
-		api_reply_error(req, API_ERR_INTERNAL);
+		http_raise(req, HTTP_ERR_INTERNAL);
 	}
 }
 
@@ -387,15 +256,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	(void)version;
 	if (req == NULL) {
 		req = req_new(srv, conn, url, method);
-		if (req == NULL)
-			return MHD_NO;
 		*con_cls = req;
-		if (!check_declared_length(req))
-			return queue_reply(req); /* early: MHD closes, the body is never read */
+		if (!http_body_check_declared(req, srv->opts.body_limit)) {
+			http_raise(req, req->early_err);
+			return http_queue_reply(
+			    req); /* early: MHD closes, the body is never read */
+		}
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		bool keep = append_body(req, upload_data, *upload_size);
+		bool keep = http_body_append(req, srv->opts.body_limit, upload_data, *upload_size);
 
 		*upload_size = 0;
 		if (!keep)
@@ -405,6 +275,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	switch (req->state) {
 	case HTTP_READING:
 		dispatch(req);
+		if (req->handed_off)
+			return MHD_YES; /* a worker owns it now, and may be done already (invariant
+			                   1) */
 		break;
 	case HTTP_WAITING: /* a spurious call while suspended cannot happen; be safe */
 		return MHD_YES;
@@ -413,7 +286,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		break;
 	}
 	if (req->state == HTTP_READY)
-		return queue_reply(req);
+		return http_queue_reply(req);
 	return MHD_YES;
 }
 
@@ -421,15 +294,17 @@ static void
 on_completed(
     void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	struct http_server *srv = cls;
 	struct http_req *req = *con_cls;
+	size_t route;
 	uint64_t took;
 
-	(void)cls;
 	(void)conn;
 	if (req == NULL)
 		return;
 	took = now_us() - req->start_us;
-	metrics_request(http_route_index(req->route), req->status, took);
+	route = req->route != NULL ? (size_t)(req->route - srv->opts.routes) : srv->opts.nroutes;
+	metrics_request(route, req->status, took);
 	log_access(req->id, req->method_name, req->path, req->status, (unsigned long long)took,
 	    req->remote, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	*con_cls = NULL;
@@ -439,10 +314,11 @@ on_completed(
 static void *
 worker_init(void *arg)
 {
-	struct worker *w = calloc(1, sizeof(*w));
+	struct worker *w = xcalloc(1, sizeof(*w));
 
-	if (w != NULL)
-		w->cfg = arg;
+	w->srv = arg;
+	if (w->srv->opts.thread_open != NULL)
+		w->ctx = w->srv->opts.thread_open(w->srv->opts.app);
 	return w;
 }
 
@@ -451,67 +327,94 @@ worker_fini(void *ctx)
 {
 	struct worker *w = ctx;
 
-	if (w != NULL)
-		store_close(w->store);
+	if (w->ctx != NULL && w->srv->opts.thread_close != NULL)
+		w->srv->opts.thread_close(w->ctx);
 	free(w);
 }
 
+/* The job's work, unless it waited too long or the worker has no state. */
+static void
+run_job(struct http_req *req, struct worker *w)
+{
+	const struct http_opts *o = &w->srv->opts;
+	uint64_t waited_us = now_us() - req->queued_us;
+
+	if (o->queue_timeout_ms[req->pool] > 0 &&
+	    waited_us > (uint64_t)o->queue_timeout_ms[req->pool] * 1000u) {
+		http_log(req, RS_LOG_WARNING, "waited %llu ms in the %s queue: not run",
+		    (unsigned long long)(waited_us / 1000u), pool_names[req->pool]);
+		http_raise(req, HTTP_ERR_UNAVAILABLE);
+		return;
+	}
+	if (w->ctx == NULL && o->thread_open != NULL)
+		w->ctx = o->thread_open(o->app); /* it failed at start: try again */
+	if (w->ctx == NULL && o->thread_open != NULL) {
+		http_raise(req, HTTP_ERR_UNAVAILABLE); /* no database: the handler never runs */
+		return;
+	}
+	req->thread_ctx = w->ctx;
+	req->deferred(req);
+	req->thread_ctx = NULL;
+}
+
+/* WAITING → READY: the slot is released and the connection goes back to its I/O thread. */
+static void
+finish_deferred(struct http_req *req)
+{
+	if (req->state != HTTP_READY) {
+		http_log(req, RS_LOG_ERROR, "deferred handler set no reply");
+		http_raise(req, HTTP_ERR_INTERNAL);
+	}
+	/* The slot is free before the client can send its next request. */
+	pool_release(req->srv->pools[req->pool]);
+	MHD_resume_connection(req->conn);
+}
+
+/* On a worker. */
 static void
 run_deferred(void *arg, void *ctx)
 {
 	struct http_req *req = arg;
-	struct worker *w = ctx;
 
-	if (w != NULL && w->store == NULL &&
-	    store_open(w->cfg->db, STORE_OPEN_LAZY, &w->store) != STORE_OK)
-		w->store = NULL;
-	req->store = w != NULL ? w->store : NULL;
-	if (req->store == NULL)
-		api_reply_error(req, API_ERR_UNAVAILABLE); /* no database: the handler never runs */
-	else
-		req->deferred(req);
-	req->store = NULL;
-	if (req->state != HTTP_READY) {
-		http_log(req, RS_LOG_ERROR, "deferred handler set no reply");
-		api_reply_error(req, API_ERR_INTERNAL);
-	}
-	/* The slot is free before the client can send its next request. */
-	pool_release(req->srv->pool);
-	MHD_resume_connection(req->conn);
+	run_job(req, ctx);
+	finish_deferred(req);
+}
+
+/* On the pool's reaper: the job waited too long, with every worker busy. */
+static void
+expire_deferred(void *arg, void *ctx)
+{
+	struct http_req *req = arg;
+
+	(void)ctx;
+	http_log(req, RS_LOG_WARNING, "waited more than %u ms in the %s queue: not run",
+	    req->srv->opts.queue_timeout_ms[req->pool], pool_names[req->pool]);
+	http_raise(req, HTTP_ERR_UNAVAILABLE);
+	finish_deferred(req);
 }
 
 bool
-http_defer(struct http_req *req, http_handler fn)
+http_defer(struct http_req *req, enum http_pool pool, http_handler fn)
 {
-	if (!pool_reserve(req->srv->pool)) {
-		metrics_hash_rejected();
+	struct pool *p = req->srv->pools[pool];
+
+	if (!pool_reserve(p)) {
+		if (pool == HTTP_POOL_HASH)
+			metrics_hash_rejected();
 		return false;
 	}
 	req->deferred = fn;
+	req->handed_off = true;
+	req->pool = pool;
+	req->queued_us = now_us();
 	req->state = HTTP_WAITING;
 	MHD_suspend_connection(req->conn);
-	pool_submit_reserved(req->srv->pool, run_deferred, req);
+	pool_submit_reserved(p, run_deferred, req);
 	return true;
 }
 
-static void
-io_store_close(void *s)
-{
-	store_close(s);
-}
-
-struct store *
-http_io_store(const struct http_req *req)
-{
-	struct store *s = pthread_getspecific(req->srv->io_store_key);
-
-	if (s == NULL && store_open(req->srv->cfg->db, STORE_OPEN_LAZY, &s) == STORE_OK)
-		pthread_setspecific(req->srv->io_store_key, s);
-	return s;
-}
-
 static bool
-resolve_bind(const struct config *cfg, struct sockaddr_storage *ss, bool *v6)
+resolve_bind(const struct http_opts *o, struct sockaddr_storage *ss, bool *v6)
 {
 	struct addrinfo hints = {
 	    .ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
@@ -519,9 +422,9 @@ resolve_bind(const struct config *cfg, struct sockaddr_storage *ss, bool *v6)
 	char port[8];
 	bool ok;
 
-	snprintf(port, sizeof(port), "%u", cfg->port);
-	if (getaddrinfo(cfg->host, port, &hints, &res) != 0 || res == NULL) {
-		log_msg(RS_LOG_ERROR, "cannot resolve bind address %s", cfg->host);
+	snprintf(port, sizeof(port), "%u", o->port);
+	if (getaddrinfo(o->host, port, &hints, &res) != 0 || res == NULL) {
+		log_msg(RS_LOG_ERROR, "cannot resolve bind address %s", o->host);
 		return false;
 	}
 	ok = res->ai_addrlen <= sizeof(*ss);
@@ -549,54 +452,83 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 
 static const char *route_names[METRICS_ROUTES_MAX];
 
-struct http_server *
-http_server_start(const struct config *cfg)
+/* The condition variable on which the stopper waits, timed on CLOCK_MONOTONIC like now_us. */
+static void
+idle_init(struct http_server *srv)
 {
-	struct http_server *srv = calloc(1, sizeof(*srv));
-	struct sockaddr_storage ss;
-	const union MHD_DaemonInfo *info;
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->idle, &attr);
+	pthread_condattr_destroy(&attr);
+	pthread_mutex_init(&srv->idle_mu, NULL);
+}
+
+static struct MHD_Daemon *
+start_daemon(struct http_server *srv, const struct sockaddr_storage *ss, bool v6)
+{
+	const struct http_opts *o = &srv->opts;
 	unsigned flags =
 	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	bool v6 = false;
 
-	if (srv == NULL || !resolve_bind(cfg, &ss, &v6))
-		goto fail;
-	srv->cfg = cfg;
-	if (http_proxies_parse(cfg->trusted_proxies, &srv->proxies) != 0)
-		goto fail; /* validated with the configuration: cannot happen */
-	metrics_set_routes(route_names, http_routes(route_names, METRICS_ROUTES_MAX - 1));
-	if (pthread_key_create(&srv->io_store_key, io_store_close) != 0)
-		goto fail;
-	srv->pool =
-	    pool_new(cfg->hash_workers, cfg->hash_queue, worker_init, worker_fini, (void *)cfg);
-	if (srv->pool == NULL) {
-		log_msg(RS_LOG_ERROR, "cannot start the hashing pool");
-		goto fail;
-	}
 	if (v6)
 		flags |= MHD_USE_IPv6;
-	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	    o->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 	    /* 1 adds SO_REUSEPORT; 0 would also drop MHD's default SO_REUSEADDR. */
-	    cfg->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
+	    o->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
 	    MHD_OPTION_END);
+}
+
+struct http_server *
+http_server_start(const struct http_opts *opts)
+{
+	struct http_server *srv = xcalloc(1, sizeof(*srv));
+	size_t nroutes =
+	    opts->nroutes < METRICS_ROUTES_MAX - 1 ? opts->nroutes : METRICS_ROUTES_MAX - 1;
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *info;
+	bool v6 = false;
+
+	srv->opts = *opts;
+	idle_init(srv);
+	if (!resolve_bind(opts, &ss, &v6))
+		goto fail;
+	if (http_proxies_parse(opts->trusted_proxies, &srv->proxies) != 0)
+		goto fail; /* validated with the configuration: cannot happen */
+	for (size_t i = 0; i < nroutes; i++)
+		route_names[i] = opts->routes[i].path;
+	metrics_set_routes(route_names, nroutes);
+	for (int p = 0; p < HTTP_POOL_COUNT_; p++) {
+		srv->pools[p] =
+		    pool_new(opts->workers[p], opts->queue[p], worker_init, worker_fini, srv);
+		if (srv->pools[p] == NULL ||
+		    !pool_set_max_wait(srv->pools[p], (uint64_t)opts->queue_timeout_ms[p] * 1000u,
+		        expire_deferred)) {
+			log_msg(RS_LOG_ERROR, "cannot start the %s pool", pool_names[p]);
+			goto fail;
+		}
+	}
+	srv->daemon = start_daemon(srv, &ss, v6);
 	if (srv->daemon == NULL) {
 		log_msg(RS_LOG_ERROR, "cannot listen on %s:%u (address in use, or not permitted)",
-		    cfg->host, cfg->port);
+		    opts->host, opts->port);
 		goto fail;
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = info != NULL ? info->port : cfg->port;
+	srv->port = info != NULL ? info->port : opts->port;
 	return srv;
 fail:
-	if (srv != NULL) {
-		pool_free(srv->pool);
-		free(srv);
-	}
+	for (int p = 0; p < HTTP_POOL_COUNT_; p++)
+		pool_free(srv->pools[p]);
+	pthread_cond_destroy(&srv->idle);
+	pthread_mutex_destroy(&srv->idle_mu);
+	free(srv);
 	return NULL;
 }
 
@@ -606,10 +538,24 @@ http_server_port(const struct http_server *srv)
 	return srv->port;
 }
 
+/* Waits until no request is in flight, or until `deadline_us` (CLOCK_MONOTONIC) has passed. */
+static void
+wait_idle(struct http_server *srv, uint64_t deadline_us)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline_us / 1000000u),
+	    .tv_nsec = (long)(deadline_us % 1000000u) * 1000};
+
+	pthread_mutex_lock(&srv->idle_mu);
+	while (atomic_load(&srv->inflight) > 0 &&
+	       pthread_cond_timedwait(&srv->idle, &srv->idle_mu, &ts) == 0) {
+	}
+	pthread_mutex_unlock(&srv->idle_mu);
+}
+
 void
 http_server_stop(struct http_server *srv)
 {
-	uint64_t deadline = now_us() + (uint64_t)srv->cfg->shutdown_timeout_s * 1000000u;
+	uint64_t deadline = now_us() + (uint64_t)srv->opts.shutdown_timeout_s * 1000000u;
 	/* Stop accepting. The listening socket is shut down at once, so new
 	 * connections are refused (nginx then tries the next instance) instead of
 	 * queueing unanswered; it is closed only after the daemon is gone, since
@@ -618,17 +564,24 @@ http_server_stop(struct http_server *srv)
 
 	if (fd != MHD_INVALID_SOCKET)
 		shutdown(fd, SHUT_RDWR);
-
-	while (atomic_load(&srv->inflight) > 0 && now_us() < deadline)
-		usleep(10000);
+	/* Drain: every reply from now on carries Connection: close. */
+	atomic_store(&srv->draining, true);
+	wait_idle(srv, deadline);
 	if (atomic_load(&srv->inflight) > 0)
 		log_msg(RS_LOG_WARNING, "shutdown timeout: %u requests still in flight",
 		    atomic_load(&srv->inflight));
-	pool_free(srv->pool); /* runs what is queued and resumes those connections */
-	usleep(50000);        /* let resumed replies reach their sockets */
+	/* Refuse new reservations (503), run what is queued, join the workers. The
+	 * I/O threads still run and may call pool_reserve or pool_depth: the pools
+	 * are freed only after the daemon has stopped (invariant 6). */
+	for (int p = 0; p < HTTP_POOL_COUNT_; p++)
+		pool_stop(srv->pools[p]);
+	wait_idle(srv, deadline); /* replies resumed by the last jobs reach their sockets */
 	MHD_stop_daemon(srv->daemon);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
-	pthread_key_delete(srv->io_store_key);
+	for (int p = 0; p < HTTP_POOL_COUNT_; p++)
+		pool_free(srv->pools[p]);
+	pthread_cond_destroy(&srv->idle);
+	pthread_mutex_destroy(&srv->idle_mu);
 	free(srv);
 }

@@ -9,7 +9,8 @@ import time
 
 import requests
 
-from conftest import T, assert_error, assert_healthy, burst, outcome, report, user_body
+from conftest import (FAST_HASH, ME, T, assert_error, assert_healthy, assert_me, auth, burst,
+                      outcome, report, token_of, user_body)
 
 SLOW_HASH = ["--hash-memory", "65536", "--hash-passes", "3"]
 
@@ -92,3 +93,33 @@ def test_serve_sigterm_inflight_completed_exit_0(make_db, start_servers):
     created = [r.json()["user"]["id"] for r in results if r.status_code == 201]
     assert sorted(i for (i,) in db.query("SELECT id FROM users")) == sorted(created)
     db.assert_invariants()
+
+
+def test_me_while_hash_queue_full_served_by_database_pool(make_db, start_servers):
+    """GET /users/me/ runs on the database pool: a full hashing queue never delays it."""
+    db = make_db()
+    fast = start_servers(db, 1, FAST_HASH)[0]
+    assert fast.register(user_body("meq")).status_code == 201
+    token = token_of(fast, "meq")
+    fast.stop_checked()
+    server = start_servers(db, 1, ["--hash-workers", "1", "--hash-queue", "2", *SLOW_HASH])[0]
+    probe = requests.Session()
+    assert_me(probe.get(server.url + ME, headers=auth(token), timeout=T), username="meq")
+
+    def during():
+        times = []
+        time.sleep(0.05)
+        for _ in range(8):
+            t0 = time.monotonic()
+            r = probe.get(server.url + ME, headers=auth(token), timeout=T)
+            times.append(time.monotonic() - t0)
+            assert_me(r, username="meq")
+            time.sleep(0.03)
+        return times
+
+    results, times = burst([server], [user_body(f"meqsat{i}") for i in range(20)], during=during)
+    probe.close()
+    counts = report("/users/me/ during hash saturation x20 (1 worker, queue 2)", results)
+    print(f"/users/me/ during saturation: {[round(t * 1000, 1) for t in times]} ms")
+    assert counts.get("503 unavailable", 0) >= 1, counts  # the hashing queue was full
+    assert max(times) < 0.5, times  # a hash here takes ~0.25 s; behind the queue: 503 or ~1 s

@@ -1,38 +1,52 @@
 /* The router, trusted proxies, the Authorization parser and metrics (src/http, src/api,
  * src/metrics.c). */
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
-#include "http/http.h"
-#include "metrics.h"
+#include "http/internal.h"
 #include "http/proxy.h"
+#include "http/req.h"
+#include "log.h"
+#include "metrics.h"
+
+/* The route table main passes to the server, and the matcher of http/. */
+static const struct http_route *
+find(const char *path, int64_t *id)
+{
+	size_t n;
+	const struct http_route *routes = api_routes(&n);
+
+	return http_route_find(routes, n, path, id);
+}
 
 Test(http_route, matches_with_and_without_trailing_slash)
 {
 	int64_t id = -1;
 
-	cr_assert_not_null(http_route_find("/users/register/", &id));
-	cr_assert_eq(
-	    http_route_find("/users/register", &id), http_route_find("/users/register/", &id));
+	cr_assert_not_null(find("/users/register/", &id));
+	cr_assert_eq(find("/users/register", &id), find("/users/register/", &id));
 	cr_assert_eq(id, 0);
-	cr_assert_null(http_route_find("/users/register//", &id));
-	cr_assert_null(http_route_find("/users/registerx", &id));
-	cr_assert_null(http_route_find("/", &id));
+	cr_assert_null(find("/users/register//", &id));
+	cr_assert_null(find("/users/registerx", &id));
+	cr_assert_null(find("/", &id));
 }
 
 Test(http_route, id_segment_parsed)
 {
 	int64_t id = 0;
-	const struct http_route *r = http_route_find("/users/invitations/42/resend/", &id);
+	const struct http_route *r = find("/users/invitations/42/resend/", &id);
 
 	cr_assert_not_null(r);
 	cr_assert_str_eq(r->path, "/users/invitations/{id}/resend/");
 	cr_assert_eq(id, 42);
-	r = http_route_find("/users/invitations/7", &id);
+	r = find("/users/invitations/7", &id);
 	cr_assert_not_null(r);
 	cr_assert_str_eq(r->path, "/users/invitations/{id}/");
 	cr_assert_eq(id, 7);
@@ -43,11 +57,11 @@ Test(http_route, literal_beats_id_and_bad_ids_rejected)
 	int64_t id = 0;
 
 	cr_assert_str_eq(
-	    http_route_find("/users/invitations/accept/", &id)->path, "/users/invitations/accept/");
-	cr_assert_null(http_route_find("/users/invitations/0/", &id));
-	cr_assert_null(http_route_find("/users/invitations/-1/", &id));
-	cr_assert_null(http_route_find("/users/invitations/12a/", &id));
-	cr_assert_null(http_route_find("/users/invitations/1234567890123456789/", &id));
+	    find("/users/invitations/accept/", &id)->path, "/users/invitations/accept/");
+	cr_assert_null(find("/users/invitations/0/", &id));
+	cr_assert_null(find("/users/invitations/-1/", &id));
+	cr_assert_null(find("/users/invitations/12a/", &id));
+	cr_assert_null(find("/users/invitations/1234567890123456789/", &id));
 }
 
 static struct sockaddr_in
@@ -144,4 +158,95 @@ Test(metrics, counts_requests_and_renders_histograms)
 	cr_assert_not_null(strstr(text, "roster_registrations_total{outcome=\"created\"} 1\n"));
 	cr_assert_not_null(strstr(text, "roster_hash_queue_depth 3\n"));
 	free(text);
+}
+
+/* Every route names the API's error renderer: http/'s errors carry the API's codes. */
+Test(api_routes, every_route_renders_api_errors)
+{
+	size_t n;
+	const struct http_route *routes = api_routes(&n);
+
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(routes[i].on_error, api_render_http_err, "%s", routes[i].path);
+}
+
+/* Issue 9: an error found earlier (here a 500) is not turned into a 413 by the next chunk. */
+Test(http_body, earlier_error_stays_when_a_chunk_passes_the_limit)
+{
+	struct http_req req = {.early_err = HTTP_ERR_INTERNAL};
+
+	cr_assert(http_body_append(&req, 4, "abcdef", 6));
+	cr_assert_eq(req.early_err, HTTP_ERR_INTERNAL);
+	cr_assert_eq(req.discarded, 6);
+	cr_assert_null(req.body);
+}
+
+Test(http_body, over_the_limit_is_413_and_discarded)
+{
+	struct http_req req = {.early_err = HTTP_ERR_NONE};
+
+	cr_assert(http_body_append(&req, 4, "ab", 2));
+	cr_assert_eq(req.early_err, HTTP_ERR_NONE);
+	cr_assert(http_body_append(&req, 4, "cde", 3));
+	cr_assert_eq(req.early_err, HTTP_ERR_BODY_TOO_LARGE);
+	cr_assert_eq(req.body_len, 2);
+	cr_assert_str_eq(req.body, "ab");
+	free(req.body);
+}
+
+static void
+vlog(const char *id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(RS_LOG_WARNING, id, fmt, ap);
+	va_end(ap);
+}
+
+/* log_vmsg is log_msg with a request id: what http_log writes. */
+Test(log, vmsg_carries_the_request_id, .init = cr_redirect_stderr)
+{
+	char line[512] = "";
+	FILE *err;
+
+	vlog("rid-1", "waited %d ms", 7);
+	fflush(stderr);
+	err = cr_get_redirected_stderr();
+	cr_assert_not_null(fgets(line, sizeof(line), err));
+	cr_assert_not_null(strstr(line, "\"msg\":\"waited 7 ms\""), "%s", line);
+	cr_assert_not_null(strstr(line, "\"request_id\":\"rid-1\""), "%s", line);
+	cr_assert_not_null(strstr(line, "\"level\":\"warning\""), "%s", line);
+}
+
+/* Without a renderer, http/ answers its own errors in the plain JSON error format. */
+Test(http_reply, raise_without_renderer_plain_json)
+{
+	struct http_server srv = {.opts = {.on_error = NULL}};
+	struct http_req req = {.srv = &srv, .id = "r1"};
+
+	http_raise(&req, HTTP_ERR_UNAVAILABLE);
+	cr_assert_eq(req.state, HTTP_READY);
+	cr_assert_eq(req.status, 503);
+	cr_assert_eq(req.retry_after, 1);
+	cr_assert_str_eq(req.reply, "{\"error\":\"The service is temporarily unavailable; retry "
+	                            "shortly.\",\"code\":\"unavailable\",\"request_id\":\"r1\"}");
+	free(req.reply);
+}
+
+/* A route's renderer decides: the API's renders http/'s 405 as its own row. */
+Test(http_reply, raise_uses_the_route_renderer)
+{
+	struct http_server srv = {.opts = {.on_error = NULL}};
+	int64_t id;
+	struct http_req req = {.srv = &srv, .id = "r2", .route = find("/users/login/", &id)};
+
+	cr_assert_not_null(req.route);
+	http_raise(&req, HTTP_ERR_METHOD_NOT_ALLOWED);
+	cr_assert_eq(req.status, 405);
+	cr_assert_str_eq(req.reply,
+	    "{\"error\":\"Method not allowed.\",\"code\":\"method_not_allowed\","
+	    "\"request_id\":\"r2\"}");
+	free(req.reply);
 }
