@@ -238,7 +238,10 @@ accept_finish(struct http_req *req)
 		goto out;
 	}
 	if (st != STORE_OK) {
-		api_reply_error(req, store_api_err(st));
+		/* NOT_FOUND: the account was deleted after it authenticated; as on
+		 * /users/me/, its token no longer stands for anyone (401). */
+		api_reply_error(
+		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
 		goto out;
 	}
 	log_json_new(RS_LOG_INFO, req->id, "invitation accepted",

@@ -174,9 +174,6 @@ def test_pg_frozen_healthz_fast_queued_503_then_recovers(frozen_setup):
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
-@pytest.mark.xfail(strict=True, reason="needs the store's client-side query deadline (~5 s, "
-                   "src/store/, the store engineer's): until it lands, a database worker "
-                   "blocked on the frozen connection waits until the relay thaws")
 def test_pg_frozen_me_on_a_worker_503_within_deadline(frozen_setup):
     server, relay, token = frozen_setup
     relay.freeze()
