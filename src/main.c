@@ -39,26 +39,31 @@ usage(FILE *out)
 }
 
 /* Opens the configured database and reads its schema state; logs why not. */
-static int
-open_schema(const struct config *cfg, enum store_open_mode mode, struct store **s,
-    struct store_schema *schema)
+static enum store_status
+open_schema_status(const struct config *cfg, enum store_open_mode mode, struct store **s,
+    struct store_schema *schema, enum log_level level)
 {
 	enum store_status st = store_open(cfg->db, mode, s);
 	char db[512];
 
 	store_url_redacted(cfg->db, db, sizeof(db));
 	if (st != STORE_OK) {
-		log_msg(RS_LOG_ERROR, "cannot open database %s (%s): %s", db, store_status_str(st),
+		log_msg(level, "cannot open database %s (%s): %s", db, store_status_str(st),
 		    store_open_hint(cfg->db));
-		return -1;
+		return st;
 	}
 	st = store_schema(*s, schema);
-	if (st != STORE_OK) {
-		log_msg(RS_LOG_ERROR, "cannot read the schema version of %s: %s", db,
-		    store_status_str(st));
-		return -1;
-	}
-	return 0;
+	if (st != STORE_OK)
+		log_msg(
+		    level, "cannot read the schema version of %s: %s", db, store_status_str(st));
+	return st;
+}
+
+static int
+open_schema(const struct config *cfg, enum store_open_mode mode, struct store **s,
+    struct store_schema *schema)
+{
+	return open_schema_status(cfg, mode, s, schema, RS_LOG_ERROR) == STORE_OK ? 0 : -1;
 }
 
 static int
@@ -147,15 +152,26 @@ cmd_serve(const struct config *cfg)
 	struct http_opts opts;
 	struct http_server *srv;
 	struct store *s = NULL;
-	struct store_schema schema;
+	struct store_schema schema = {0, 0};
+	enum store_status st;
 	sigset_t sigs;
 	int sig = 0;
 
-	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0) {
-		store_close(s);
+	st = open_schema_status(cfg, STORE_OPEN_EXISTING, &s, &schema,
+	    store_url_remote(cfg->db) ? RS_LOG_WARNING : RS_LOG_ERROR);
+	store_close(s);
+	if (st == STORE_UNAVAILABLE && store_url_remote(cfg->db)) {
+		/* A database server that is down (restarting, failing over) is an
+		 * outage to ride out: serve 503 with Retry-After until it answers,
+		 * as after losing it later. /readyz stays 503 until it answers with
+		 * the current schema, so nothing routes traffic here before. */
+		log_msg(RS_LOG_WARNING,
+		    "database unreachable at start: serving 503 until it answers;"
+		    " /readyz reports the schema once it does");
+		schema.applied = schema.latest;
+	} else if (st != STORE_OK) {
 		return 1;
 	}
-	store_close(s);
 	if (schema.applied != schema.latest) {
 		log_msg(RS_LOG_ERROR,
 		    "the database has %d pending migration(s) (at version %d, binary needs %d): "

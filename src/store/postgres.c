@@ -68,7 +68,8 @@ struct pg_store {
 	unsigned backoff_ms;      /* 0 after a success */
 	unsigned failures;        /* attempts failed since the last success */
 	bool ever_connected;
-	bool no_retry; /* the last failure is not worth another run (statement timeout) */
+	bool no_database; /* the last attempt: the server said the database does not exist */
+	bool no_retry;    /* the last failure is not worth another run (statement timeout) */
 };
 
 static struct pg_store *
@@ -276,6 +277,10 @@ backoff(struct pg_store *s)
 		    msg, s->failures, s->backoff_ms,
 		    s->backoff_ms == BACKOFF_MAX_MS ? ", then every 2 s unlogged" : "");
 	}
+	/* libpq gives no SQLSTATE for a failed connection: the server's 3D000
+	 * message is the only sign that waiting will not help. */
+	s->no_database =
+	    s->conn != NULL && strstr(PQerrorMessage(s->conn), "does not exist") != NULL;
 	drop(s);
 }
 
@@ -500,8 +505,10 @@ pgd_open(const char *rest, enum store_open_mode mode, struct store **out)
 	s->base.drv = &store_pg_driver;
 	s->url = full_url(rest);
 	if (!connected(s) && mode != STORE_OPEN_LAZY) {
+		bool missing = s->no_database;
+
 		pgd_close(&s->base);
-		return STORE_UNAVAILABLE;
+		return missing ? STORE_NOT_FOUND : STORE_UNAVAILABLE;
 	}
 	*out = &s->base;
 	return STORE_OK;

@@ -33,6 +33,12 @@ store_url_valid(const char *url)
 	return ops != NULL && url[strlen(ops->scheme)] != '\0';
 }
 
+bool
+store_url_remote(const char *url)
+{
+	return strncmp(url, "postgresql:", strlen("postgresql:")) == 0;
+}
+
 void
 store_url_redacted(const char *url, char *out, size_t size)
 {

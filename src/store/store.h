@@ -41,8 +41,10 @@ enum store_open_mode {
 
 /*
  * Opens a connection to `url` ("sqlite:PATH" or "postgresql://...").
- * STORE_UNAVAILABLE when the database cannot be reached or does not exist,
- * STORE_ERROR for a URL no backend takes; `*out` is NULL then. With
+ * STORE_UNAVAILABLE when the database cannot be reached (or the SQLite file
+ * does not exist), STORE_NOT_FOUND when the PostgreSQL server answered that the
+ * database does not exist, STORE_ERROR for a URL no backend takes; `*out` is
+ * NULL then. With
  * STORE_OPEN_LAZY a PostgreSQL store is returned even when unreachable: its
  * operations answer STORE_UNAVAILABLE until a reconnect succeeds, attempted
  * at most every 50 ms doubling to 2 s (SQLite: as STORE_OPEN_EXISTING).
@@ -72,6 +74,12 @@ bool store_fault_fired(const struct store *s);
 
 /* True when a backend takes this URL (checked at configuration time). */
 bool store_url_valid(const char *url);
+
+/*
+ * True when `url` names a database server (PostgreSQL), whose outage a server
+ * rides out; false for a local file, which an outage does not explain.
+ */
+bool store_url_remote(const char *url);
 
 /* `url` fit for logs: a password in it ("user:secret@", "password=") becomes "***". */
 void store_url_redacted(const char *url, char *out, size_t size);
