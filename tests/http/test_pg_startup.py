@@ -26,43 +26,59 @@ DOWN_FOR = 3.0  # seconds of requests while the database is down
 BACKOFF_MAX = 2.0  # the store's reconnect backoff cap (src/store/postgres.c)
 
 
+SERVE_ARGS = ["--threads", "2", "--hash-workers", "2", "--db-workers", "2", *FAST_HASH]
+
+
 def assert_503_retry_after(resp):
     assert_error(resp, 503, "unavailable")
     assert resp.headers.get("Retry-After", "").strip().isdigit(), resp.headers
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_pg_down_before_first_request_503_backoff_then_first_request_succeeds(
-        db, start_servers, pg_cluster):
-    server = start_servers(db, 1, ["--threads", "2", "--hash-workers", "2", "--db-workers", "2", *FAST_HASH])[0]
-    pg_cluster.stop()
-    requests_sent = 0
-    try:
-        before = metric(server, "roster_db_connect_attempts_total")  # no database needed
-        end = time.monotonic() + DOWN_FOR
-        while time.monotonic() < end:
-            assert_503_retry_after(server.register(user_body(f"down{requests_sent}")))
-            assert_503_retry_after(server.get("/readyz"))
-            requests_sent += 2
-            time.sleep(0.01)
-        attempts = metric(server, "roster_db_connect_attempts_total") - before
-    finally:
-        pg_cluster.start()
-    unreachable = sum(1 for rec in server.log_records()
-                      if str(rec.get("msg", "")).startswith("postgresql unreachable"))
-    print(f"database down {DOWN_FOR}s: {requests_sent} requests, {attempts:.0f} connection "
-          f"attempts, {unreachable} 'unreachable' log lines")
-    assert requests_sent >= 40, requests_sent
+def requests_while_down(server, prefix):
+    """DOWN_FOR seconds of registrations and /readyz, each 503 with Retry-After.
+    Returns (requests sent, connection attempts made meanwhile)."""
+    before = metric(server, "roster_db_connect_attempts_total")  # no database needed
+    sent = 0
+    end = time.monotonic() + DOWN_FOR
+    while time.monotonic() < end:
+        assert_503_retry_after(server.register(user_body(f"{prefix}{sent}")))
+        assert_503_retry_after(server.get("/readyz"))
+        sent += 2
+        time.sleep(0.01)
+    return sent, metric(server, "roster_db_connect_attempts_total") - before
+
+
+def assert_backed_off(sent, attempts):
+    assert sent >= 40, sent
     # 4 threads with a store (2 hashing, 2 database workers), each at most once per
     # backoff step (50 ms doubling to 2 s): ~7 each in 3 s.
     assert 1 <= attempts <= 4 * 8, attempts
-    assert attempts * 4 <= requests_sent, (attempts, requests_sent)
-    assert unreachable <= attempts, "a failed attempt is logged at most once"
+    assert attempts * 4 <= sent, (attempts, sent)
 
+
+def assert_first_request_after_recovery_succeeds(server):
     time.sleep(BACKOFF_MAX + 0.3)  # every thread's next attempt is due
     assert_created(server.register(user_body("afterwards")))
     ready = server.get("/readyz")
     assert ready.status_code == 200, ready.text
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_pg_down_before_first_request_503_backoff_then_first_request_succeeds(
+        db, start_servers, pg_cluster):
+    server = start_servers(db, 1, SERVE_ARGS)[0]
+    pg_cluster.stop()
+    try:
+        sent, attempts = requests_while_down(server, "down")
+    finally:
+        pg_cluster.start()
+    unreachable = sum(1 for rec in server.log_records()
+                      if str(rec.get("msg", "")).startswith("postgresql unreachable"))
+    print(f"database down {DOWN_FOR}s: {sent} requests, {attempts:.0f} connection "
+          f"attempts, {unreachable} 'unreachable' log lines")
+    assert_backed_off(sent, attempts)
+    assert unreachable <= attempts, "a failed attempt is logged at most once"
+    assert_first_request_after_recovery_succeeds(server)
     assert metric(server, "roster_db_reconnects_total") >= 1
 
 
@@ -71,28 +87,15 @@ def test_issue_9_serve_started_while_pg_down_503_then_first_request_after_start_
         db, start_servers, pg_cluster):
     pg_cluster.stop()
     try:
-        server = start_servers(db, 1, ["--threads", "2", "--hash-workers", "2", "--db-workers", "2", *FAST_HASH])[0]
+        server = start_servers(db, 1, SERVE_ARGS)[0]
         assert any("database unreachable at start" in str(rec.get("msg", ""))
                    for rec in server.log_records()), server.log_text()[-2000:]
         health = server.get("/healthz")
         assert health.status_code == 200, health.text
-        requests_sent = 0
-        end = time.monotonic() + DOWN_FOR
-        while time.monotonic() < end:
-            assert_503_retry_after(server.register(user_body(f"early{requests_sent}")))
-            assert_503_retry_after(server.get("/readyz"))
-            requests_sent += 2
-            time.sleep(0.01)
-        attempts = metric(server, "roster_db_connect_attempts_total")
+        sent, attempts = requests_while_down(server, "early")
     finally:
         pg_cluster.start()
-    print(f"served while the database was down: {requests_sent} requests, "
+    print(f"served while the database was down: {sent} requests, "
           f"{attempts:.0f} connection attempts")
-    assert requests_sent >= 40, requests_sent
-    assert 1 <= attempts <= 4 * 8, attempts  # backed off, not one per request
-    assert attempts * 4 <= requests_sent, (attempts, requests_sent)
-
-    time.sleep(BACKOFF_MAX + 0.3)  # every thread's next attempt is due
-    assert_created(server.register(user_body("first")))
-    ready = server.get("/readyz")
-    assert ready.status_code == 200, ready.text
+    assert_backed_off(sent, attempts)
+    assert_first_request_after_recovery_succeeds(server)
