@@ -101,7 +101,7 @@ cmd_check(const struct config *cfg)
 {
 	struct store *s = NULL;
 	struct store_schema schema;
-	int rc = 1;
+	int rc = 1, failed = -1;
 
 	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0)
 		goto out;
@@ -110,8 +110,16 @@ cmd_check(const struct config *cfg)
 		    schema.latest - schema.applied);
 		goto out;
 	}
-	printf(
-	    "configuration ok; database reachable; schema current (version %d)\n", schema.applied);
+	if (store_check_statements(s, &failed) != STORE_OK) {
+		printf(
+		    "statement %d does not compile against the database (see the log): its schema "
+		    "differs from the one this binary's migrations make\n",
+		    failed);
+		goto out;
+	}
+	printf("configuration ok; database reachable; schema current (version %d); "
+	       "every statement compiles\n",
+	    schema.applied);
 	rc = 0;
 out:
 	store_close(s);

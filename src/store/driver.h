@@ -56,6 +56,8 @@ struct store_driver {
 	/* A statement calling `fn` once per row; stops at the first non-OK answer of `fn`. */
 	enum store_status (*query)(struct store *s, enum store_stmt id,
 	    const struct store_arg *args, int n, store_row_fn fn, void *arg);
+	/* Compiles statement `id` (as its first use would) without running it. */
+	enum store_status (*prepare)(struct store *s, enum store_stmt id);
 	/* Several statements of a migration file, no arguments. */
 	enum store_status (*script)(struct store *s, const char *sql);
 	/* Column getters: text is NULL for SQL NULL and borrowed from the row. */
@@ -68,8 +70,8 @@ struct store_driver {
 #define STORE_DRIVER_FNS(p)                                                                        \
 	.open = p##_open, .close = p##_close, .begin = p##_begin, .commit = p##_commit,            \
 	.rollback = p##_rollback, .retryable = p##_retryable, .exec = p##_exec,                    \
-	.query = p##_query, .script = p##_script, .text = p##_text, .int64 = p##_int64,            \
-	.boolean = p##_boolean
+	.query = p##_query, .prepare = p##_prepare, .script = p##_script, .text = p##_text,        \
+	.int64 = p##_int64, .boolean = p##_boolean
 
 /* What every backend's connection struct starts with. */
 struct store {

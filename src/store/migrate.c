@@ -94,3 +94,17 @@ store_migrate(struct store *s, int *applied)
 	}
 	return STORE_OK;
 }
+
+enum store_status
+store_check_statements(struct store *s, int *failed)
+{
+	enum store_status st = STORE_OK;
+
+	*failed = -1;
+	for (int id = 0; id < STMT_COUNT_ && st == STORE_OK; id++) {
+		st = s->drv->prepare(s, (enum store_stmt)id);
+		if (st != STORE_OK)
+			*failed = id;
+	}
+	return st;
+}

@@ -310,6 +310,37 @@ connected(struct pg_store *s)
 	return true;
 }
 
+/* Prepares statement `id` as `name` once per connection (the caller is connected). */
+static enum store_status
+prepared(struct pg_store *s, enum store_stmt id, const char *name)
+{
+	PGresult *r = NULL;
+	enum store_status st;
+
+	if (s->prepared[id])
+		return STORE_OK;
+	if (!PQsendPrepare(s->conn, name, store_pg_sql[id], 0, NULL))
+		return lost(s, "cannot send");
+	st = await(s, &r);
+	if (st == STORE_OK)
+		st = classify(s, r);
+	PQclear(r);
+	s->prepared[id] = st == STORE_OK;
+	return st;
+}
+
+static enum store_status
+pgd_prepare(struct store *base, enum store_stmt id)
+{
+	struct pg_store *s = from(base);
+	char name[16];
+
+	if (!connected(s))
+		return STORE_UNAVAILABLE;
+	snprintf(name, sizeof(name), "s%d", (int)id);
+	return prepared(s, id, name);
+}
+
 /* Runs statement `id`; `*out` gets its result (PQclear it) on STORE_OK. */
 static enum store_status
 run(struct pg_store *s, enum store_stmt id, const struct store_arg *args, int n, PGresult **out)
@@ -324,17 +355,9 @@ run(struct pg_store *s, enum store_stmt id, const struct store_arg *args, int n,
 	if (!connected(s))
 		return STORE_UNAVAILABLE;
 	snprintf(name, sizeof(name), "s%d", (int)id);
-	if (!s->prepared[id]) {
-		if (!PQsendPrepare(s->conn, name, store_pg_sql[id], 0, NULL))
-			return lost(s, "cannot send");
-		st = await(s, &r);
-		if (st == STORE_OK)
-			st = classify(s, r);
-		PQclear(r);
-		if (st != STORE_OK)
-			return st;
-		s->prepared[id] = true;
-	}
+	st = prepared(s, id, name);
+	if (st != STORE_OK)
+		return st;
 	for (int i = 0; i < n; i++) {
 		values[i] = args[i].type == ARG_TEXT ? args[i].text : ints[i];
 		if (args[i].type == ARG_INT)

@@ -92,6 +92,29 @@ classify(struct sqlite_store *s, int rc)
 	}
 }
 
+/* Compiles statement `id` once per connection; STORE_ERROR (logged) when it cannot. */
+static enum store_status
+prepared(struct sqlite_store *s, enum store_stmt id)
+{
+	sqlite3_stmt **st = &s->stmts[id];
+	int rc;
+
+	if (*st != NULL)
+		return STORE_OK;
+	rc = sqlite3_prepare_v3(
+	    s->db, store_sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc == SQLITE_OK)
+		return STORE_OK;
+	log_msg(RS_LOG_ERROR, "sqlite prepare: %s", sqlite3_errmsg(s->db));
+	return (rc & 0xff) == SQLITE_BUSY ? STORE_BUSY : STORE_ERROR;
+}
+
+static enum store_status
+sq_prepare(struct store *base, enum store_stmt id)
+{
+	return prepared(from(base), id);
+}
+
 /* The cached statement `id` with `args` bound to $1..$n; NULL (logged) when it cannot be. */
 static sqlite3_stmt *
 bound(struct sqlite_store *s, enum store_stmt id, const struct store_arg *args, int n)
@@ -100,11 +123,8 @@ bound(struct sqlite_store *s, enum store_stmt id, const struct store_arg *args, 
 	char name[16];
 	int rc = SQLITE_OK;
 
-	if (*st == NULL && sqlite3_prepare_v3(s->db, store_sqlite_sql[id], -1,
-	                       SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
-		log_msg(RS_LOG_ERROR, "sqlite prepare: %s", sqlite3_errmsg(s->db));
+	if (prepared(s, id) != STORE_OK)
 		return NULL;
-	}
 	sqlite3_reset(*st);
 	sqlite3_clear_bindings(*st);
 	for (int i = 0; i < n && rc == SQLITE_OK; i++) {

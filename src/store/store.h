@@ -103,6 +103,14 @@ struct store_schema {
 RS_MUSTCHECK enum store_status store_schema(struct store *s, /* OUT: */ struct store_schema *out);
 
 /*
+ * Compiles every statement of the backend's table against the database, as
+ * their first use would (serve prepares lazily): STORE_OK, or the failure of
+ * the first that does not compile, with its number in `*failed` (logged). For
+ * `roster check`: a schema that differs from the binary's shows before serving.
+ */
+RS_MUSTCHECK enum store_status store_check_statements(struct store *s, /* OUT: */ int *failed);
+
+/*
  * Applies every pending migration, each in its own transaction; safe when
  * several processes migrate at once. `*applied` counts what this call did.
  */

@@ -179,3 +179,19 @@ def test_embed_migrations_file_missing_from_meson_fails_naming_it(tmp_path):
     assert r.returncode != 0
     assert "migrations/postgres/0002_forgotten.sql" in r.stderr, r.stderr
     assert not out.exists()
+
+
+def test_check_current_schema_every_statement_compiles_0(db):
+    r = run_roster("check", "--db", db.url)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "schema current" in r.stdout and "every statement compiles" in r.stdout, r.stdout
+
+
+def test_check_schema_drift_statement_does_not_compile_1(db):
+    """A schema changed by hand (a column dropped) passes the version check but not
+    the statements: `roster check` compiles every one, as serve would on first use."""
+    db.execute("ALTER TABLE profiles DROP COLUMN bio")
+    r = run_roster("check", "--db", db.url)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "does not compile" in r.stdout, r.stdout
+    assert "bio" in r.stderr, r.stderr  # the driver's own message names the column
