@@ -2,8 +2,9 @@
  * Request bodies: the declared length on the first call, then accumulation up
  * to the configured limit. MHD 0.9.75 cannot queue a reply while a body is
  * arriving, so past the limit the rest is discarded as it comes (never
- * stored) and the 413 goes out when the request ends; a client that keeps
- * sending past DISCARD_MAX is disconnected.
+ * stored) and the 413 goes out when the request ends, chunked or declared;
+ * a declared length past DISCARD_MAX is answered at once (and closed), and a
+ * client that keeps sending past DISCARD_MAX is disconnected.
  */
 #include "http/internal.h"
 #include "xmalloc.h"
@@ -42,7 +43,12 @@ http_body_check_declared(struct http_req *req, size_t limit)
 	req->has_length = cl != NULL;
 	if (cl != NULL && strtoull(cl, NULL, 10) > limit) {
 		req->early_err = HTTP_ERR_BODY_TOO_LARGE;
-		return false;
+		/* Up to DISCARD_MAX the body is read and dropped, and the 413 goes
+		 * out when it ends, on a connection kept alive: a proxy still writing
+		 * it (nginx) must not see the connection close under it, count an
+		 * upstream failure and take the instance out of rotation (issue 14).
+		 * Past that, answer now and close. */
+		return strtoull(cl, NULL, 10) <= DISCARD_MAX;
 	}
 	return true;
 }

@@ -36,7 +36,10 @@ void http_raise(struct http_req *req, enum http_err err);
 
 /*
  * First call (body.c): checks the declared length. False with
- * req->early_err set when the request must be answered at once.
+ * req->early_err set when the request must be answered at once (differing
+ * lengths; a declared body past 1 MiB). A declared body over `limit` but
+ * within 1 MiB sets req->early_err and returns true: it is read, dropped,
+ * and answered 413 when it ends, on a connection kept alive.
  */
 bool http_body_check_declared(struct http_req *req, size_t limit);
 

@@ -22,8 +22,9 @@
  *    dispatch has handed it off (the worker may already have set the reply).
  * 2. A reply is queued to MHD only on the final call or later, never while
  *    the body is arriving, so MHD keeps the connection alive. The one
- *    exception is an error found on the first call (check_declared): MHD then
- *    closes the connection without reading the body.
+ *    exception is an error found on the first call (check_declared: two
+ *    lengths, or a declared body past 1 MiB): MHD then closes the connection
+ *    without reading the body. A smaller oversized body is read and dropped.
  * 3. Every path out of READING and WAITING sets a reply: a handler or worker
  *    job that sets none is answered HTTP_ERR_INTERNAL.
  * 4. A pool slot is reserved before the connection is suspended (http_defer),

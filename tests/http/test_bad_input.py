@@ -5,11 +5,12 @@ answering /healthz.
 """
 
 import json
+import socket
 
 import pytest
 import requests
 
-from conftest import (PASSWORD, REGISTER, assert_error, assert_healthy, assert_invalid, raw_request,
+from conftest import (PASSWORD, REGISTER, T, assert_error, assert_healthy, assert_invalid, raw_request,
                       request_head)
 
 LIMIT = 16 * 1024  # the default body limit
@@ -108,10 +109,49 @@ def test_register_chunked_over_limit_413(send, server):
     assert_error(r, 413, "body_too_large")
 
 
-def test_register_content_length_only_over_limit_413(send, server):
+def test_register_content_length_only_far_over_limit_413(send, server):
+    """A declared length past 1 MiB is answered at once, before any body byte
+    (issue 14: smaller oversized bodies are read first, see below)."""
     r = raw_request(server, request_head(server, "POST", REGISTER, {
-        "Content-Type": "application/json", "Content-Length": 10 * LIMIT}))
+        "Content-Type": "application/json", "Content-Length": 2 << 20}))
     assert_error(r, 413, "body_too_large")
+
+
+def read_response(f):
+    """One HTTP/1.1 response with a Content-Length from the file `f`: (status, headers, body)."""
+    line = f.readline()
+    assert line.startswith(b"HTTP/1.1 "), line
+    headers = {}
+    while (h := f.readline()) not in (b"\r\n", b""):
+        k, _, v = h.decode().partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(line.split()[1]), headers, f.read(int(headers.get("content-length", "0")))
+
+
+@pytest.mark.parametrize("size", [17 * 1024, 40 * 1024, 64 * 1024, 1 << 20])
+def test_issue_14_oversized_declared_body_read_then_413_keep_alive(send, server, size):
+    """A declared body over the limit (up to 1 MiB) is read and dropped before the
+    413, on a connection kept alive: a proxy writing it never sees the connection
+    close under it (issue 14: nginx counted that as an instance failure). The next
+    request on the same connection is answered."""
+    body = b"x" * size
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=T)
+    try:
+        sock.sendall(request_head(server, "POST", REGISTER, {
+            "Content-Type": "application/json", "Content-Length": size}))
+        sock.sendall(body)  # the whole body: no reset, no early close
+        sock.sendall(request_head(server, "GET", "/healthz", {}))
+        f = sock.makefile("rb")
+        status, headers, payload = read_response(f)
+        assert status == 413, (status, payload)
+        err = json.loads(payload)
+        assert err["code"] == "body_too_large" and err["request_id"], err
+        assert headers.get("connection", "").lower() != "close", headers
+        status, _, payload = read_response(f)  # the next request on the same connection
+        assert status == 200, (status, payload)
+        assert json.loads(payload) == {"status": "ok"}
+    finally:
+        sock.close()
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
