@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -331,3 +332,86 @@ def test_topology_pg_untrusted_peer_xff_ignored(db, start_servers):
                                           "X-Request-ID": "xff-trusted-1"})
     assert r.status_code == 200, r.text
     assert wait_access_line([trusting], "xff-trusted-1")["remote"] == "203.0.113.7"
+
+
+BODY_STORM_SECONDS = 20
+OVERSIZED = (17 * 1024, 40 * 1024, 64 * 1024)
+
+
+def test_issue_14_oversized_bodies_through_nginx_json_413_no_502_for_anyone(topology):
+    """Issue 14, item 1: 17, 40 and 64 KiB bodies sent again and again through the
+    shipped nginx config for 20 s. Each gets the contract's JSON 413, and a
+    concurrent client's requests get no 502 at all (before: roster closed early,
+    nginx counted upstream failures and took every instance out of rotation)."""
+    db, instances, ng = topology
+    stop = threading.Event()
+    oversized = collections.Counter()
+    bystander = collections.Counter()
+    bad = []
+
+    def storm(size):
+        body = b'{"username": "' + b"x" * size + b'"}'
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    r = s.post(ng.url + REGISTER, data=body, timeout=T,
+                               headers={"Content-Type": "application/json"})
+                except requests.RequestException as e:
+                    oversized[type(e).__name__] += 1
+                    continue
+                oversized[r.status_code] += 1
+                try:
+                    ok = r.status_code == 413 and r.json()["code"] == "body_too_large" \
+                        and r.json()["request_id"] == r.headers.get("X-Request-ID")
+                except ValueError:
+                    ok = False
+                if not ok and len(bad) < 5:
+                    bad.append((size, r.status_code, r.headers.get("Content-Type"), r.text[:200]))
+                time.sleep(0.05)
+
+    def bystand():
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    r = s.get(ng.url + "/healthz", timeout=T)
+                    bystander[r.status_code] += 1
+                except requests.RequestException as e:
+                    bystander[type(e).__name__] += 1
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=storm, args=(n,)) for n in OVERSIZED for _ in range(2)]
+    threads.append(threading.Thread(target=bystand))
+    for t in threads:
+        t.start()
+    time.sleep(BODY_STORM_SECONDS)
+    stop.set()
+    for t in threads:
+        t.join(timeout=T + 5)
+    print(f"oversized bodies {OVERSIZED} x2 threads for {BODY_STORM_SECONDS}s: "
+          f"{dict(oversized)}; concurrent /healthz: {dict(bystander)}")
+    assert sum(oversized.values()) >= 100, oversized
+    assert set(oversized) == {413}, (oversized, bad)
+    assert not bad, bad
+    assert set(bystander) == {200}, bystander
+    assert db.count_users() == 0
+
+
+def test_issue_14_nginx_passes_a_sane_client_request_id_through(topology):
+    """Issue 14, item 15: the contract keeps a client's sane X-Request-ID; the shipped
+    config used to replace it with nginx's own. An insane one is replaced."""
+    db, instances, ng = topology
+    r = ng.get("/healthz", headers={"X-Request-ID": "client-id.42:a_b"})
+    assert r.headers["X-Request-ID"] == "client-id.42:a_b", r.headers
+    assert wait_access_line(instances, "client-id.42:a_b")["path"] == "/healthz"
+    r = ng.post(REGISTER, data=b"{", headers={"Content-Type": "application/json",
+                                              "X-Request-ID": "client-id-400"})
+    assert_error(r, 400, "malformed_json")
+    assert r.json()["request_id"] == "client-id-400", r.json()
+    r = ng.post(REGISTER, data=b"x" * (40 * 1024), headers={
+        "Content-Type": "application/json", "X-Request-ID": "client-id-413"})
+    assert_error(r, 413, "body_too_large")
+    assert r.json()["request_id"] == "client-id-413" == r.headers["X-Request-ID"], r.json()
+    for insane in ('quote"inside', "x" * 65, "spa ce"):
+        r = ng.get("/healthz", headers={"X-Request-ID": insane})
+        rid = r.headers["X-Request-ID"]
+        assert rid != insane and re.fullmatch(r"[0-9a-f]{32}", rid), (insane, rid)
