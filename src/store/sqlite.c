@@ -12,11 +12,13 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define BUSY_TIMEOUT_MS 5000
@@ -266,6 +268,22 @@ make_parent_dir(const char *path)
 	free(copy);
 }
 
+/*
+ * A new database file is made 0600 whatever the umask: it holds password
+ * hashes. SQLite gives its -wal and -shm files the mode of the database file,
+ * so they follow. An existing file keeps the mode its operator chose.
+ */
+static void
+create_private(const char *path)
+{
+	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		close(fd); /* an empty file is an empty SQLite database */
+	else if (errno != EEXIST)
+		log_msg(RS_LOG_WARNING, "cannot create %s: %s", path, strerror(errno));
+}
+
 /* STORE_OPEN_LAZY is STORE_OPEN_EXISTING: a local file has no outage to ride out. */
 static enum store_status
 sq_open(const char *path, enum store_open_mode mode, struct store **out)
@@ -280,6 +298,7 @@ sq_open(const char *path, enum store_open_mode mode, struct store **out)
 	if (mode == STORE_OPEN_CREATE) {
 		flags |= SQLITE_OPEN_CREATE;
 		make_parent_dir(path);
+		create_private(path);
 	}
 	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
 	if (rc != SQLITE_OK) {

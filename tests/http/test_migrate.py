@@ -195,3 +195,23 @@ def test_check_schema_drift_statement_does_not_compile_1(db):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "does not compile" in r.stdout, r.stdout
     assert "bio" in r.stderr, r.stderr  # the driver's own message names the column
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_issue_14_new_sqlite_database_and_wal_files_0600(make_db, start_servers):
+    """Issue 14, item 10: under umask 022, into a directory that already exists,
+    `roster migrate` made the database 0644 (and SQLite its -wal and -shm alike):
+    password hashes readable by every local user. Now 0600, all three."""
+    db = make_db(migrate=False, create=False)
+    old = os.umask(0o022)
+    try:
+        r = run_roster("migrate", "--db", db.url)
+        assert r.returncode == 0, r.stderr
+        server = start_servers(db, 1, ["--hash-memory", "8192", "--hash-passes", "1"])[0]
+        assert server.register({"username": "modes", "email": "modes@example.com",
+                                "password": "correct-Horse-battery-9"}).status_code == 201
+        modes = {suffix: oct(os.stat(db.path + suffix).st_mode & 0o777)
+                 for suffix in ("", "-wal", "-shm")}  # open while serving
+    finally:
+        os.umask(old)
+    assert modes == {"": "0o600", "-wal": "0o600", "-shm": "0o600"}, modes
