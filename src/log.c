@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 static enum log_level min_level = RS_LOG_INFO;
 static const char *const names[] = {"debug", "info", "warning", "error"};
@@ -97,25 +98,63 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Appends `s` as a JSON string body (no quotes) to buf[*o..cap), truncating safely. */
+/* The longest valid UTF-8 sequence starting at `s` (1-4 bytes), or 0 for an invalid byte. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	utf8proc_int32_t cp;
+	utf8proc_ssize_t n = utf8proc_iterate(s, s[0] < 0x80 ? 1 : -1, &cp);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+/*
+ * Appends `s` as a JSON string body (no quotes) to buf[*o..], writing at most
+ * `budget` bytes: valid UTF-8 as it is, quotes and backslashes escaped,
+ * control characters as \u00XX, and each byte that is not UTF-8 visibly as
+ * the text \xHH (so `/café` logs as `/café`, and `\xff` is never mistaken
+ * for a character). A value cut at its budget ends in "..." and never inside a
+ * sequence, so every field gets its share of the line.
+ */
 static void
-put_escaped(char *buf, size_t cap, size_t *o, const char *s)
+put_escaped(char *buf, size_t *o, const char *s, size_t budget)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t end = *o + budget;
 
-	for (; *s != '\0' && *o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*p != '\0') {
+		size_t n = utf8_len(p), need = n;
 
-		if (c == '"' || c == '\\') {
-			buf[(*o)++] = '\\';
-			buf[(*o)++] = (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
+		if (n == 0 || *p < 0x20 || *p == 0x7f)
+			need = 6; /* \\xHH is 5, \u00XX is 6 */
+		else if (*p == '"' || *p == '\\')
+			need = 2;
+
+		if (*o + need + 3 > end) {
+			memcpy(buf + *o, "...", 3);
+			*o += 3;
+			return;
+		}
+		if (n == 0) { /* not UTF-8: the text \xHH, its backslash escaped */
+			memcpy(buf + *o, "\\\\x", 3);
+			buf[*o + 3] = hex[*p >> 4];
+			buf[*o + 4] = hex[*p & 15];
+			*o += 5;
+			p++;
+		} else if (*p < 0x20 || *p == 0x7f) {
 			memcpy(buf + *o, "\\u00", 4);
-			buf[*o + 4] = hex[c >> 4];
-			buf[*o + 5] = hex[c & 15];
+			buf[*o + 4] = hex[*p >> 4];
+			buf[*o + 5] = hex[*p & 15];
 			*o += 6;
+			p++;
+		} else if (*p == '"' || *p == '\\') {
+			buf[(*o)++] = '\\';
+			buf[(*o)++] = (char)*p++;
 		} else {
-			buf[(*o)++] = (char)c;
+			memcpy(buf + *o, p, n);
+			*o += n;
+			p += n;
 		}
 	}
 }
@@ -124,6 +163,8 @@ void
 log_access(const char *request_id, const char *method, const char *path, int status,
     unsigned long long duration_us, const char *remote, bool completed)
 {
+	/* Each field has its share of the line: a 3,000-byte method cannot crowd
+	 * out the path. 200 + 96 + 96 + 1500 + 96 + the fixed text < 2048. */
 	char buf[2048], ts[64];
 	size_t o;
 
@@ -134,16 +175,16 @@ log_access(const char *request_id, const char *method, const char *path, int sta
 	    "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\","
 	    "\"request_id\":\"",
 	    ts);
-	put_escaped(buf, sizeof(buf) - 256, &o, request_id);
+	put_escaped(buf, &o, request_id, 96);
 	memcpy(buf + o, "\",\"method\":\"", 12);
 	o += 12;
-	put_escaped(buf, sizeof(buf) - 256, &o, method);
+	put_escaped(buf, &o, method, 96);
 	memcpy(buf + o, "\",\"path\":\"", 10);
 	o += 10;
-	put_escaped(buf, sizeof(buf) - 256, &o, path);
+	put_escaped(buf, &o, path, 1500);
 	o += (size_t)snprintf(buf + o, sizeof(buf) - o,
 	    "\",\"status\":%d,\"duration_us\":%llu,\"remote\":\"", status, duration_us);
-	put_escaped(buf, sizeof(buf) - 32, &o, remote);
+	put_escaped(buf, &o, remote, 96);
 	o += (size_t)snprintf(
 	    buf + o, sizeof(buf) - o, "\",\"completed\":%s}\n", completed ? "true" : "false");
 	if (write(STDERR_FILENO, buf, o) < 0) {

@@ -5,8 +5,10 @@ graceful stop with requests in flight.
 """
 
 import signal
+import socket
 import time
 
+import pytest
 import requests
 
 from conftest import (FAST_HASH, ME, T, assert_error, assert_healthy, assert_me, auth, burst,
@@ -38,6 +40,43 @@ def test_log_access_line_has_fields(server):
         assert line, f"no access line for {rid}: {records}"
         assert (line["method"], line["path"], line["status"]) == (method, path, status), line
         assert isinstance(line["duration_us"], int) and line["duration_us"] >= 0, line
+
+
+def raw_line(server, request_line, rid):
+    """Sends one raw request (`request_line` as bytes) and returns its access line."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=T) as sock:
+        sock.sendall(request_line + b"\r\nHost: x\r\nX-Request-ID: " + rid.encode() +
+                     b"\r\nConnection: close\r\n\r\n")
+        while sock.recv(65536):
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for rec in server.log_records():  # every line must parse: log_records asserts it
+            if rec.get("msg") == "request" and rec.get("request_id") == rid:
+                return rec
+        time.sleep(0.02)
+    raise AssertionError(f"no access line for {rid}: {server.log_text()[-2000:]}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the access log: no database involved
+def test_issue_14_access_log_keeps_utf8_escapes_invalid_bytes_bounds_each_field(server):
+    """Issue 14, item 13: `/café` was logged as `/cafÃ©` (each byte escaped as a
+    code point), and a 3,000-byte method left `path` empty."""
+    line = raw_line(server, b"GET /caf%C3%A9 HTTP/1.1", "utf8-pct")
+    assert line["path"] == "/caf\u00e9", line
+    line = raw_line(server, "GET /\u65e5\u672c HTTP/1.1".encode(), "utf8-raw")
+    assert line["path"] == "/\u65e5\u672c", line
+    line = raw_line(server, b"GET /a%FFb%C3 HTTP/1.1", "not-utf8")
+    assert line["path"] == "/a\\xffb\\xc3", line  # visibly escaped, never a character
+    line = raw_line(server, b"GET /q%22%5C%0A HTTP/1.1", "specials")
+    assert line["path"] == '/q"\\\n', line
+    line = raw_line(server, b"A" * 3000 + b" /healthz HTTP/1.1", "long-method")
+    assert line["path"] == "/healthz", line
+    assert line["method"].startswith("AAAA") and line["method"].endswith("..."), line
+    assert len(line["method"]) < 100, len(line["method"])
+    line = raw_line(server, b"GET /" + b"p" * 3000 + b" HTTP/1.1", "long-path")
+    assert line["path"].startswith("/ppp") and line["path"].endswith("..."), line
+    assert line["status"] == 404 and line["remote"] == "127.0.0.1", line
 
 
 def test_register_hash_pool_saturated_503_healthz_fast(make_db, start_servers):
