@@ -66,6 +66,26 @@ open_schema(const struct config *cfg, enum store_open_mode mode, struct store **
 	return open_schema_status(cfg, mode, s, schema, RS_LOG_ERROR) == STORE_OK ? 0 : -1;
 }
 
+/*
+ * What is wrong with a schema that is not the binary's, as one sentence: a
+ * database behind it needs `roster migrate`; one ahead of it (a newer binary
+ * migrated it) needs this binary upgraded, never "-1 pending migration(s)".
+ */
+static void
+schema_mismatch(const struct store_schema *sc, char *out, size_t size)
+{
+	if (sc->applied < sc->latest)
+		snprintf(out, size,
+		    "%d migration(s) pending (database at version %d, binary at %d); "
+		    "run `roster migrate` (with the same --db)",
+		    sc->latest - sc->applied, sc->applied, sc->latest);
+	else
+		snprintf(out, size,
+		    "the database schema (version %d) is newer than this binary's (%d): "
+		    "a newer roster migrated it; run that version (or newer) of roster",
+		    sc->applied, sc->latest);
+}
+
 static int
 cmd_migrate(const struct config *cfg)
 {
@@ -81,9 +101,10 @@ cmd_migrate(const struct config *cfg)
 			printf("schema is current (version %d)\n", schema.applied);
 			rc = 0;
 		} else {
-			printf("%d migration(s) pending (database at version %d, binary at %d); "
-			       "run `roster migrate`\n",
-			    schema.latest - schema.applied, schema.applied, schema.latest);
+			char why[256];
+
+			schema_mismatch(&schema, why, sizeof(why));
+			printf("%s\n", why);
 		}
 		goto out;
 	}
@@ -106,8 +127,10 @@ cmd_check(const struct config *cfg)
 	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0)
 		goto out;
 	if (schema.applied != schema.latest) {
-		printf("%d migration(s) pending; run `roster migrate`\n",
-		    schema.latest - schema.applied);
+		char why[256];
+
+		schema_mismatch(&schema, why, sizeof(why));
+		printf("%s\n", why);
 		goto out;
 	}
 	if (store_check_statements(s, &failed) != STORE_OK) {
@@ -181,10 +204,10 @@ cmd_serve(const struct config *cfg)
 		return 1;
 	}
 	if (schema.applied != schema.latest) {
-		log_msg(RS_LOG_ERROR,
-		    "the database has %d pending migration(s) (at version %d, binary needs %d): "
-		    "run `roster migrate` (with the same --db) first",
-		    schema.latest - schema.applied, schema.applied, schema.latest);
+		char why[256];
+
+		schema_mismatch(&schema, why, sizeof(why));
+		log_msg(RS_LOG_ERROR, "refusing to serve: %s", why);
 		return 1;
 	}
 	/* Block the stop signals in every thread; this one takes them with sigwait. */

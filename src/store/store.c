@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const struct store_driver *const backends[] = {&store_sqlite_driver, &store_pg_driver};
 
@@ -65,8 +66,19 @@ store_url_redacted(const char *url, char *out, size_t size)
 const char *
 store_open_hint(const char *url)
 {
-	if (strncmp(url, "sqlite:", 7) == 0)
-		return "create it with `roster migrate`";
+	if (strncmp(url, "sqlite:", 7) == 0) {
+		const char *path = url + 7;
+
+		/* Say what is wrong with the file, not only what a missing one needs. */
+		if (access(path, F_OK) != 0)
+			return "create it with `roster migrate`";
+		if (access(path, R_OK | W_OK) != 0)
+			return "roster needs to read and write the file (and create files beside "
+			       "it, "
+			       "in its directory): check their owner and permissions";
+		return "the file is not a roster SQLite database, or it is damaged: check --db "
+		       "(a backup restores a damaged one, docs/operations.md)";
+	}
 	return "check that PostgreSQL is running and the database exists (createdb), "
 	       "then run `roster migrate`";
 }

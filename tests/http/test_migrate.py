@@ -215,3 +215,30 @@ def test_issue_14_new_sqlite_database_and_wal_files_0600(make_db, start_servers)
     finally:
         os.umask(old)
     assert modes == {"": "0o600", "-wal": "0o600", "-shm": "0o600"}, modes
+
+
+def test_issue_14_schema_newer_than_binary_says_so_never_minus_one(db):
+    """Issue 14, item 6 (its message): a database a newer roster migrated made
+    serve and check print "-1 pending migration(s) ... run `roster migrate`"."""
+    latest = db.scalar("SELECT max(version) FROM schema_migrations")
+    db.execute("INSERT INTO schema_migrations (version, name, applied_at)"
+               " VALUES (?, 'from_a_newer_binary', '2026-12-01T00:00:00.000000Z')", latest + 1)
+    for args in (("check",), ("migrate", "--check")):
+        r = run_roster(*args, "--db", db.url)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert "-1 " not in r.stdout and "newer than this binary" in r.stdout, (args, r.stdout)
+    r = serve_refusal(db, hint="newer than this binary")
+    assert "-1 pending" not in r.stderr, r.stderr
+
+
+def test_issue_14_db_not_a_database_hint_says_what_is_wrong(tmp_path):
+    """Issue 14, item 14: a --db file that is not a database got the advice "create
+    it with `roster migrate`". (The permissions hint needs an unprivileged user:
+    root reads every file, and the suite runs as root.)"""
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not an SQLite file, but it is long enough to look like one\n" * 20)
+    for args in (("serve", "--bind", "127.0.0.1:0"), ("check",), ("migrate", "--check")):
+        r = run_roster(*args, "--db", f"sqlite:{junk}", timeout=10)
+        assert r.returncode != 0, (args, r.stderr)
+        assert "not a roster SQLite database" in r.stderr + r.stdout, (args, r.stderr)
+        assert "create it with" not in r.stderr + r.stdout, (args, r.stderr)
