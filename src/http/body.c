@@ -39,6 +39,12 @@ http_body_check_declared(struct http_req *req, size_t limit)
 		req->early_err = HTTP_ERR_BAD_REQUEST;
 		return false;
 	}
+	/* RFC 9112 6.1: both framings at once is a smuggling attempt or a broken
+	 * client; answer 400 and close rather than pick one. */
+	if (cl != NULL && te != NULL) {
+		req->early_err = HTTP_ERR_BAD_REQUEST;
+		return false;
+	}
 	req->chunked = te != NULL && strcasestr(te, "chunked") != NULL;
 	req->has_length = cl != NULL;
 	if (cl != NULL && strtoull(cl, NULL, 10) > limit) {

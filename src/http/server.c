@@ -170,6 +170,26 @@ new_request_id(char out[65])
 }
 
 /* First call: → READING. */
+/*
+ * MHD's own percent-decoding, refusing a decoded NUL: `/metrics%00` would
+ * otherwise reach the handlers as `/metrics`, past a proxy rule that blocks the
+ * exact path. Such a URL becomes "" (no request-target is empty), which req_new
+ * answers 400. Query arguments go through here too; they are not used.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *conn, char *uri)
+{
+	size_t decoded = MHD_http_unescape(uri);
+
+	(void)cls;
+	(void)conn;
+	if (decoded != strlen(uri)) { /* a NUL was decoded */
+		uri[0] = '\0';
+		return 0;
+	}
+	return decoded;
+}
+
 static struct http_req *
 req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, const char *method)
 {
@@ -183,6 +203,8 @@ req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, c
 	req->method_name = method;
 	req->method = method_bit(method);
 	req->route = http_route_find(srv->opts.routes, srv->opts.nroutes, url, &req->path_id);
+	if (url[0] == '\0')
+		req->early_err = HTTP_ERR_BAD_REQUEST; /* a %00 in the path (unescape) */
 	rid = http_header(req, "X-Request-ID");
 	if (rid != NULL && request_id_sane(rid))
 		snprintf(req->id, sizeof(req->id), "%s", rid);
@@ -480,7 +502,8 @@ start_daemon(struct http_server *srv, const struct sockaddr_storage *ss, bool v6
 	    MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 	    o->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+	    NULL,
 	    /* 1 adds SO_REUSEPORT; 0 would also drop MHD's default SO_REUSEADDR. */
 	    o->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
 	    MHD_OPTION_END);

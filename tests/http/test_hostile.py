@@ -561,3 +561,29 @@ def test_injection_looking_strings_stored_verbatim_returned_as_json(db, start_se
     assert db.scalar("SELECT COUNT(*) FROM profiles") == len(HOSTILE_STRINGS) + 1
     db.assert_invariants()
     assert_healthy(server)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # HTTP framing: no database involved
+def test_issue_14_percent_00_in_path_400_not_a_truncated_route(server):
+    """Issue 14, item 12: `/metrics%00` was served as `/metrics` (past nginx's exact
+    `location = /metrics` block) and `/healthz%00/x` as `/healthz`."""
+    for path in ("/metrics%00", "/healthz%00/x", "/users/me/%00"):
+        assert_error(raw_request(server, request_head(server, "GET", path, {})), 400,
+                     "bad_request")
+    r = raw_request(server, request_head(server, "GET", "/healthz?x=%00", {}))
+    assert r.status_code == 200, r.status_code  # a query argument is not the route
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # HTTP framing: no database involved
+def test_issue_14_content_length_with_transfer_encoding_400_close(server, db):
+    """Issue 14, item 12: Content-Length together with Transfer-Encoding (RFC 9112
+    6.1) was served with the chunked body: 400 and close, nothing stored."""
+    body = json.dumps({"username": "smuggle", "email": "s@example.com",
+                       "password": "correct-Horse-battery-9"}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    r = raw_request(server, request_head(server, "POST", "/users/register/", {
+        "Content-Type": "application/json", "Content-Length": len(chunked),
+        "Transfer-Encoding": "chunked"}) + chunked)
+    assert_error(r, 400, "bad_request")
+    assert r.headers.get("Connection", "").lower() == "close", r.headers
+    assert db.count_users() == 0
