@@ -415,3 +415,20 @@ def test_issue_14_nginx_passes_a_sane_client_request_id_through(topology):
         r = ng.get("/healthz", headers={"X-Request-ID": insane})
         rid = r.headers["X-Request-ID"]
         assert rid != insane and re.fullmatch(r"[0-9a-f]{32}", rid), (insane, rid)
+
+
+def test_issue_14_metrics_refused_through_nginx_whatever_the_spelling(topology):
+    """Issue 14, item 3 (nginx's side): `/metrics/`, `/metrics%2F` and `/metrics/?`
+    passed nginx's exact-match block and served the full metrics."""
+    db, instances, ng = topology
+    for path in ("/metrics", "/metrics/", "/metrics%2F", "/metrics/?", "/metrics?x=1",
+                 "/metrics//", "/./metrics"):
+        with socket.create_connection(("127.0.0.1", ng.port), timeout=T) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        status = int(raw.split(b" ", 2)[1])
+        assert status == 404, (path, raw[:300])
+        assert b"roster_" not in raw, (path, raw[:300])
+    assert instances[0].get("/metrics").status_code == 200  # direct scraping still works
