@@ -25,6 +25,38 @@ count_length_headers(void *cls, enum MHD_ValueKind kind, const char *key, const 
 	return MHD_YES;
 }
 
+struct head_scan {
+	unsigned hosts;
+	bool nul;
+};
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
+    size_t value_size)
+{
+	struct head_scan *h = cls;
+
+	(void)kind;
+	if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size))
+		h->nul = true;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		h->hosts++;
+	return MHD_YES;
+}
+
+bool
+http_head_check(struct http_req *req, const char *version)
+{
+	struct head_scan h = {0, false};
+
+	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_header, &h);
+	if (h.nul || (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && h.hosts != 1)) {
+		req->early_err = HTTP_ERR_BAD_REQUEST;
+		return false;
+	}
+	return true;
+}
+
 bool
 http_body_check_declared(struct http_req *req, size_t limit)
 {

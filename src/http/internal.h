@@ -44,6 +44,13 @@ void http_raise(struct http_req *req, enum http_err err);
 bool http_body_check_declared(struct http_req *req, size_t limit);
 
 /*
+ * First call (body.c), before the length: the header block itself. False with
+ * req->early_err = HTTP_ERR_BAD_REQUEST for a missing or repeated Host in
+ * HTTP/1.1 (RFC 9112 3.2), answered at once with the connection closed.
+ */
+bool http_head_check(struct http_req *req, const char *version);
+
+/*
  * Body calls (body.c): keeps at most `limit` bytes. The first error found
  * while reading stays (a later chunk never replaces it); past the limit the
  * rest is discarded as it comes. False: disconnect (far over the limit).

@@ -276,11 +276,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	struct http_server *srv = cls;
 	struct http_req *req = *con_cls;
 
-	(void)version;
 	if (req == NULL) {
 		req = req_new(srv, conn, url, method);
 		*con_cls = req;
-		if (!http_body_check_declared(req, srv->opts.body_limit)) {
+		if (!http_head_check(req, version) ||
+		    !http_body_check_declared(req, srv->opts.body_limit)) {
 			http_raise(req, req->early_err);
 			return http_queue_reply(
 			    req); /* early: MHD closes, the body is never read */

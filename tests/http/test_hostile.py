@@ -587,3 +587,22 @@ def test_issue_14_content_length_with_transfer_encoding_400_close(server, db):
     assert_error(r, 400, "bad_request")
     assert r.headers.get("Connection", "").lower() == "close", r.headers
     assert db.count_users() == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # HTTP framing: no database involved
+@pytest.mark.parametrize("head", [
+    b"GET /healthz HTTP/1.1\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+], ids=["no-host", "two-hosts"])
+def test_issue_14_header_block_faults_400_close(server, head):
+    """Issue 14, item 12: a missing or repeated Host in HTTP/1.1 (RFC 9112 3.2) was
+    served."""
+    r = raw_request(server, head)
+    assert_error(r, 400, "bad_request")
+    assert r.headers.get("Connection", "").lower() == "close", r.headers
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_issue_14_http_1_0_without_host_still_served(server):
+    r = raw_request(server, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert r.status_code == 200, r.status_code
