@@ -13,17 +13,15 @@
 
 static const struct http_err_info errors[] = {
     [HTTP_ERR_NONE] = {200, "ok", "OK."},
-    [HTTP_ERR_BAD_REQUEST] = {400, "bad_request", "The request is malformed."},
-    [HTTP_ERR_NOT_FOUND] = {404, "not_found", "Not found."},
-    [HTTP_ERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", "Method not allowed."},
-    [HTTP_ERR_LENGTH_REQUIRED] = {411, "length_required",
-        "A request body with Content-Length or chunked encoding is required."},
-    [HTTP_ERR_BODY_TOO_LARGE] = {413, "body_too_large", "The request body is too large."},
+    [HTTP_ERR_BAD_REQUEST] = {400, "bad_request", HTTP_MSG_BAD_REQUEST},
+    [HTTP_ERR_NOT_FOUND] = {404, "not_found", HTTP_MSG_NOT_FOUND},
+    [HTTP_ERR_METHOD_NOT_ALLOWED] = {405, "method_not_allowed", HTTP_MSG_METHOD_NOT_ALLOWED},
+    [HTTP_ERR_LENGTH_REQUIRED] = {411, "length_required", HTTP_MSG_LENGTH_REQUIRED},
+    [HTTP_ERR_BODY_TOO_LARGE] = {413, "body_too_large", HTTP_MSG_BODY_TOO_LARGE},
     [HTTP_ERR_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported_media_type",
-        "The request body must be application/json."},
-    [HTTP_ERR_UNAVAILABLE] = {503, "unavailable",
-        "The service is temporarily unavailable; retry shortly."},
-    [HTTP_ERR_INTERNAL] = {500, "internal", "An unexpected error occurred."},
+        HTTP_MSG_UNSUPPORTED_MEDIA_TYPE},
+    [HTTP_ERR_UNAVAILABLE] = {503, "unavailable", HTTP_MSG_UNAVAILABLE},
+    [HTTP_ERR_INTERNAL] = {500, "internal", HTTP_MSG_INTERNAL},
 };
 
 static_assert(sizeof(errors) / sizeof(errors[0]) == HTTP_ERR_COUNT_, "every http_err has a row");

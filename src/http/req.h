@@ -140,6 +140,21 @@ void http_reply_text_new(struct http_req *req, int status, char *text, const cha
  */
 void http_reply_error(struct http_req *req, int status, const char *code, const char *message);
 
+/*
+ * The messages of the errors http/ raises (docs/api.md's exact strings). The
+ * API's error table uses the same macros, so the one text cannot drift apart
+ * between a route's renderer and http/'s own rendering.
+ */
+#define HTTP_MSG_BAD_REQUEST        "The request is malformed."
+#define HTTP_MSG_NOT_FOUND          "Not found."
+#define HTTP_MSG_METHOD_NOT_ALLOWED "Method not allowed."
+#define HTTP_MSG_LENGTH_REQUIRED                                                                   \
+	"A request body with Content-Length or chunked encoding is required."
+#define HTTP_MSG_BODY_TOO_LARGE         "The request body is too large."
+#define HTTP_MSG_UNSUPPORTED_MEDIA_TYPE "The request body must be application/json."
+#define HTTP_MSG_UNAVAILABLE            "The service is temporarily unavailable; retry shortly."
+#define HTTP_MSG_INTERNAL               "An unexpected error occurred."
+
 /* The status, stable code and message of an error http/ raises, for renderers. */
 struct http_err_info {
 	int status;

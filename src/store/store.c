@@ -37,7 +37,7 @@ store_url_valid(const char *url)
 bool
 store_url_remote(const char *url)
 {
-	return strncmp(url, "postgresql:", strlen("postgresql:")) == 0;
+	return backend_for(url) == &store_pg_driver;
 }
 
 void
@@ -66,16 +66,15 @@ store_url_redacted(const char *url, char *out, size_t size)
 const char *
 store_open_hint(const char *url)
 {
-	if (strncmp(url, "sqlite:", 7) == 0) {
-		const char *path = url + 7;
+	if (backend_for(url) == &store_sqlite_driver) {
+		const char *path = url + strlen(store_sqlite_driver.scheme);
 
 		/* Say what is wrong with the file, not only what a missing one needs. */
 		if (access(path, F_OK) != 0)
 			return "create it with `roster migrate`";
 		if (access(path, R_OK | W_OK) != 0)
-			return "roster needs to read and write the file (and create files beside "
-			       "it, "
-			       "in its directory): check their owner and permissions";
+			return "roster needs to read and write the file and to create files "
+			       "in its directory: check their owner and permissions";
 		return "the file is not a roster SQLite database, or it is damaged: check --db "
 		       "(a backup restores a damaged one, docs/operations.md)";
 	}
