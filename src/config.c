@@ -99,6 +99,10 @@ static const struct opt opts[] = {
         CONFIG_SERVE, 0, 0, "D", "time given to in-flight requests on SIGTERM (default 10s)"},
     {"idle-timeout", "ROSTER_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_s), CONFIG_SERVE, 0, 0,
         "D", "close a connection idle this long (default 30s)"},
+    {"head-timeout", "ROSTER_HEAD_TIMEOUT", OPT_DURATION, OFF(head_timeout_s), CONFIG_SERVE, 0, 0,
+        "D", "a whole request head within this, however it trickles; 0 = no bound (default 15s)"},
+    {"body-timeout", "ROSTER_BODY_TIMEOUT", OPT_DURATION, OFF(body_timeout_s), CONFIG_SERVE, 0, 0,
+        "D", "a whole request body within this after its head; 0 = no bound (default 30s)"},
     {"max-connections", "ROSTER_MAX_CONNECTIONS", OPT_UINT, OFF(max_connections), CONFIG_SERVE, 1,
         100000, "N", "open connections at most (default 1024)"},
     {"max-connections-per-ip", "ROSTER_MAX_CONNECTIONS_PER_IP", OPT_UINT,
@@ -344,6 +348,8 @@ defaults(struct config *c)
 	c->invitation_ttl_s = 7 * 86400;
 	c->shutdown_timeout_s = 10;
 	c->idle_timeout_s = 30;
+	c->head_timeout_s = 15;
+	c->body_timeout_s = 30;
 	c->max_connections = 1024;
 	c->max_connections_per_ip = 256;
 	c->body_limit = 16384;

@@ -63,6 +63,8 @@ struct config {
 	long long invitation_ttl_s;
 	long long shutdown_timeout_s;
 	long long idle_timeout_s;
+	long long head_timeout_s;
+	long long body_timeout_s;
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
 	unsigned body_limit;

@@ -159,6 +159,8 @@ http_opts_of(const struct config *cfg, struct http_opts *o)
 	    .threads = cfg->threads,
 	    .reuse_port = cfg->reuse_port,
 	    .idle_timeout_s = (unsigned)cfg->idle_timeout_s,
+	    .head_timeout_s = (unsigned)cfg->head_timeout_s,
+	    .body_timeout_s = (unsigned)cfg->body_timeout_s,
 	    .max_connections = cfg->max_connections,
 	    .max_connections_per_ip = cfg->max_connections_per_ip,
 	    .body_limit = cfg->body_limit,

@@ -30,11 +30,15 @@ static atomic_uint_fast64_t registrations[METRICS_REG_COUNT_];
 static atomic_uint_fast64_t logins[METRICS_LOGIN_COUNT_];
 static atomic_uint_fast64_t db_events[METRICS_DB_COUNT_];
 static atomic_uint_fast64_t hash_rejected;
+static atomic_uint_fast64_t conn_closed[METRICS_CONN_COUNT_];
+static atomic_int_fast64_t conn_open;
 static time_t started;
 
 static const char *const reg_names[METRICS_REG_COUNT_] = {"created", "username_taken",
     "email_taken", "invalid", "forbidden", "invitation_refused", "unavailable", "rate_limited",
     "error"};
+static const char *const conn_names[METRICS_CONN_COUNT_] = {
+    "head_deadline", "body_deadline", "evicted", "refused"};
 static const char *const login_names[METRICS_LOGIN_COUNT_] = {
     "ok", "failed", "unavailable", "rate_limited"};
 
@@ -100,6 +104,18 @@ void
 metrics_hash_rejected(void)
 {
 	inc(&hash_rejected, 1);
+}
+
+void
+metrics_conn_closed(enum metrics_conn why)
+{
+	inc(&conn_closed[why], 1);
+}
+
+void
+metrics_conn_open(int delta)
+{
+	atomic_fetch_add_explicit(&conn_open, delta, memory_order_relaxed);
 }
 
 /* A growing output buffer (xrealloc: out of memory aborts). */
@@ -222,6 +238,15 @@ metrics_render(size_t hash_depth, size_t hash_capacity)
 	    (unsigned long long)get(&db_events[METRICS_DB_ERROR]),
 	    (unsigned long long)get(&db_events[METRICS_DB_RECONNECT]),
 	    (unsigned long long)get(&db_events[METRICS_DB_CONNECT_ATTEMPT]));
+	put(&o,
+	    "# HELP roster_http_connections Client connections open.\n"
+	    "# TYPE roster_http_connections gauge\nroster_http_connections %lld\n"
+	    "# HELP roster_http_connections_closed_total Connections roster closed itself, by "
+	    "reason.\n# TYPE roster_http_connections_closed_total counter\n",
+	    (long long)atomic_load_explicit(&conn_open, memory_order_relaxed));
+	for (size_t i = 0; i < METRICS_CONN_COUNT_; i++)
+		put(&o, "roster_http_connections_closed_total{reason=\"%s\"} %llu\n", conn_names[i],
+		    (unsigned long long)get(&conn_closed[i]));
 	put(&o,
 	    "# HELP roster_build_info Build information.\n# TYPE roster_build_info gauge\n"
 	    "roster_build_info{version=\"%s\"} 1\n"

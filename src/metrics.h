@@ -41,6 +41,15 @@ enum metrics_db {
 	METRICS_DB_COUNT_
 };
 
+/* Connections roster closed itself (http/conns.c), by why. */
+enum metrics_conn {
+	METRICS_CONN_HEAD_DEADLINE, /* no complete request head in time */
+	METRICS_CONN_BODY_DEADLINE, /* no complete body in time */
+	METRICS_CONN_EVICTED,       /* the oldest incomplete one, to make room for a new client */
+	METRICS_CONN_REFUSED,       /* a new one, with every open connection busy */
+	METRICS_CONN_COUNT_
+};
+
 /* Names the route slots (index → label); `names` must outlive the process. */
 void metrics_set_routes(const char *const *names, size_t n);
 
@@ -51,6 +60,8 @@ void metrics_registration(enum metrics_registration outcome);
 void metrics_login(enum metrics_login outcome);
 void metrics_db(enum metrics_db event);
 void metrics_hash_rejected(void);
+void metrics_conn_closed(enum metrics_conn why);
+void metrics_conn_open(int delta); /* the open-connections gauge: +1 opened, -1 closed */
 
 /*
  * The whole exposition as a malloc'd string (NULL on OOM). `hash_depth` and

@@ -18,10 +18,12 @@
 #include "http/server.h"
 
 struct pool;
+struct conns;
 
 struct http_server {
 	struct http_opts opts; /* a copy; what it points to is borrowed */
 	struct MHD_Daemon *daemon;
+	struct conns *conns; /* the listening socket and the open connections (conns.h) */
 	struct pool *pools[HTTP_POOL_COUNT_];
 	unsigned port;
 	atomic_uint inflight;    /* requests between req_new and req_free */

@@ -40,6 +40,7 @@
  *    thread that could call pool_reserve or pool_depth) has stopped.
  */
 #include "http/internal.h"
+#include "http/conns.h"
 #include "http/proxy.h"
 #include "crypto/rcrypto.h"
 #include "metrics.h"
@@ -47,6 +48,7 @@
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -279,6 +281,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	if (req == NULL) {
 		req = req_new(srv, conn, url, method);
 		*con_cls = req;
+		conns_head_done(conn);
 		if (!http_head_check(req, version) ||
 		    !http_body_check_declared(req, srv->opts.body_limit)) {
 			http_raise(req, req->early_err);
@@ -297,6 +300,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	}
 	switch (req->state) {
 	case HTTP_READING:
+		conns_body_done(conn);
 		dispatch(req);
 		if (req->handed_off)
 			return MHD_YES; /* a worker owns it now, and may be done already (invariant
@@ -322,7 +326,7 @@ on_completed(
 	size_t route;
 	uint64_t took;
 
-	(void)conn;
+	conns_reply_done(conn);
 	if (req == NULL)
 		return;
 	took = now_us() - req->start_us;
@@ -437,7 +441,7 @@ http_defer(struct http_req *req, enum http_pool pool, http_handler fn)
 }
 
 static bool
-resolve_bind(const struct http_opts *o, struct sockaddr_storage *ss, bool *v6)
+resolve_bind(const struct http_opts *o, struct sockaddr_storage *ss)
 {
 	struct addrinfo hints = {
 	    .ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
@@ -451,10 +455,8 @@ resolve_bind(const struct http_opts *o, struct sockaddr_storage *ss, bool *v6)
 		return false;
 	}
 	ok = res->ai_addrlen <= sizeof(*ss);
-	if (ok) {
+	if (ok)
 		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		*v6 = res->ai_family == AF_INET6;
-	}
 	freeaddrinfo(res);
 	return ok;
 }
@@ -488,25 +490,40 @@ idle_init(struct http_server *srv)
 	pthread_mutex_init(&srv->idle_mu, NULL);
 }
 
+/* Connections shut down by conns.c but not yet closed by MHD: room above max_connections. */
+static unsigned
+connection_margin(unsigned max)
+{
+	return max / 4 + 16;
+}
+
 static struct MHD_Daemon *
-start_daemon(struct http_server *srv, const struct sockaddr_storage *ss, bool v6)
+start_daemon(struct http_server *srv)
 {
 	const struct http_opts *o = &srv->opts;
-	unsigned flags =
-	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/* No listening socket: conns.c accepts and hands connections over (see conns.h). */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+	                 MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 
-	if (v6)
-		flags |= MHD_USE_IPv6;
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-	    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-	    o->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+	    mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	    o->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+	    o->max_connections + connection_margin(o->max_connections),
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-	    NULL,
-	    /* 1 adds SO_REUSEPORT; 0 would also drop MHD's default SO_REUSEADDR. */
-	    o->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
-	    MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+	    conns_notify, srv->conns, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+}
+
+static unsigned
+bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                      : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 struct http_server *
@@ -516,12 +533,11 @@ http_server_start(const struct http_opts *opts)
 	size_t nroutes =
 	    opts->nroutes < METRICS_ROUTES_MAX - 1 ? opts->nroutes : METRICS_ROUTES_MAX - 1;
 	struct sockaddr_storage ss;
-	const union MHD_DaemonInfo *info;
-	bool v6 = false;
+	int fd;
 
 	srv->opts = *opts;
 	idle_init(srv);
-	if (!resolve_bind(opts, &ss, &v6))
+	if (!resolve_bind(opts, &ss))
 		goto fail;
 	if (http_proxies_parse(opts->trusted_proxies, &srv->proxies) != 0)
 		goto fail; /* validated with the configuration: cannot happen */
@@ -538,16 +554,32 @@ http_server_start(const struct http_opts *opts)
 			goto fail;
 		}
 	}
-	srv->daemon = start_daemon(srv, &ss, v6);
-	if (srv->daemon == NULL) {
-		log_msg(RS_LOG_ERROR, "cannot listen on %s:%u (address in use, or not permitted)",
-		    opts->host, opts->port);
+	srv->conns = conns_new(&(struct conns_opts){.max_connections = opts->max_connections,
+	    .head_timeout_s = opts->head_timeout_s,
+	    .body_timeout_s = opts->body_timeout_s,
+	    .idle_timeout_s = opts->idle_timeout_s});
+	fd = conns_listen(&ss, opts->reuse_port);
+	if (fd < 0) {
+		log_msg(RS_LOG_ERROR, "cannot listen on %s:%u: %s", opts->host, opts->port,
+		    strerror(errno));
 		goto fail;
 	}
-	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = info != NULL ? info->port : opts->port;
+	srv->port = bound_port(fd);
+	srv->daemon = start_daemon(srv);
+	if (srv->daemon == NULL) {
+		log_msg(RS_LOG_ERROR, "cannot start the HTTP daemon");
+		close(fd);
+		goto fail;
+	}
+	if (!conns_start(srv->conns, srv->daemon, fd)) {
+		log_msg(RS_LOG_ERROR, "cannot start the accept thread");
+		close(fd);
+		MHD_stop_daemon(srv->daemon);
+		goto fail;
+	}
 	return srv;
 fail:
+	conns_free(srv->conns);
 	for (int p = 0; p < HTTP_POOL_COUNT_; p++)
 		pool_free(srv->pools[p]);
 	pthread_cond_destroy(&srv->idle);
@@ -580,14 +612,10 @@ void
 http_server_stop(struct http_server *srv)
 {
 	uint64_t deadline = now_us() + (uint64_t)srv->opts.shutdown_timeout_s * 1000000u;
-	/* Stop accepting. The listening socket is shut down at once, so new
-	 * connections are refused (nginx then tries the next instance) instead of
-	 * queueing unanswered; it is closed only after the daemon is gone, since
-	 * its threads still hold it in their epoll sets. */
-	MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-
-	if (fd != MHD_INVALID_SOCKET)
-		shutdown(fd, SHUT_RDWR);
+	/* Stop accepting: the listening socket is closed, so new connections are
+	 * refused at once (nginx then tries the next instance) instead of
+	 * queueing unanswered. */
+	conns_stop(srv->conns);
 	/* Drain: every reply from now on carries Connection: close. */
 	atomic_store(&srv->draining, true);
 	wait_idle(srv, deadline);
@@ -601,8 +629,7 @@ http_server_stop(struct http_server *srv)
 		pool_stop(srv->pools[p]);
 	wait_idle(srv, deadline); /* replies resumed by the last jobs reach their sockets */
 	MHD_stop_daemon(srv->daemon);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	conns_free(srv->conns); /* MHD's threads reported every connection closed */
 	for (int p = 0; p < HTTP_POOL_COUNT_; p++)
 		pool_free(srv->pools[p]);
 	pthread_cond_destroy(&srv->idle);

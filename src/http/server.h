@@ -20,6 +20,8 @@ struct http_opts {
 	unsigned threads;
 	bool reuse_port;
 	unsigned idle_timeout_s;
+	unsigned head_timeout_s; /* a whole request head within this; 0: no bound */
+	unsigned body_timeout_s; /* a whole body within this after its head; 0: no bound */
 	unsigned max_connections;
 	unsigned max_connections_per_ip; /* 0: no limit */
 	unsigned body_limit;             /* bytes */

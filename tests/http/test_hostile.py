@@ -251,6 +251,119 @@ def test_slowloris_headers_and_bodies_closed_after_idle_timeout_others_served(db
     assert_healthy(server)
 
 
+def metric(server, name):
+    """A sample's value from /metrics, e.g. 'roster_http_connections_closed_total{reason="evicted"}'."""
+    text = requests.get(server.url + "/metrics", timeout=T).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def trickle(socks, stop, every=0.5):
+    """Until `stop` is set: one more byte on every socket that is still open, every `every` s."""
+    while not stop.is_set():
+        for s in socks:
+            try:
+                s.sendall(b"a")
+            except OSError:
+                pass  # closed by the server
+        stop.wait(every)
+
+
+@HTTP_LAYER
+def test_head_and_body_deadlines_hold_however_the_bytes_trickle(db, start_servers):
+    """Issue 14, item 9: trickling bytes (1 B per 0.5 s, under the 30 s idle timeout) kept a
+    head or a body open for as long as the client liked; --head-timeout and --body-timeout
+    bound the whole head and the whole body. A kept-alive connection that is idle is left
+    to the idle timeout."""
+    head_s, body_s = 2, 3
+    server = start_servers(db, args=("--head-timeout", f"{head_s}s", "--body-timeout",
+                                     f"{body_s}s", *FAST_HASH))[0]
+    n = 20
+    slow_head = [connect(server) for _ in range(n)]
+    slow_body = [connect(server) for _ in range(n)]
+    for s in slow_head:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    for s in slow_body:
+        s.sendall(b"POST /users/register/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                  b"\r\nContent-Length: 4000\r\n\r\n{")
+    kept = connect(server)  # one request answered, then idle: not a slow head
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    f = kept.makefile("rb")
+    assert read_response(f)[0] == 200
+    t0 = time.monotonic()
+    stop = threading.Event()
+    feeder = threading.Thread(target=trickle, args=(slow_head + slow_body, stop), daemon=True)
+    feeder.start()
+    try:
+        heads = [wait_closed(s, head_s + 3 - (time.monotonic() - t0)) for s in slow_head]
+        bodies = [wait_closed(s, body_s + 3 - (time.monotonic() - t0)) for s in slow_body]
+        took = time.monotonic() - t0
+        kept_open = is_open(kept)
+        # A new client is served as usual.
+        assert requests.get(server.url + "/healthz", timeout=T).status_code == 200
+        by_head = metric(server, 'roster_http_connections_closed_total{reason="head_deadline"}')
+        by_body = metric(server, 'roster_http_connections_closed_total{reason="body_deadline"}')
+    finally:
+        stop.set()
+        feeder.join(timeout=T)
+        for s in slow_head + slow_body + [kept]:
+            s.close()
+    record("deadlines", f"{n} heads + {n} bodies trickled 1 B/0.5 s (head {head_s} s, body "
+           f"{body_s} s)", f"all closed within {took:.1f} s; metrics head {by_head:.0f}, "
+           f"body {by_body:.0f}; idle keep-alive left open: {kept_open}")
+    assert sum(c for c, _, _ in heads) == n, "trickled heads outlived --head-timeout"
+    assert sum(c for c, _, _ in bodies) == n, "trickled bodies outlived --body-timeout"
+    assert by_head >= n and by_body >= n
+    assert kept_open, "an idle kept-alive connection was closed before the idle timeout"
+    assert_healthy(server)
+
+
+@HTTP_LAYER
+def test_full_server_closes_oldest_incomplete_connection_for_a_new_client(db, start_servers):
+    """Issue 14, item 9: sockets from 5 addresses, each sending one header line now and
+    then, held every slot; new clients were refused. A full server now shuts the oldest
+    incomplete connection to admit a new one."""
+    slots = 100
+    server = start_servers(db, args=("--max-connections", str(slots), "--max-connections-per-ip",
+                                     "0", *FAST_HASH))[0]
+    attackers = []
+    for i in range(slots + 10):  # 5 source addresses, as a few hosts of one attacker
+        if i == 20:
+            time.sleep(0.3)  # the first 20 are older by a margin (not by microseconds)
+        s = socket.socket()
+        s.settimeout(T)
+        s.bind((f"127.0.0.{2 + i % 5}", 0))
+        s.connect(("127.0.0.1", server.port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        attackers.append(s)
+    time.sleep(0.5)
+    stop = threading.Event()
+    feeder = threading.Thread(target=trickle, args=(attackers, stop, 1.0), daemon=True)
+    feeder.start()
+    try:
+        samples = [probe_once(server) for _ in range(20)]
+        evicted = metric(server, 'roster_http_connections_closed_total{reason="evicted"}')
+        first_closed = sum(not is_open(s) for s in attackers[:20])
+        last_open = sum(is_open(s) for s in attackers[-50:])
+    finally:
+        stop.set()
+        feeder.join(timeout=T)
+        for s in attackers:
+            s.close()
+    median = assert_fast(samples, "slots full of slow heads")
+    record("full", f"{slots + 10} slow heads from 5 addresses, --max-connections {slots}",
+           f"new clients served (/healthz median {median:.1f} ms); {evicted:.0f} oldest "
+           f"incomplete connections closed to admit them")
+    # 10 attackers over the limit, then the first probe: each admitted by closing one,
+    # among the 20 oldest.
+    assert evicted >= 11, evicted
+    assert first_closed >= 11, "the oldest incomplete connections were not the ones closed"
+    assert last_open == 50, "younger connections were closed while older ones stayed"
+    assert_healthy(server)
+
+
 @HTTP_LAYER
 def test_idle_connections_300_do_not_starve_new_clients(db, start_servers):
     idle = 4

@@ -1,0 +1,404 @@
+/*
+ * The listening socket, the accept thread and the table of open connections
+ * (see conns.h for why roster accepts for MHD).
+ *
+ * Every connection MHD opens is a slot in a list, oldest first, from MHD's
+ * NOTIFY_CONNECTION STARTED to CLOSED. A slot has the phase of the request
+ * on it and a deadline for that phase:
+ *
+ *   HEAD (a head is awaited)  --conns_head_done-->  BODY  --conns_body_done-->  BUSY
+ *     ^  deadline: head_timeout from the connection, or     deadline:         (no
+ *     |  idle_timeout + head_timeout from the last reply    body_timeout      deadline)
+ *     +--------------------------conns_reply_done----------------------------------+
+ *
+ * The accept thread wakes at least every REAP_MS and shuts down (shutdown(2),
+ * never close: the fd stays MHD's) each connection past its deadline; MHD
+ * then reads end-of-file and closes it on its own thread. The fd is
+ * valid while its slot is in the list: MHD calls CLOSED, which removes the
+ * slot under `mu`, before it closes the socket, and the accept thread shuts
+ * sockets down only under `mu`.
+ *
+ * Room for new clients: when `live` (slots not yet shut down) and `pending`
+ * (handed to MHD, not yet started) reach max_connections, a new connection first shuts down the
+ * incomplete one (HEAD or BODY) whose phase began longest ago; only when every connection is busy
+ * is the new one refused. MHD's own limit is max_connections plus a margin, for connections shut
+ * down but not yet closed.
+ */
+#include "http/conns.h"
+#include "log.h"
+#include "metrics.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REAP_MS      250
+#define ACCEPT_BATCH 128
+
+enum phase { PH_HEAD, PH_BODY, PH_BUSY };
+
+struct slot {
+	struct slot *prev, *next;
+	const struct conns *c;
+	int fd;
+	_Atomic int phase;
+	_Atomic uint64_t since_us;    /* when the phase began (for the choice of whom to close) */
+	_Atomic uint64_t deadline_us; /* 0: none */
+	bool shut;                    /* under conns.mu */
+};
+
+struct conns {
+	struct conns_opts o;
+	pthread_mutex_t mu; /* the list, `live`, each slot's `shut` */
+	struct slot *head, *tail;
+	unsigned live;    /* slots not shut down */
+	unsigned pending; /* handed to MHD, not yet STARTED (MHD starts them on its threads) */
+	uint64_t last_admit_us;
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	int wake[2]; /* a byte on wake[1] stops the accept thread */
+	pthread_t thread;
+	bool running;
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+struct conns *
+conns_new(const struct conns_opts *o)
+{
+	struct conns *c = xcalloc(1, sizeof(*c));
+
+	c->o = *o;
+	c->listen_fd = -1;
+	c->wake[0] = c->wake[1] = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+int
+conns_listen(const struct sockaddr_storage *ss, bool reuse_port)
+{
+	int one = 1;
+	socklen_t len =
+	    ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+	    (ss->ss_family == AF_INET6 &&
+	        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* Under c->mu. */
+static void
+shut(struct conns *c, struct slot *s, enum metrics_conn why)
+{
+	shutdown(s->fd, SHUT_RDWR);
+	s->shut = true;
+	c->live--;
+	metrics_conn_closed(why);
+}
+
+/* Under c->mu: the incomplete connection whose phase began longest ago, or NULL. */
+static struct slot *
+oldest_incomplete(struct conns *c)
+{
+	struct slot *best = NULL;
+
+	for (struct slot *s = c->head; s != NULL; s = s->next)
+		if (!s->shut && atomic_load(&s->phase) != PH_BUSY &&
+		    (best == NULL || atomic_load(&s->since_us) < atomic_load(&best->since_us)))
+			best = s;
+	return best;
+}
+
+/*
+ * Under c->mu: every connection past its phase's deadline is shut down. And
+ * `pending` forgets what MHD dropped without a notification (out of memory,
+ * its own limit): a connection is STARTED microseconds after it was handed
+ * over, so none is pending a whole REAP_MS after the last hand-over.
+ */
+static void
+reap(struct conns *c, uint64_t now)
+{
+	if (now - c->last_admit_us > REAP_MS * 1000u)
+		c->pending = 0;
+	for (struct slot *s = c->head; s != NULL; s = s->next) {
+		uint64_t d = atomic_load(&s->deadline_us);
+
+		if (!s->shut && d != 0 && now > d)
+			shut(c, s,
+			    atomic_load(&s->phase) == PH_BODY ? METRICS_CONN_BODY_DEADLINE
+			                                      : METRICS_CONN_HEAD_DEADLINE);
+	}
+}
+
+/* One accepted socket: make room if the server is full, then hand it to MHD. */
+static void
+admit(struct conns *c, int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
+	bool room = true;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->live + c->pending >= c->o.max_connections) {
+		struct slot *victim = oldest_incomplete(c);
+
+		if (victim != NULL)
+			shut(c, victim, METRICS_CONN_EVICTED);
+		else
+			room = false;
+	}
+	if (room) {
+		c->pending++;
+		c->last_admit_us = now_us();
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!room) {
+		metrics_conn_closed(METRICS_CONN_REFUSED);
+		close(fd);
+		return;
+	}
+	/* MHD closes the socket itself when it refuses it (its per-IP limit). */
+	if (MHD_add_connection(c->daemon, fd, (const struct sockaddr *)ss, len) != MHD_YES) {
+		pthread_mutex_lock(&c->mu);
+		c->pending--;
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+/* Accepts what is pending; false when the process is out of descriptors (back off). */
+static bool
+accept_batch(struct conns *c)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(
+		    c->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			admit(c, fd, &ss, len);
+			continue;
+		}
+		switch (errno) {
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			continue;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			return false;
+		default: /* EAGAIN: nothing more pending */
+			return true;
+		}
+	}
+	return true;
+}
+
+static void *
+accept_main(void *arg)
+{
+	struct conns *c = arg;
+	uint64_t next_reap = now_us() + REAP_MS * 1000u;
+	bool starved = false;
+
+	for (;;) {
+		struct pollfd p[2] = {
+		    {.fd = c->wake[0], .events = POLLIN}, {.fd = c->listen_fd, .events = POLLIN}};
+		uint64_t now;
+
+		/* Out of descriptors: the listening socket stays readable; wait for a reap. */
+		if (poll(p, starved ? 1 : 2, REAP_MS) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents != 0)
+			break;
+		if (!starved && (p[1].revents & POLLIN) != 0 && !accept_batch(c)) {
+			log_msg(RS_LOG_WARNING, "out of file descriptors: not accepting for %d ms",
+			    REAP_MS);
+			starved = true;
+		}
+		now = now_us();
+		if (now >= next_reap) {
+			pthread_mutex_lock(&c->mu);
+			reap(c, now);
+			pthread_mutex_unlock(&c->mu);
+			next_reap = now + REAP_MS * 1000u;
+			starved = false;
+		}
+	}
+	return NULL;
+}
+
+bool
+conns_start(struct conns *c, struct MHD_Daemon *d, int fd)
+{
+	c->daemon = d;
+	c->listen_fd = fd;
+	if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+		c->wake[0] = c->wake[1] = -1;
+		return false;
+	}
+	if (pthread_create(&c->thread, NULL, accept_main, c) != 0)
+		return false;
+	c->running = true;
+	return true;
+}
+
+void
+conns_stop(struct conns *c)
+{
+	if (c->running) {
+		ssize_t n;
+
+		do
+			n = write(c->wake[1], "q", 1);
+		while (n < 0 && errno == EINTR);
+		pthread_join(c->thread, NULL);
+		c->running = false;
+	}
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	c->listen_fd = -1;
+}
+
+void
+conns_free(struct conns *c)
+{
+	if (c == NULL)
+		return;
+	conns_stop(c);
+	for (int i = 0; i < 2; i++)
+		if (c->wake[i] >= 0)
+			close(c->wake[i]);
+	while (c->head != NULL) { /* MHD closed every connection it had; be safe */
+		struct slot *s = c->head;
+
+		c->head = s->next;
+		free(s);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static void
+set_phase(struct slot *s, enum phase ph, uint64_t since, unsigned timeout_s)
+{
+	atomic_store(&s->since_us, since);
+	atomic_store(&s->deadline_us, timeout_s > 0 ? since + (uint64_t)timeout_s * 1000000u : 0);
+	atomic_store(&s->phase, ph);
+}
+
+void
+conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct conns *c = cls;
+	struct slot *s = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		s = xcalloc(1, sizeof(*s));
+		s->c = c;
+		s->fd = ci != NULL ? ci->connect_fd : -1;
+		set_phase(s, PH_HEAD, now_us(), c->o.head_timeout_s);
+		pthread_mutex_lock(&c->mu);
+		s->prev = c->tail;
+		if (c->tail != NULL)
+			c->tail->next = s;
+		else
+			c->head = s;
+		c->tail = s;
+		c->live++;
+		if (c->pending > 0)
+			c->pending--;
+		pthread_mutex_unlock(&c->mu);
+		metrics_conn_open(1);
+		*socket_context = s;
+		return;
+	}
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		c->head = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	else
+		c->tail = s->prev;
+	if (!s->shut)
+		c->live--;
+	pthread_mutex_unlock(&c->mu);
+	metrics_conn_open(-1);
+	free(s);
+	*socket_context = NULL;
+}
+
+static struct slot *
+slot_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+void
+conns_head_done(struct MHD_Connection *conn)
+{
+	struct slot *s = slot_of(conn);
+
+	if (s != NULL)
+		set_phase(s, PH_BODY, now_us(), s->c->o.body_timeout_s);
+}
+
+void
+conns_body_done(struct MHD_Connection *conn)
+{
+	struct slot *s = slot_of(conn);
+
+	if (s != NULL)
+		set_phase(s, PH_BUSY, now_us(), 0);
+}
+
+void
+conns_reply_done(struct MHD_Connection *conn)
+{
+	struct slot *s = slot_of(conn);
+
+	/* The next head may wait the idle timeout before its deadline starts. */
+	if (s != NULL)
+		set_phase(s, PH_HEAD, now_us() + (uint64_t)s->c->o.idle_timeout_s * 1000000u,
+		    s->c->o.head_timeout_s);
+}
