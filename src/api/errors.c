@@ -39,6 +39,7 @@ static const struct api_err_info table[] = {
     [API_ERR_BODY_TOO_LARGE] = {413, "body_too_large", HTTP_MSG_BODY_TOO_LARGE},
     [API_ERR_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported_media_type",
         HTTP_MSG_UNSUPPORTED_MEDIA_TYPE},
+    [API_ERR_NOT_IMPLEMENTED] = {501, "not_implemented", HTTP_MSG_NOT_IMPLEMENTED},
     [API_ERR_UNAVAILABLE] = {503, "unavailable", HTTP_MSG_UNAVAILABLE},
     [API_ERR_INTERNAL] = {500, "internal", HTTP_MSG_INTERNAL},
     [API_ERR_INTERNAL_REGISTER] = {500, "internal",
@@ -83,6 +84,7 @@ api_render_http_err(struct http_req *req, enum http_err err)
 	    [HTTP_ERR_LENGTH_REQUIRED] = API_ERR_LENGTH_REQUIRED,
 	    [HTTP_ERR_BODY_TOO_LARGE] = API_ERR_BODY_TOO_LARGE,
 	    [HTTP_ERR_UNSUPPORTED_MEDIA_TYPE] = API_ERR_UNSUPPORTED_MEDIA_TYPE,
+	    [HTTP_ERR_NOT_IMPLEMENTED] = API_ERR_NOT_IMPLEMENTED,
 	    [HTTP_ERR_UNAVAILABLE] = API_ERR_UNAVAILABLE,
 	    [HTTP_ERR_INTERNAL] = API_ERR_INTERNAL,
 	};

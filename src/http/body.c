@@ -15,14 +15,38 @@
 
 #define DISCARD_MAX (1024 * 1024)
 
+struct framing {
+	unsigned lengths;   /* Content-Length headers */
+	unsigned encodings; /* Transfer-Encoding headers */
+};
+
 static enum MHD_Result
-count_length_headers(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+count_framing_headers(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
+	struct framing *f = cls;
+
 	(void)kind;
 	(void)value;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-		(*(unsigned *)cls)++;
+		f->lengths++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->encodings++;
 	return MHD_YES;
+}
+
+/* "chunked", any case, with optional whitespace around: the one coding MHD decodes. */
+static bool
+only_chunked(const char *te)
+{
+	size_t n = strlen("chunked");
+
+	while (*te == ' ' || *te == '\t')
+		te++;
+	if (strncasecmp(te, "chunked", n) != 0)
+		return false;
+	for (te += n; *te == ' ' || *te == '\t'; te++) {
+	}
+	return *te == '\0';
 }
 
 struct head_scan {
@@ -62,12 +86,12 @@ http_body_check_declared(struct http_req *req, size_t limit)
 {
 	const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *te = http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-	unsigned lengths = 0;
+	struct framing f = {0, 0};
 
 	/* RFC 9112 6.3: differing lengths are an error (a request-smuggling vector
 	 * behind a proxy that would read the other one); MHD uses the first. */
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_length_headers, &lengths);
-	if (lengths > 1) {
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_framing_headers, &f);
+	if (f.lengths > 1 || f.encodings > 1) {
 		req->early_err = HTTP_ERR_BAD_REQUEST;
 		return false;
 	}
@@ -77,7 +101,13 @@ http_body_check_declared(struct http_req *req, size_t limit)
 		req->early_err = HTTP_ERR_BAD_REQUEST;
 		return false;
 	}
-	req->chunked = te != NULL && strcasestr(te, "chunked") != NULL;
+	/* RFC 9112 6.1: a coding the server does not understand is 501. MHD would
+	 * read such a body until the connection closes: a hang, not an answer. */
+	if (te != NULL && !only_chunked(te)) {
+		req->early_err = HTTP_ERR_NOT_IMPLEMENTED;
+		return false;
+	}
+	req->chunked = te != NULL;
 	req->has_length = cl != NULL;
 	if (cl != NULL && strtoull(cl, NULL, 10) > limit) {
 		req->early_err = HTTP_ERR_BODY_TOO_LARGE;

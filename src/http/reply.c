@@ -20,6 +20,7 @@ static const struct http_err_info errors[] = {
     [HTTP_ERR_BODY_TOO_LARGE] = {413, "body_too_large", HTTP_MSG_BODY_TOO_LARGE},
     [HTTP_ERR_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported_media_type",
         HTTP_MSG_UNSUPPORTED_MEDIA_TYPE},
+    [HTTP_ERR_NOT_IMPLEMENTED] = {501, "not_implemented", HTTP_MSG_NOT_IMPLEMENTED},
     [HTTP_ERR_UNAVAILABLE] = {503, "unavailable", HTTP_MSG_UNAVAILABLE},
     [HTTP_ERR_INTERNAL] = {500, "internal", HTTP_MSG_INTERNAL},
 };

@@ -38,6 +38,7 @@ enum http_err {
 	HTTP_ERR_LENGTH_REQUIRED,        /* 411 */
 	HTTP_ERR_BODY_TOO_LARGE,         /* 413 */
 	HTTP_ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
+	HTTP_ERR_NOT_IMPLEMENTED,        /* 501: a Transfer-Encoding other than chunked */
 	HTTP_ERR_UNAVAILABLE,            /* 503: no worker state, or waited too long in a queue */
 	HTTP_ERR_INTERNAL,               /* 500: a handler set no reply */
 	HTTP_ERR_COUNT_
@@ -152,6 +153,7 @@ void http_reply_error(struct http_req *req, int status, const char *code, const 
 	"A request body with Content-Length or chunked encoding is required."
 #define HTTP_MSG_BODY_TOO_LARGE         "The request body is too large."
 #define HTTP_MSG_UNSUPPORTED_MEDIA_TYPE "The request body must be application/json."
+#define HTTP_MSG_NOT_IMPLEMENTED        "Transfer-Encoding other than chunked is not supported."
 #define HTTP_MSG_UNAVAILABLE            "The service is temporarily unavailable; retry shortly."
 #define HTTP_MSG_INTERNAL               "An unexpected error occurred."
 
