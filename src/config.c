@@ -51,8 +51,12 @@ struct opt {
 static const struct opt opts[] = {
     {"db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",
         "database: sqlite:PATH or postgresql://... (default sqlite:var/roster.db)"},
-    {"bind", "ROSTER_BIND", OPT_BIND, 0, CONFIG_SERVE, 0, 0, "HOST:PORT",
+    {"bind", "ROSTER_BIND", OPT_BIND, OFF(bind), CONFIG_SERVE, 0, 0, "HOST:PORT",
         "address to listen on (default 127.0.0.1:8000; port 0 picks a free one)"},
+    {"metrics-bind", "ROSTER_METRICS_BIND", OPT_BIND, OFF(metrics_bind), CONFIG_SERVE, 0, 0,
+        "HOST:PORT",
+        "serve GET /metrics only on this address, and not on --bind (default: unset, "
+        "/metrics on --bind)"},
     {"threads", "ROSTER_THREADS", OPT_UINT, OFF(threads), CONFIG_SERVE, 1, 256, "N",
         "HTTP I/O threads (default: number of cores)"},
     {"reuse-port", "ROSTER_REUSE_PORT", OPT_FLAG, OFF(reuse_port), CONFIG_SERVE, 0, 0, NULL,
@@ -210,7 +214,7 @@ config_parse_duration(const char *s)
 }
 
 static int
-parse_bind(struct config *c, const char *v)
+parse_bind(struct config_addr *c, const char *v)
 {
 	const char *colon = strrchr(v, ':');
 	const char *host = v;
@@ -234,6 +238,7 @@ parse_bind(struct config *c, const char *v)
 	memcpy(c->host, host, hlen);
 	c->host[hlen] = '\0';
 	c->port = (unsigned)port;
+	c->set = true;
 	return 0;
 }
 
@@ -313,7 +318,7 @@ set_opt(struct config *c, const struct opt *o, const char *v)
 		*(int *)field = lvl;
 		return 0;
 	case OPT_BIND:
-		return parse_bind(c, v);
+		return parse_bind((struct config_addr *)(void *)field, v);
 	}
 	return -1;
 }
@@ -326,8 +331,8 @@ defaults(struct config *c)
 
 	memset(c, 0, sizeof(*c));
 	c->db = "sqlite:var/roster.db";
-	strcpy(c->host, "127.0.0.1");
-	c->port = 8000;
+	strcpy(c->bind.host, "127.0.0.1");
+	c->bind.port = 8000;
 	c->threads = n;
 	c->hash_workers = n;
 	c->hash_queue = 256;

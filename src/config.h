@@ -37,10 +37,18 @@ const struct config_command *config_command_find(int argc, char **argv, int *wor
 /* Prints the list of commands (for `roster --help`). */
 void config_print_commands(void);
 
-struct config {
-	const char *db;
+/* A HOST:PORT option (`[v6]:port` too). */
+struct config_addr {
 	char host[256];
 	unsigned port;
+	bool set; /* given on the command line or in the environment */
+};
+
+struct config {
+	const char *db;
+	struct config_addr bind; /* --bind */
+	struct config_addr
+	    metrics_bind; /* --metrics-bind: /metrics only there; unset: with the API */
 	unsigned threads;
 	bool reuse_port;
 	unsigned hash_workers;

@@ -154,8 +154,10 @@ static void
 http_opts_of(const struct config *cfg, struct http_opts *o)
 {
 	*o = (struct http_opts){
-	    .host = cfg->host,
-	    .port = cfg->port,
+	    .host = cfg->bind.host,
+	    .port = cfg->bind.port,
+	    .metrics_host = cfg->metrics_bind.set ? cfg->metrics_bind.host : NULL,
+	    .metrics_port = cfg->metrics_bind.port,
 	    .threads = cfg->threads,
 	    .reuse_port = cfg->reuse_port,
 	    .idle_timeout_s = (unsigned)cfg->idle_timeout_s,
@@ -189,6 +191,7 @@ cmd_serve(const struct config *cfg)
 	enum store_status st;
 	sigset_t sigs;
 	int sig = 0;
+	json_t *fields;
 
 	st = open_schema_status(cfg, STORE_OPEN_EXISTING, &s, &schema,
 	    store_url_remote(cfg->db) ? RS_LOG_WARNING : RS_LOG_ERROR);
@@ -224,11 +227,16 @@ cmd_serve(const struct config *cfg)
 	srv = http_server_start(&opts);
 	if (srv == NULL)
 		return 1;
-	log_json_new(RS_LOG_INFO, NULL, "listening",
-	    json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "host", cfg->host, "port",
-	        (int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
-	        "hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue,
-	        "db_workers", (int)cfg->db_workers, "db_queue", (int)cfg->db_queue));
+	fields = json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "host", cfg->bind.host,
+	    "port", (int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
+	    "hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue,
+	    "db_workers", (int)cfg->db_workers, "db_queue", (int)cfg->db_queue);
+	if (fields != NULL && cfg->metrics_bind.set) {
+		json_object_set_new(fields, "metrics_host", json_string(cfg->metrics_bind.host));
+		json_object_set_new(
+		    fields, "metrics_port", json_integer(http_server_metrics_port(srv)));
+	}
+	log_json_new(RS_LOG_INFO, NULL, "listening", fields);
 	/* Logs go to stderr only (journald under systemd): there is no file to reopen. */
 	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
 		log_msg(RS_LOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");

@@ -11,18 +11,19 @@
 
 static const struct http_route routes[] = {
     /* path, methods, handler, Allow, methods that take a JSON body, error renderer */
-    {"/users/register/", HTTP_POST, api_register, "POST", HTTP_POST, R},
-    {"/users/login/", HTTP_POST, api_login, "POST", HTTP_POST, R},
-    {"/users/logout/", HTTP_POST, api_logout, "POST", 0, R},
-    {"/users/me/", HTTP_GET | HTTP_HEAD | HTTP_PATCH, api_me, "GET, HEAD, PATCH", HTTP_PATCH, R},
+    {"/users/register/", HTTP_POST, api_register, "POST", HTTP_POST, R, false},
+    {"/users/login/", HTTP_POST, api_login, "POST", HTTP_POST, R, false},
+    {"/users/logout/", HTTP_POST, api_logout, "POST", 0, R, false},
+    {"/users/me/", HTTP_GET | HTTP_HEAD | HTTP_PATCH, api_me, "GET, HEAD, PATCH", HTTP_PATCH, R,
+        false},
     {"/users/invitations/", HTTP_GET | HTTP_HEAD | HTTP_POST, api_invitations, "GET, HEAD, POST",
-        HTTP_POST, R},
-    {"/users/invitations/accept/", HTTP_POST, api_invitation_accept, "POST", HTTP_POST, R},
-    {"/users/invitations/{id}/resend/", HTTP_POST, api_invitation_resend, "POST", 0, R},
-    {"/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE", 0, R},
-    {"/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD", 0, R},
-    {"/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD", 0, R},
-    {"/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD", 0, R},
+        HTTP_POST, R, false},
+    {"/users/invitations/accept/", HTTP_POST, api_invitation_accept, "POST", HTTP_POST, R, false},
+    {"/users/invitations/{id}/resend/", HTTP_POST, api_invitation_resend, "POST", 0, R, false},
+    {"/users/invitations/{id}/", HTTP_DELETE, api_invitation, "DELETE", 0, R, false},
+    {"/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD", 0, R, false},
+    {"/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD", 0, R, false},
+    {"/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD", 0, R, true},
 };
 
 const struct http_route *

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -50,6 +51,7 @@ struct slot {
 	struct slot *prev, *next;
 	const struct conns *c;
 	int fd;
+	bool metrics; /* accepted on the metrics listener */
 	_Atomic int phase;
 	_Atomic uint64_t since_us;    /* when the phase began (for the choice of whom to close) */
 	_Atomic uint64_t deadline_us; /* 0: none */
@@ -65,7 +67,9 @@ struct conns {
 	uint64_t last_admit_us;
 	struct MHD_Daemon *daemon;
 	int listen_fd;
-	int wake[2]; /* a byte on wake[1] stops the accept thread */
+	int metrics_fd;                     /* -1: none */
+	struct sockaddr_storage metrics_ss; /* its bound address */
+	int wake[2];                        /* a byte on wake[1] stops the accept thread */
 	pthread_t thread;
 	bool running;
 };
@@ -85,7 +89,7 @@ conns_new(const struct conns_opts *o)
 	struct conns *c = xcalloc(1, sizeof(*c));
 
 	c->o = *o;
-	c->listen_fd = -1;
+	c->listen_fd = c->metrics_fd = -1;
 	c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	return c;
@@ -192,15 +196,14 @@ admit(struct conns *c, int fd, const struct sockaddr_storage *ss, socklen_t len)
 	}
 }
 
-/* Accepts what is pending; false when the process is out of descriptors (back off). */
+/* Accepts what is pending on `lfd`; false when the process is out of descriptors (back off). */
 static bool
-accept_batch(struct conns *c)
+accept_batch(struct conns *c, int lfd)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int fd = accept4(
-		    c->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
 			admit(c, fd, &ss, len);
@@ -231,20 +234,23 @@ accept_main(void *arg)
 	bool starved = false;
 
 	for (;;) {
-		struct pollfd p[2] = {
-		    {.fd = c->wake[0], .events = POLLIN}, {.fd = c->listen_fd, .events = POLLIN}};
+		struct pollfd p[3] = {{.fd = c->wake[0], .events = POLLIN},
+		    {.fd = c->listen_fd, .events = POLLIN},
+		    {.fd = c->metrics_fd, .events = POLLIN}};
 		uint64_t now;
 
-		/* Out of descriptors: the listening socket stays readable; wait for a reap. */
-		if (poll(p, starved ? 1 : 2, REAP_MS) < 0 && errno != EINTR)
+		/* Out of descriptors: the listening sockets stay readable; wait for a reap.
+		 * (poll ignores a negative fd: no metrics listener.) */
+		if (poll(p, starved ? 1 : 3, REAP_MS) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents != 0)
 			break;
-		if (!starved && (p[1].revents & POLLIN) != 0 && !accept_batch(c)) {
-			log_msg(RS_LOG_WARNING, "out of file descriptors: not accepting for %d ms",
-			    REAP_MS);
-			starved = true;
-		}
+		for (int i = 1; i < 3 && !starved; i++)
+			if ((p[i].revents & POLLIN) != 0 && !accept_batch(c, p[i].fd)) {
+				log_msg(RS_LOG_WARNING,
+				    "out of file descriptors: not accepting for %d ms", REAP_MS);
+				starved = true;
+			}
 		now = now_us();
 		if (now >= next_reap) {
 			pthread_mutex_lock(&c->mu);
@@ -258,10 +264,16 @@ accept_main(void *arg)
 }
 
 bool
-conns_start(struct conns *c, struct MHD_Daemon *d, int fd)
+conns_start(struct conns *c, struct MHD_Daemon *d, int fd, int metrics_fd)
 {
+	socklen_t len = sizeof(c->metrics_ss);
+
 	c->daemon = d;
 	c->listen_fd = fd;
+	c->metrics_fd = metrics_fd;
+	if (metrics_fd >= 0 &&
+	    getsockname(metrics_fd, (struct sockaddr *)&c->metrics_ss, &len) != 0)
+		return false;
 	if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
 		c->wake[0] = c->wake[1] = -1;
 		return false;
@@ -286,7 +298,9 @@ conns_stop(struct conns *c)
 	}
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
-	c->listen_fd = -1;
+	if (c->metrics_fd >= 0)
+		close(c->metrics_fd);
+	c->listen_fd = c->metrics_fd = -1;
 }
 
 void
@@ -306,6 +320,50 @@ conns_free(struct conns *c)
 	}
 	pthread_mutex_destroy(&c->mu);
 	free(c);
+}
+
+static struct slot *
+slot_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* The connection's local address is the metrics listener's: its port, and its
+ * address unless that is a wildcard. */
+static bool
+on_metrics_listener(const struct conns *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const struct sockaddr_storage *m = &c->metrics_ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 || ss.ss_family != m->ss_family)
+		return false;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&ss, *b = (const void *)m;
+
+		return a->sin_port == b->sin_port && (b->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		                                         a->sin_addr.s_addr == b->sin_addr.s_addr);
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&ss, *b = (const void *)m;
+
+		return a->sin6_port == b->sin6_port &&
+		       (IN6_IS_ADDR_UNSPECIFIED(&b->sin6_addr) ||
+		           memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0);
+	}
+	return false;
+}
+
+bool
+conns_is_metrics(struct MHD_Connection *conn)
+{
+	struct slot *s = slot_of(conn);
+
+	return s != NULL && s->metrics;
 }
 
 static void
@@ -330,6 +388,7 @@ conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 		s = xcalloc(1, sizeof(*s));
 		s->c = c;
 		s->fd = ci != NULL ? ci->connect_fd : -1;
+		s->metrics = c->metrics_fd >= 0 && s->fd >= 0 && on_metrics_listener(c, s->fd);
 		set_phase(s, PH_HEAD, now_us(), c->o.head_timeout_s);
 		pthread_mutex_lock(&c->mu);
 		s->prev = c->tail;
@@ -363,15 +422,6 @@ conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 	metrics_conn_open(-1);
 	free(s);
 	*socket_context = NULL;
-}
-
-static struct slot *
-slot_of(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-	return ci != NULL ? ci->socket_context : NULL;
 }
 
 void

@@ -40,11 +40,17 @@ struct conns *conns_new(const struct conns_opts *o);
  */
 int conns_listen(const struct sockaddr_storage *ss, bool reuse_port);
 
-/* Starts the accept thread on `fd` (taken over), handing connections to `d`. */
-bool conns_start(struct conns *c, struct MHD_Daemon *d, int fd);
+/*
+ * Starts the accept thread on `fd` and, unless it is -1, on the metrics
+ * listener `metrics_fd` (both taken over), handing connections to `d`.
+ */
+bool conns_start(struct conns *c, struct MHD_Daemon *d, int fd, int metrics_fd);
+
+/* The connection came in on the metrics listener. */
+bool conns_is_metrics(struct MHD_Connection *conn);
 
 /*
- * Stops accepting: joins the accept thread and closes the listening socket,
+ * Stops accepting: joins the accept thread and closes the listening sockets,
  * so new connections are refused (a proxy tries the next instance).
  */
 void conns_stop(struct conns *c);

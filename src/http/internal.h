@@ -26,6 +26,7 @@ struct http_server {
 	struct conns *conns; /* the listening socket and the open connections (conns.h) */
 	struct pool *pools[HTTP_POOL_COUNT_];
 	unsigned port;
+	unsigned metrics_port;   /* 0: no metrics listener */
 	atomic_uint inflight;    /* requests between req_new and req_free */
 	atomic_bool draining;    /* http_server_stop has begun: replies close their connection */
 	pthread_mutex_t idle_mu; /* with `idle`: the stopper waits for inflight == 0 */

@@ -57,6 +57,9 @@ struct http_route {
 	const char *allow;            /* the Allow header for 405 */
 	unsigned body;                /* methods that must carry a JSON body */
 	http_error_renderer on_error; /* NULL: http/'s plain JSON rendering */
+	/* With a metrics listener (http_opts.metrics_host): served there only, and
+	 * every other route is not served there (404 both ways). */
+	bool metrics_only;
 };
 
 /*

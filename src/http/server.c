@@ -205,6 +205,10 @@ req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, c
 	req->method_name = method;
 	req->method = method_bit(method);
 	req->route = http_route_find(srv->opts.routes, srv->opts.nroutes, url, &req->path_id);
+	/* With a metrics listener, its routes are served there and nothing else is. */
+	if (req->route != NULL && srv->opts.metrics_host != NULL &&
+	    req->route->metrics_only != conns_is_metrics(conn))
+		req->route = NULL;
 	if (url[0] == '\0')
 		req->early_err = HTTP_ERR_BAD_REQUEST; /* a %00 in the path (unescape) */
 	rid = http_header(req, "X-Request-ID");
@@ -441,7 +445,7 @@ http_defer(struct http_req *req, enum http_pool pool, http_handler fn)
 }
 
 static bool
-resolve_bind(const struct http_opts *o, struct sockaddr_storage *ss)
+resolve_bind(const char *host, unsigned portnum, struct sockaddr_storage *ss)
 {
 	struct addrinfo hints = {
 	    .ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
@@ -449,9 +453,9 @@ resolve_bind(const struct http_opts *o, struct sockaddr_storage *ss)
 	char port[8];
 	bool ok;
 
-	snprintf(port, sizeof(port), "%u", o->port);
-	if (getaddrinfo(o->host, port, &hints, &res) != 0 || res == NULL) {
-		log_msg(RS_LOG_ERROR, "cannot resolve bind address %s", o->host);
+	snprintf(port, sizeof(port), "%u", portnum);
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+		log_msg(RS_LOG_ERROR, "cannot resolve bind address %s", host);
 		return false;
 	}
 	ok = res->ai_addrlen <= sizeof(*ss);
@@ -532,12 +536,14 @@ http_server_start(const struct http_opts *opts)
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	size_t nroutes =
 	    opts->nroutes < METRICS_ROUTES_MAX - 1 ? opts->nroutes : METRICS_ROUTES_MAX - 1;
-	struct sockaddr_storage ss;
-	int fd;
+	struct sockaddr_storage ss, mss;
+	int fd, mfd = -1;
 
 	srv->opts = *opts;
 	idle_init(srv);
-	if (!resolve_bind(opts, &ss))
+	if (!resolve_bind(opts->host, opts->port, &ss) ||
+	    (opts->metrics_host != NULL &&
+	        !resolve_bind(opts->metrics_host, opts->metrics_port, &mss)))
 		goto fail;
 	if (http_proxies_parse(opts->trusted_proxies, &srv->proxies) != 0)
 		goto fail; /* validated with the configuration: cannot happen */
@@ -565,16 +571,27 @@ http_server_start(const struct http_opts *opts)
 		goto fail;
 	}
 	srv->port = bound_port(fd);
-	srv->daemon = start_daemon(srv);
-	if (srv->daemon == NULL) {
-		log_msg(RS_LOG_ERROR, "cannot start the HTTP daemon");
-		close(fd);
-		goto fail;
+	if (opts->metrics_host != NULL) {
+		mfd = conns_listen(&mss, false);
+		if (mfd < 0) {
+			log_msg(RS_LOG_ERROR, "cannot listen on %s:%u (--metrics-bind): %s",
+			    opts->metrics_host, opts->metrics_port, strerror(errno));
+			close(fd);
+			goto fail;
+		}
+		srv->metrics_port = bound_port(mfd);
 	}
-	if (!conns_start(srv->conns, srv->daemon, fd)) {
-		log_msg(RS_LOG_ERROR, "cannot start the accept thread");
-		close(fd);
-		MHD_stop_daemon(srv->daemon);
+	srv->daemon = start_daemon(srv);
+	if (srv->daemon == NULL || !conns_start(srv->conns, srv->daemon, fd, mfd)) {
+		log_msg(RS_LOG_ERROR, "cannot start the HTTP daemon or its accept thread");
+		conns_stop(srv->conns); /* closes what conns_start took over */
+		if (srv->daemon != NULL)
+			MHD_stop_daemon(srv->daemon);
+		else {
+			close(fd);
+			if (mfd >= 0)
+				close(mfd);
+		}
 		goto fail;
 	}
 	return srv;
@@ -592,6 +609,12 @@ unsigned
 http_server_port(const struct http_server *srv)
 {
 	return srv->port;
+}
+
+unsigned
+http_server_metrics_port(const struct http_server *srv)
+{
+	return srv->metrics_port;
 }
 
 /* Waits until no request is in flight, or until `deadline_us` (CLOCK_MONOTONIC) has passed. */

@@ -17,6 +17,9 @@ struct http_server;
 struct http_opts {
 	const char *host;
 	unsigned port; /* 0: a free one (see http_server_port) */
+	/* When set, routes marked `metrics_only` are served here and only here. */
+	const char *metrics_host;
+	unsigned metrics_port; /* 0: a free one (see http_server_metrics_port) */
 	unsigned threads;
 	bool reuse_port;
 	unsigned idle_timeout_s;
@@ -53,6 +56,9 @@ struct http_server *http_server_start(const struct http_opts *opts);
 
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(const struct http_server *srv);
+
+/* The metrics listener's port; 0 without one. */
+unsigned http_server_metrics_port(const struct http_server *srv);
 
 /*
  * Graceful stop, in this order: stop accepting; drain in-flight requests

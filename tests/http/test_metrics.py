@@ -8,13 +8,16 @@ import contextlib
 import math
 import os
 import re
+import socket
 import threading
 import time
 
 import requests
 
+import pytest
+
 from conftest import (FAST_HASH, LOGIN, REGISTER, T, assert_created, assert_error, burst, report,
-                      user_body)
+                      run_roster, user_body)
 
 SLOW_HASH = ["--hash-memory", "65536", "--hash-passes", "4"]
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -462,3 +465,39 @@ def test_metrics_hash_slot_released_before_reply(db, start_servers):
     assert rejected == counts.get("503 unavailable", 0)
     assert busy == ["0"] * 30, f"depth after a reply: {busy}"
     assert counts == {"201": 120}, counts
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # listeners and routing: no database involved
+def test_metrics_bind_serves_metrics_there_and_only_there(db, start_servers):
+    """Issue 14, item 3 (roster's side): with --metrics-bind, /metrics is served on that
+    address alone, so a proxy rule that misses a spelling of /metrics cannot expose it,
+    and the metrics address serves nothing else."""
+    server = start_servers(db, 1, ["--metrics-bind", "127.0.0.1:0", *FAST_HASH])[0]
+    listening = [r for r in server.log_records() if r.get("msg") == "listening"][0]
+    mport = listening["metrics_port"]
+    assert isinstance(mport, int) and mport not in (0, server.port), listening
+    murl = f"http://127.0.0.1:{mport}"
+    for spelling in ("/metrics", "/metrics/", "/metrics?x=1", "/%6detrics"):
+        r = requests.get(server.url + spelling, timeout=T)
+        assert_error(r, 404, "not_found")
+        assert "roster_build_info" not in r.text
+    r = requests.get(murl + "/metrics", timeout=T)
+    assert r.status_code == 200, r.text[:200]
+    families, _ = parse_exposition(r.text)
+    assert "roster_build_info" in families
+    for path in ("/healthz", "/users/register/", "/readyz"):
+        assert_error(requests.get(murl + path, timeout=T), 404, "not_found")
+    assert_created(server.register(user_body("metbind")))  # the API is unchanged
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_metrics_bind_refused_when_taken(db):
+    """A --metrics-bind address that cannot be bound stops serve at start, saying why."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = run_roster("serve", "--db", db.url, "--bind", "127.0.0.1:0", "--metrics-bind",
+                         f"127.0.0.1:{port}", timeout=20)
+    assert out.returncode != 0
+    assert "--metrics-bind" in out.stderr, out.stderr

@@ -449,6 +449,7 @@ Test(api_err, statuses_and_codes_of_api_md)
 	    {API_ERR_LENGTH_REQUIRED, 411, "length_required"},
 	    {API_ERR_BODY_TOO_LARGE, 413, "body_too_large"},
 	    {API_ERR_UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type"},
+	    {API_ERR_NOT_IMPLEMENTED, 501, "not_implemented"},
 	    {API_ERR_UNAVAILABLE, 503, "unavailable"},
 	    {API_ERR_INTERNAL, 500, "internal"},
 	    {API_ERR_INTERNAL_REGISTER, 500, "internal"},
