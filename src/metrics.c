@@ -38,7 +38,7 @@ static const char *const reg_names[METRICS_REG_COUNT_] = {"created", "username_t
     "email_taken", "invalid", "forbidden", "invitation_refused", "unavailable", "rate_limited",
     "error"};
 static const char *const conn_names[METRICS_CONN_COUNT_] = {
-    "head_deadline", "body_deadline", "evicted", "refused"};
+    "head_deadline", "body_deadline", "evicted", "refused", "per_address"};
 static const char *const login_names[METRICS_LOGIN_COUNT_] = {
     "ok", "failed", "unavailable", "rate_limited"};
 

@@ -47,6 +47,7 @@ enum metrics_conn {
 	METRICS_CONN_BODY_DEADLINE, /* no complete body in time */
 	METRICS_CONN_EVICTED,       /* the oldest incomplete one, to make room for a new client */
 	METRICS_CONN_REFUSED,       /* a new one, with every open connection busy */
+	METRICS_CONN_PER_ADDRESS,   /* a new one, its address at --max-connections-per-ip */
 	METRICS_CONN_COUNT_
 };
 

@@ -96,8 +96,8 @@ register_finish(struct http_req *req)
 	char hash[RCRYPTO_HASH_MAX];
 	enum store_status st;
 
-	if (api_limit(req, API_LIMIT_REGISTER_IP, req->remote, 1) != API_ERR_NONE ||
-	    api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote, 0) != API_ERR_NONE) {
+	if (api_limit(req, API_LIMIT_REGISTER_IP, req->remote_bucket, 1) != API_ERR_NONE ||
+	    api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote_bucket, 0) != API_ERR_NONE) {
 		refuse(req, API_ERR_RATE_LIMITED);
 		return;
 	}
@@ -132,7 +132,7 @@ register_finish(struct http_req *req)
 		return;
 	}
 	metrics_registration(METRICS_REG_CREATED);
-	api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote, 1);
+	api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote_bucket, 1);
 	log_json_new(RS_LOG_INFO, req->id, "user registered",
 	    json_pack("{s:I, s:s}", "user_id", (json_int_t)user.id, "role", user.role));
 	http_reply_json_new(req, 201,

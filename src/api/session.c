@@ -106,7 +106,7 @@ login_finish(struct http_req *req)
 	bool ok = false, rehash = false;
 	enum store_status st = STORE_NOT_FOUND;
 
-	if (api_limit(req, API_LIMIT_LOGIN_IP, req->remote, 1) != API_ERR_NONE) {
+	if (api_limit(req, API_LIMIT_LOGIN_IP, req->remote_bucket, 1) != API_ERR_NONE) {
 		metrics_login(METRICS_LOGIN_RATE_LIMITED);
 		api_reply_error(req, API_ERR_RATE_LIMITED);
 		return;

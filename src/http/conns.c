@@ -47,11 +47,19 @@
 
 enum phase { PH_HEAD, PH_BODY, PH_BUSY };
 
+/* Open connections per client address (http_addr_key); n == 0: a free cell. */
+struct addr_count {
+	unsigned char key[17];
+	unsigned n;
+};
+
 struct slot {
 	struct slot *prev, *next;
 	const struct conns *c;
 	int fd;
 	bool metrics; /* accepted on the metrics listener */
+	bool counted; /* in the per-address table under `key` */
+	unsigned char key[17];
 	_Atomic int phase;
 	_Atomic uint64_t since_us;    /* when the phase began (for the choice of whom to close) */
 	_Atomic uint64_t deadline_us; /* 0: none */
@@ -62,6 +70,8 @@ struct conns {
 	struct conns_opts o;
 	pthread_mutex_t mu; /* the list, `live`, each slot's `shut` */
 	struct slot *head, *tail;
+	struct addr_count *addrs; /* open addressing, linear probing; naddrs a power of two */
+	size_t naddrs;
 	unsigned live;    /* slots not shut down */
 	unsigned pending; /* handed to MHD, not yet STARTED (MHD starts them on its threads) */
 	uint64_t last_admit_us;
@@ -89,6 +99,12 @@ conns_new(const struct conns_opts *o)
 	struct conns *c = xcalloc(1, sizeof(*c));
 
 	c->o = *o;
+	/* At most one cell per connection MHD may hold (max + margin, see
+	 * server.c): twice that many cells keep probes short and never fill. */
+	c->naddrs = 64;
+	while (c->naddrs < 2 * ((size_t)o->max_connections * 2 + 64))
+		c->naddrs *= 2;
+	c->addrs = o->max_per_addr > 0 ? xcalloc(c->naddrs, sizeof(*c->addrs)) : NULL;
 	c->listen_fd = c->metrics_fd = -1;
 	c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->mu, NULL);
@@ -319,6 +335,7 @@ conns_free(struct conns *c)
 		free(s);
 	}
 	pthread_mutex_destroy(&c->mu);
+	free(c->addrs);
 	free(c);
 }
 
@@ -366,6 +383,77 @@ conns_is_metrics(struct MHD_Connection *conn)
 	return s != NULL && s->metrics;
 }
 
+static size_t
+addr_hash(const unsigned char key[17])
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (int i = 0; i < 17; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h;
+}
+
+/* Under c->mu: the cell of `key`, or the free cell where it would go. */
+static struct addr_count *
+addr_cell(struct conns *c, const unsigned char key[17])
+{
+	size_t mask = c->naddrs - 1;
+
+	for (size_t i = addr_hash(key) & mask;; i = (i + 1) & mask)
+		if (c->addrs[i].n == 0 || memcmp(c->addrs[i].key, key, 17) == 0)
+			return &c->addrs[i];
+}
+
+/* Under c->mu: one connection of `key` less; the cells after a freed one move back. */
+static void
+addr_release(struct conns *c, const unsigned char key[17])
+{
+	size_t mask = c->naddrs - 1;
+	struct addr_count *cell = addr_cell(c, key);
+	size_t i = (size_t)(cell - c->addrs), j = i;
+
+	if (cell->n == 0 || --cell->n > 0)
+		return;
+	for (;;) { /* backward-shift deletion: no tombstones */
+		size_t home;
+
+		j = (j + 1) & mask;
+		if (c->addrs[j].n == 0)
+			break;
+		home = addr_hash(c->addrs[j].key) & mask;
+		/* Move j into the hole at i unless its home lies cyclically in (i, j]. */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			c->addrs[i] = c->addrs[j];
+			c->addrs[j].n = 0;
+			i = j;
+		}
+	}
+}
+
+/*
+ * Under c->mu: counts the new connection against its address; false when the
+ * address already has max_per_addr open. A trusted proxy is not counted.
+ */
+static bool
+addr_admit(struct conns *c, struct slot *s, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+	struct addr_count *cell;
+
+	if (c->addrs == NULL || !http_addr_key(sa, s->key) || http_peer_trusted(c->o.proxies, sa))
+		return true;
+	cell = addr_cell(c, s->key);
+	if (cell->n >= c->o.max_per_addr)
+		return false;
+	if (cell->n == 0)
+		memcpy(cell->key, s->key, 17);
+	cell->n++;
+	s->counted = true;
+	return true;
+}
+
 static void
 set_phase(struct slot *s, enum phase ph, uint64_t since, unsigned timeout_s)
 {
@@ -400,6 +488,8 @@ conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 		c->live++;
 		if (c->pending > 0)
 			c->pending--;
+		if (!addr_admit(c, s, conn))
+			shut(c, s, METRICS_CONN_PER_ADDRESS); /* MHD closes it at once */
 		pthread_mutex_unlock(&c->mu);
 		metrics_conn_open(1);
 		*socket_context = s;
@@ -418,6 +508,8 @@ conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 		c->tail = s->prev;
 	if (!s->shut)
 		c->live--;
+	if (s->counted)
+		addr_release(c, s->key);
 	pthread_mutex_unlock(&c->mu);
 	metrics_conn_open(-1);
 	free(s);

@@ -13,22 +13,33 @@
  *   trickling bytes cannot extend (MHD's timeout is an idle timeout), and a
  *   full server closes its oldest incomplete connection to make room for a
  *   new client instead of refusing it.
+ * - The per-address limit is counted here too, so a trusted proxy (nginx,
+ *   whose connections all come from one address) is exempt from it.
  */
 #ifndef ROSTER_HTTP_CONNS_H
 #define ROSTER_HTTP_CONNS_H
 
 #include <microhttpd.h>
+
+#include "http/proxy.h"
 #include <stdbool.h>
 #include <sys/socket.h>
 
 struct conns;
 
 struct conns_opts {
-	unsigned max_connections; /* open at once; past it the oldest incomplete one is closed */
-	unsigned
-	    head_timeout_s; /* from the connection (or the previous reply + idle) to a full head */
-	unsigned body_timeout_s; /* from a full head to a full body */
-	unsigned idle_timeout_s; /* MHD's; a kept-alive connection's next head starts after it */
+	/* Open at once; past it the oldest incomplete connection is closed. */
+	unsigned max_connections;
+	/* From the connection (or from the previous reply + the idle timeout) to a whole head. */
+	unsigned head_timeout_s;
+	/* From a whole head to a whole body. */
+	unsigned body_timeout_s;
+	/* MHD's; the deadline of a kept-alive connection's next head starts after it. */
+	unsigned idle_timeout_s;
+	/* Open at once per client address (IPv6: per /64); 0: no limit. */
+	unsigned max_per_addr;
+	/* Exempt from max_per_addr (borrowed). */
+	const struct http_proxies *proxies;
 };
 
 /* The table alone; nothing listens yet. */

@@ -84,6 +84,86 @@ trusted(const struct http_proxies *p, const struct http_net *a)
 	return false;
 }
 
+static void format(const struct http_net *a, char out[64]);
+
+/* ::ffff:a.b.c.d is a.b.c.d. */
+static void
+unmap(struct http_net *a)
+{
+	if (a->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a->addr)) {
+		memmove(a->addr, a->addr + 12, 4);
+		memset(a->addr + 4, 0, 12);
+		a->family = AF_INET;
+		a->prefix = a->prefix >= 96 ? a->prefix - 96 : 0;
+	}
+}
+
+void
+http_limit_addr(const char *remote, char out[64])
+{
+	struct http_net a;
+
+	if (!parse_addr(remote, strlen(remote), &a)) {
+		snprintf(out, 64, "%s", remote);
+		return;
+	}
+	unmap(&a);
+	if (a.family == AF_INET6) {
+		memset(a.addr + 8, 0, 8);
+		format(&a, out);
+		strncat(out, "/64", 63 - strlen(out));
+		return;
+	}
+	format(&a, out);
+}
+
+/* The peer's address as a /32 or /128 net; false for another family. */
+static bool
+peer_net(const struct sockaddr *peer, struct http_net *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (peer == NULL)
+		return false;
+	if (peer->sa_family == AF_INET) {
+		a->family = AF_INET;
+		memcpy(a->addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+	} else if (peer->sa_family == AF_INET6) {
+		const struct in6_addr *v6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(v6)) { /* ::ffff:a.b.c.d is a.b.c.d */
+			a->family = AF_INET;
+			memcpy(a->addr, &v6->s6_addr[12], 4);
+		} else {
+			a->family = AF_INET6;
+			memcpy(a->addr, v6, 16);
+		}
+	} else {
+		return false;
+	}
+	return true;
+}
+
+bool
+http_peer_trusted(const struct http_proxies *p, const struct sockaddr *peer)
+{
+	struct http_net a;
+
+	return peer_net(peer, &a) && trusted(p, &a);
+}
+
+bool
+http_addr_key(const struct sockaddr *sa, unsigned char key[17])
+{
+	struct http_net a;
+
+	memset(key, 0, 17);
+	if (!peer_net(sa, &a))
+		return false;
+	key[0] = a.family == AF_INET ? 4 : 6;
+	memcpy(key + 1, a.addr, a.family == AF_INET ? 4 : 8);
+	return true;
+}
+
 static void
 format(const struct http_net *a, char out[64])
 {
@@ -95,21 +175,12 @@ void
 http_client_addr(
     const struct http_proxies *p, const struct sockaddr *peer, const char *xff, char out[64])
 {
-	struct http_net a = {0};
+	struct http_net a;
 	size_t end;
 
 	strcpy(out, "-");
-	if (peer == NULL)
+	if (!peer_net(peer, &a))
 		return;
-	if (peer->sa_family == AF_INET) {
-		a.family = AF_INET;
-		memcpy(a.addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-	} else if (peer->sa_family == AF_INET6) {
-		a.family = AF_INET6;
-		memcpy(a.addr, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
-	} else {
-		return;
-	}
 	format(&a, out);
 	if (xff == NULL || !trusted(p, &a))
 		return;
@@ -122,6 +193,7 @@ http_client_addr(
 			start--;
 		if (!parse_addr(xff + start, end - start, &hop))
 			return; /* garbage: keep the last address we could trust */
+		unmap(&hop);
 		format(&hop, out);
 		if (!trusted(p, &hop))
 			return;

@@ -25,6 +25,24 @@ struct http_proxies {
 /* Parses "10.0.0.1,10.1.0.0/16,::1"; -1 when an item is not an address or CIDR. */
 int http_proxies_parse(const char *list, struct http_proxies *out);
 
+/* The peer is one of the trusted proxies. */
+bool http_peer_trusted(const struct http_proxies *p, const struct sockaddr *peer);
+
+/*
+ * A client's address as a limit counts it: IPv4 as is (and an IPv4-mapped
+ * IPv6 address as the IPv4 address), IPv6 by its /64 (one host is given a
+ * whole /64). 17 bytes: the family, then the address with the host bits zero.
+ * False for another family.
+ */
+bool http_addr_key(const struct sockaddr *sa, unsigned char key[17]);
+
+/*
+ * A client's address (http_client_addr's text) as the API's per-address limits
+ * count it: IPv4 as is, IPv6 as its /64 ("2001:db8:1:2::/64"), so the
+ * addresses of one host's /64 share one bucket.
+ */
+void http_limit_addr(const char *remote, char out[64]);
+
 /*
  * The client's address as text: the peer itself unless it is a trusted proxy;
  * then the rightmost X-Forwarded-For entry that is not a trusted proxy.

@@ -98,6 +98,7 @@ struct http_req {
 	const char *path;        /* MHD's, valid for the request */
 	char id[65];
 	char remote[64];
+	char remote_bucket[64]; /* remote as per-address limits count it: IPv6 by its /64 */
 	uint64_t start_us;
 	enum http_req_state state;
 

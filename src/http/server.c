@@ -154,6 +154,7 @@ remote_addr(struct http_req *req)
 	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
 
 	http_client_addr(&req->srv->proxies, sa, http_header(req, "X-Forwarded-For"), req->remote);
+	http_limit_addr(req->remote, req->remote_bucket);
 }
 
 /*
@@ -512,10 +513,9 @@ start_daemon(struct http_server *srv)
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 	    o->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-	    o->max_connections + connection_margin(o->max_connections),
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-	    conns_notify, srv->conns, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+	    o->max_connections + connection_margin(o->max_connections), MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, conns_notify, srv->conns,
+	    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 }
 
 static unsigned
@@ -563,7 +563,9 @@ http_server_start(const struct http_opts *opts)
 	srv->conns = conns_new(&(struct conns_opts){.max_connections = opts->max_connections,
 	    .head_timeout_s = opts->head_timeout_s,
 	    .body_timeout_s = opts->body_timeout_s,
-	    .idle_timeout_s = opts->idle_timeout_s});
+	    .idle_timeout_s = opts->idle_timeout_s,
+	    .max_per_addr = opts->max_connections_per_ip,
+	    .proxies = &srv->proxies});
 	fd = conns_listen(&ss, opts->reuse_port);
 	if (fd < 0) {
 		log_msg(RS_LOG_ERROR, "cannot listen on %s:%u: %s", opts->host, opts->port,

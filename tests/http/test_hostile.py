@@ -462,6 +462,52 @@ def test_per_ip_connection_limit_21st_closed_then_recovers(db, start_servers):
     record("per-ip", "20 new connections after closing the first 20", "all served 200")
 
 
+
+@HTTP_LAYER
+def test_trusted_proxy_exempt_from_per_ip_connection_limit(db, start_servers):
+    """Issue 10: behind nginx every connection comes from nginx's address, so the per-IP
+    connection limit capped the whole site. A --trusted-proxies peer is exempt; any
+    other address keeps its limit (here 127.0.0.2, limit 20), and an IPv6 /64 and an
+    IPv4-mapped address count as one client each (unit tests: test_http.c)."""
+    server = start_servers(db, args=("--trusted-proxies", "127.0.0.1", "--max-connections-per-ip",
+                                     "20", "--max-connections", "1024", *FAST_HASH))[0]
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    proxy, files = [], []
+    try:
+        for _ in range(400):
+            s = connect(server)
+            s.sendall(req)
+            proxy.append(s)
+        for s in proxy:
+            f = s.makefile("rb")
+            files.append(f)
+            assert read_response(f)[0] == 200
+        served_proxy = sum(is_open(s) for s in proxy)
+        others = []
+        for _ in range(21):
+            s = socket.socket()
+            s.settimeout(T)
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", server.port))
+            others.append(s)
+        time.sleep(0.3)
+        closed_others = [not is_open(s) for s in others]
+        for s in others:
+            s.close()
+        per_addr = metric(server, 'roster_http_connections_closed_total{reason="per_address"}')
+    finally:
+        for f in files:
+            f.close()
+        for s in proxy:
+            s.close()
+    record("per-ip", "400 keep-alive connections from the trusted proxy 127.0.0.1 (limit 20), "
+           "21 from 127.0.0.2", f"{served_proxy} proxy connections open and served; "
+           f"{sum(closed_others)} of 127.0.0.2's closed")
+    assert served_proxy == 400
+    assert sum(closed_others) == 1, closed_others  # which one: the order MHD's threads start them
+    assert per_addr == 1
+
+
 # --------------------------------------------------------------------------- framing
 
 @HTTP_LAYER

@@ -130,6 +130,24 @@ def test_accounts_per_ip_shared_3rd_429_other_ip_201(make_db, start_servers):
     assert db.count_users() == 3
 
 
+def test_accounts_per_ip_one_ipv6_slash_64_is_one_client(make_db, start_servers):
+    """Issue 10: each address of one /64 had its own bucket (40 accounts from one /64 all
+    succeeded); a /64 is one client now, and ::ffff:a.b.c.d is a.b.c.d."""
+    db, servers = limited(make_db, start_servers, "--limit-accounts-per-ip", "3")
+    fresh_window(3600)
+    for i, ip in enumerate(["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:ffff::3"]):
+        assert_created(servers[i % 2].register(user_body(f"six{i}"), headers=xff(ip)))
+    assert_limited(servers[0].register(user_body("six3"), headers=xff("2001:db8:5:6::4")), 3600)
+    # The next /64 is another client.
+    assert_created(servers[1].register(user_body("six4"), headers=xff("2001:db8:5:7::1")))
+    # An IPv4-mapped address is the IPv4 address.
+    for i in range(3):
+        ip = "198.51.100.77" if i % 2 else "::ffff:198.51.100.77"
+        assert_created(servers[i % 2].register(user_body(f"mapped{i}"), headers=xff(ip)))
+    assert_limited(servers[0].register(user_body("mapped3"), headers=xff("198.51.100.77")), 3600)
+    assert db.count_users() == 7
+
+
 def test_invitations_per_inviter_shared_3rd_429_other_inviter_201(make_db, start_servers):
     db, servers = limited(make_db, start_servers, "--limit-invites", "2")
     for name in ("inviter1", "inviter2"):

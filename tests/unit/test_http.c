@@ -112,6 +112,64 @@ Test(http_proxies, trusted_chain_gives_rightmost_untrusted)
 	cr_assert_str_eq(out, "127.0.0.1");
 }
 
+static struct sockaddr_in6
+v6(const char *ip)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+
+	inet_pton(AF_INET6, ip, &sa.sin6_addr);
+	return sa;
+}
+
+Test(http_proxies, ipv4_mapped_peer_and_hop_are_ipv4)
+{
+	struct http_proxies p;
+	struct sockaddr_in6 peer = v6("::ffff:127.0.0.1");
+	char out[64];
+
+	http_proxies_parse("127.0.0.1", &p);
+	cr_assert(http_peer_trusted(&p, (struct sockaddr *)&peer), "::ffff:127.0.0.1 is 127.0.0.1");
+	http_client_addr(&p, (struct sockaddr *)&peer, "::ffff:203.0.113.9", out);
+	cr_assert_str_eq(out, "203.0.113.9");
+	http_client_addr(&p, (struct sockaddr *)&peer, NULL, out);
+	cr_assert_str_eq(out, "127.0.0.1");
+}
+
+Test(http_proxies, limit_address_is_ipv4_or_ipv6_slash_64)
+{
+	char out[64];
+
+	http_limit_addr("2001:db8:1:2:aaaa:bbbb:cccc:dddd", out);
+	cr_assert_str_eq(out, "2001:db8:1:2::/64");
+	http_limit_addr("2001:db8:1:2::1", out);
+	cr_assert_str_eq(out, "2001:db8:1:2::/64"); /* the same host's /64: one bucket */
+	http_limit_addr("2001:db8:1:3::1", out);
+	cr_assert_str_eq(out, "2001:db8:1:3::/64");
+	http_limit_addr("::ffff:10.1.2.3", out);
+	cr_assert_str_eq(out, "10.1.2.3");
+	http_limit_addr("10.1.2.3", out);
+	cr_assert_str_eq(out, "10.1.2.3");
+	http_limit_addr("-", out);
+	cr_assert_str_eq(out, "-");
+}
+
+Test(http_proxies, connection_key_counts_a_slash_64_once)
+{
+	struct sockaddr_in6 a = v6("2001:db8::1"), b = v6("2001:db8::ffff:1"),
+	                    c = v6("2001:db8:0:1::1"), m = v6("::ffff:192.0.2.1");
+	struct sockaddr_in d = v4("192.0.2.1");
+	unsigned char ka[17], kb[17], kc[17], km[17], kd[17];
+
+	cr_assert(http_addr_key((struct sockaddr *)&a, ka));
+	cr_assert(http_addr_key((struct sockaddr *)&b, kb));
+	cr_assert(http_addr_key((struct sockaddr *)&c, kc));
+	cr_assert(http_addr_key((struct sockaddr *)&m, km));
+	cr_assert(http_addr_key((struct sockaddr *)&d, kd));
+	cr_assert_eq(memcmp(ka, kb, 17), 0);
+	cr_assert_neq(memcmp(ka, kc, 17), 0);
+	cr_assert_eq(memcmp(km, kd, 17), 0);
+}
+
 Test(api_auth, token_and_bearer_schemes)
 {
 	const char *t = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
