@@ -8,10 +8,12 @@
 #include "config.h"
 #include "http/server.h"
 #include "log.h"
+#include "notify.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
 #include "xmalloc.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -237,10 +239,16 @@ cmd_serve(const struct config *cfg)
 		    fields, "metrics_port", json_integer(http_server_metrics_port(srv)));
 	}
 	log_json_new(RS_LOG_INFO, NULL, "listening", fields);
+	/* The schema is checked and the socket listens: systemd's Type=notify may start what
+	 * comes after roster (or a deploy step may go on). */
+	if (!notify_send("READY=1\nSTATUS=serving"))
+		log_msg(
+		    RS_LOG_WARNING, "cannot notify systemd ($NOTIFY_SOCKET): %s", strerror(errno));
 	/* Logs go to stderr only (journald under systemd): there is no file to reopen. */
 	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
 		log_msg(RS_LOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
 	log_msg(RS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_send("STOPPING=1\nSTATUS=draining");
 	http_server_stop(srv);
 	log_msg(RS_LOG_INFO, "stopped");
 	return 0;

@@ -4,15 +4,17 @@ pool is saturated (503 with Retry-After while /healthz stays fast), and a
 graceful stop with requests in flight.
 """
 
+import json
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 import requests
 
 from conftest import (FAST_HASH, ME, T, assert_error, assert_healthy, assert_me, auth, burst,
-                      outcome, report, token_of, user_body)
+                      outcome, report, roster_bin, roster_env, token_of, user_body)
 
 SLOW_HASH = ["--hash-memory", "65536", "--hash-passes", "3"]
 
@@ -162,3 +164,36 @@ def test_me_while_hash_queue_full_served_by_database_pool(make_db, start_servers
     print(f"/users/me/ during saturation: {[round(t * 1000, 1) for t in times]} ms")
     assert counts.get("503 unavailable", 0) >= 1, counts  # the hashing queue was full
     assert max(times) < 0.5, times  # a hash here takes ~0.25 s; behind the queue: 503 or ~1 s
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the process's life: no database work
+def test_systemd_notify_ready_after_listening_stopping_on_sigterm(db, tmp_path):
+    """Issue 10, item 5: Type=notify. roster sends READY=1 on $NOTIFY_SOCKET once the
+    schema is checked and /healthz answers, and STOPPING=1 when SIGTERM starts the
+    drain; without $NOTIFY_SOCKET nothing changes (every other test)."""
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(T)
+    env = dict(roster_env(), NOTIFY_SOCKET=path)
+    log_path = tmp_path / "serve.stderr"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([roster_bin(), "serve", "--db", db.url, "--bind", "127.0.0.1:0"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                env=env)
+    try:
+        ready = sock.recv(4096).decode()
+        assert "READY=1" in ready.split("\n"), ready
+        rec = [json.loads(line) for line in log_path.read_text().splitlines()
+               if '"listening"' in line][0]
+        r = requests.get(f"http://127.0.0.1:{rec['port']}/healthz", timeout=T)
+        assert r.status_code == 200  # READY=1 came when it already answered
+        proc.send_signal(signal.SIGTERM)
+        stopping = sock.recv(4096).decode()
+        assert "STOPPING=1" in stopping.split("\n"), stopping
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # only this PID, which we started
+            proc.wait()
+        sock.close()
