@@ -41,6 +41,10 @@ typedef enum store_status (*store_tx_body)(struct store *s, void *arg);
 struct store_driver {
 	const char *scheme; /* URL prefix, e.g. "sqlite:" */
 	const struct store_migration *migrations;
+	/* Optional: why `url` (with the scheme) is unusable, never quoting it; NULL: usable. */
+	const char *(*url_problem)(const char *url);
+	/* Optional: `url` fit for logs, built from its parsed parts; NULL: shown as it is. */
+	void (*url_redacted)(const char *url, char *out, size_t size);
 	/* `url` without the scheme. */
 	enum store_status (*open)(const char *url, enum store_open_mode mode, struct store **out);
 	void (*close)(struct store *s);

@@ -72,7 +72,7 @@ void store_set_deadline_ms(struct store *s, unsigned ms);
 void store_fault_after(struct store *s, unsigned n, enum store_status st);
 bool store_fault_fired(const struct store *s);
 
-/* True when a backend takes this URL (checked at configuration time). */
+/* True when a backend takes this URL and store_url_problem finds none (configuration time). */
 bool store_url_valid(const char *url);
 
 /*
@@ -81,7 +81,18 @@ bool store_url_valid(const char *url);
  */
 bool store_url_remote(const char *url);
 
-/* `url` fit for logs: a password in it ("user:secret@", "password=") becomes "***". */
+/*
+ * Why `url` cannot be used, as one sentence that never quotes it (it may hold
+ * a password), or NULL. PostgreSQL: libpq cannot parse it, or its parse shows
+ * an unescaped '@' or '/' of the password in the host, port or database name.
+ */
+const char *store_url_problem(const char *url);
+
+/*
+ * `url` fit for logs. PostgreSQL: rebuilt from libpq's parse of it (user,
+ * host, port, database; a password as "***"), never edited as a string; a URL
+ * store_url_problem refuses is not shown at all.
+ */
 void store_url_redacted(const char *url, char *out, size_t size);
 
 /* What to do when `url` cannot be opened, as one sentence for the operator. */
