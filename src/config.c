@@ -109,7 +109,8 @@ static const struct opt opts[] = {
     {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
         "debug, info, warning or error (default info)"},
     {"check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
-        "apply nothing; exit 1 when migrations are pending"},
+        "apply nothing; exit 1 when migrations are pending or the schema is newer and "
+        "incompatible"},
     {"email", NULL, OPT_STR, OFF(email), CONFIG_USER_CREATE | CONFIG_INVITE_CREATE, 0, 0, "EMAIL",
         "email address (required)"},
     {"role", NULL, OPT_STR, OFF(role), CONFIG_USER_CREATE | CONFIG_USER_SET, 0, 0, "ROLE",

@@ -17,16 +17,21 @@ api_healthz(struct http_req *req)
 static void
 readyz_finish(struct http_req *req)
 {
-	struct store_schema schema = {0, 0};
+	struct store_schema schema = {0, 0, 0};
 
 	if (store_schema(api_store(req), &schema) != STORE_OK) {
 		http_log(req, RS_LOG_WARNING, "not ready: database unreachable");
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 		return;
 	}
-	if (schema.applied != schema.latest) {
-		http_log(req, RS_LOG_WARNING, "not ready: schema version %d, binary expects %d",
-		    schema.applied, schema.latest);
+	/* A newer schema that a newer binary migrated compatibly is served: a rolling upgrade. */
+	if (!store_schema_servable(&schema)) {
+		http_log(req, RS_LOG_WARNING,
+		    "not ready: schema version %d needs a binary at version %d or later; this one "
+		    "is at %d",
+		    schema.applied,
+		    schema.required > schema.applied ? schema.required : schema.applied,
+		    schema.latest);
 		api_reply_error(req, API_ERR_UNAVAILABLE);
 		return;
 	}

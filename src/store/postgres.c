@@ -48,11 +48,15 @@ const char *const store_pg_sql[] = {
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_HAS_MIGRATIONS] =
-        "SELECT count(*) FROM pg_catalog.pg_tables"
-        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'",
+        "SELECT (SELECT count(*) FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'),"
+        " (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'schema_migrations' AND column_name = 'compat')",
     [STMT_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations"
                               " (version integer PRIMARY KEY, name text NOT NULL,"
-                              " applied_at timestamptz NOT NULL)",
+                              " applied_at timestamptz NOT NULL, compat integer)",
+    [STMT_MIGRATIONS_COMPAT] = "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS"
+                               " compat integer",
     [STMT_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(7263001)",
     SQL_COMMON,
 };

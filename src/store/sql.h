@@ -13,10 +13,11 @@ enum store_stmt {
 	STMT_BEGIN,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
-	STMT_HAS_MIGRATIONS, /* one row: the count of schema_migrations tables */
+	STMT_HAS_MIGRATIONS, /* one row: schema_migrations tables, their compat columns (counts) */
 	STMT_MIGRATIONS_TABLE,
-	STMT_MIGRATION_LOCK, /* serialises concurrent migrators inside the transaction */
-	STMT_USER_BY_ID,     /* USER_COLS: timestamps leave as RFC 3339 text */
+	STMT_MIGRATIONS_COMPAT, /* adds the compat column to a table made before it existed */
+	STMT_MIGRATION_LOCK,    /* serialises concurrent migrators inside the transaction */
+	STMT_USER_BY_ID,        /* USER_COLS: timestamps leave as RFC 3339 text */
 	STMT_USER_BY_USERNAME,
 	STMT_USER_BY_EMAIL,
 	STMT_USER_ALL,
@@ -24,7 +25,8 @@ enum store_stmt {
 	STMT_INV_BY_ID, /* INV_COLS */
 	STMT_INV_LIST,
 	/* SQL_COMMON. */
-	STMT_APPLIED_VERSION,
+	STMT_APPLIED_VERSION, /* a table without the compat column (made by an older binary) */
+	STMT_APPLIED_COMPAT,  /* highest version and highest compat (NULL counts as its version) */
 	STMT_MIGRATION_APPLIED,
 	STMT_MIGRATION_RECORD,
 	STMT_KEYS_TAKEN,
@@ -95,10 +97,14 @@ extern const char *const store_pg_sql[];
 /* Statements whose text both dialects accept. Times are bound as RFC 3339 text. */
 #define SQL_COMMON                                                                                 \
 	SQL_COLS_ENTRIES,                                                                          \
-	    [STMT_APPLIED_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",    \
+	    [STMT_APPLIED_VERSION] = "SELECT coalesce(max(version), 0), coalesce(max(version), 0)" \
+	                             " FROM schema_migrations",                                    \
+	    [STMT_APPLIED_COMPAT] = "SELECT coalesce(max(version), 0),"                            \
+	                            " coalesce(max(coalesce(compat, version)), 0)"                 \
+	                            " FROM schema_migrations",                                     \
 	    [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = $1",       \
-	    [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at)"  \
-	                              " VALUES ($1, $2, $3)",                                      \
+	    [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at,"  \
+	                              " compat) VALUES ($1, $2, $3, $4)",                          \
 	    [STMT_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1),"     \
 	                        " EXISTS (SELECT 1 FROM users WHERE email_key = $2)",              \
 	    [STMT_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"    \

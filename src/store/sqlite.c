@@ -31,10 +31,13 @@ const char *const store_sqlite_sql[] = {
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_HAS_MIGRATIONS] =
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        " AND name = 'schema_migrations'),"
+        " (SELECT count(*) FROM pragma_table_info('schema_migrations') WHERE name = 'compat')",
     [STMT_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations"
                               " (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                              " applied_at TEXT NOT NULL)",
+                              " applied_at TEXT NOT NULL, compat INTEGER)",
+    [STMT_MIGRATIONS_COMPAT] = "ALTER TABLE schema_migrations ADD COLUMN compat INTEGER",
     [STMT_MIGRATION_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE already holds the write lock */
     SQL_COMMON,
 };

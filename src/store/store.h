@@ -98,20 +98,45 @@ void store_url_redacted(const char *url, char *out, size_t size);
 /* What to do when `url` cannot be opened, as one sentence for the operator. */
 const char *store_open_hint(const char *url);
 
-/* One embedded migration; the generated tables end with a zero version. */
+/*
+ * One embedded migration; the generated tables end with a zero version.
+ * `compat` comes from the file's `-- roster-compat: N` line: binaries that
+ * know schema version N or later can serve the schema this migration leaves
+ * (N = version: only binaries that carry it). migrate records it with the
+ * version in schema_migrations.
+ */
 struct store_migration {
 	int version;
 	const char *name;
+	int compat;
 	const char *sql;
 };
 
 /* Schema state: versions applied and known to this binary. */
 struct store_schema {
-	int applied; /* highest applied version, 0 for an empty database */
-	int latest;  /* highest version this binary carries */
+	int applied;  /* highest applied version, 0 for an empty database */
+	int latest;   /* highest version this binary carries */
+	int required; /* the highest compat recorded: binaries from this version on can serve it */
 };
 
+/*
+ * Reads the schema state. Rows recorded before compat versions existed count
+ * as needing their own version.
+ */
 RS_MUSTCHECK enum store_status store_schema(struct store *s, /* OUT: */ struct store_schema *out);
+
+/* What a binary can do with a schema. */
+enum store_schema_fit {
+	STORE_SCHEMA_CURRENT,      /* applied == latest: serve */
+	STORE_SCHEMA_PENDING,      /* behind the binary: `roster migrate` first */
+	STORE_SCHEMA_NEWER,        /* a newer binary migrated it, compatibly: serve */
+	STORE_SCHEMA_INCOMPATIBLE, /* a newer binary migrated it and this one cannot serve it */
+};
+
+enum store_schema_fit store_schema_fit(const struct store_schema *sc);
+
+/* True for the schemas a binary serves: current, or newer and compatible. */
+bool store_schema_servable(const struct store_schema *sc);
 
 /*
  * Compiles every statement of the backend's table against the database, as
@@ -124,6 +149,9 @@ RS_MUSTCHECK enum store_status store_check_statements(struct store *s, /* OUT: *
 /*
  * Applies every pending migration, each in its own transaction; safe when
  * several processes migrate at once. `*applied` counts what this call did.
+ * A newer compatible schema needs nothing (STORE_OK); an incompatible one is
+ * STORE_ERROR, logged. A schema_migrations table made before compat versions
+ * gets its compat column here.
  */
 RS_MUSTCHECK enum store_status store_migrate(struct store *s, /* OUT: */ int *applied);
 

@@ -442,7 +442,7 @@ STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
 static enum store_status
 op_schema(void *arg)
 {
-	struct store_schema schema = {0, 0};
+	struct store_schema schema = {0, 0, 0};
 	enum store_status st = store_schema(S, &schema);
 
 	if (st == STORE_OK)
@@ -1169,4 +1169,38 @@ Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg, 
 	usleep(150 * 1000);
 	store_set_deadline_ms(S, 0);
 	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_CONFLICT_USERNAME);
+}
+
+/* ------------------------------------------------------------------ compatibility versions */
+
+Test(store_schema, fit_of_each_schema_against_the_binary)
+{
+	const struct {
+		struct store_schema sc;
+		enum store_schema_fit fit;
+	} cases[] = {
+	    {{3, 3, 3}, STORE_SCHEMA_CURRENT}, {{3, 3, 2}, STORE_SCHEMA_CURRENT},
+	    {{2, 3, 2}, STORE_SCHEMA_PENDING}, {{0, 3, 0}, STORE_SCHEMA_PENDING},
+	    {{4, 3, 3}, STORE_SCHEMA_NEWER}, /* migration 4 says binaries at 3 can serve it */
+	    {{5, 3, 2}, STORE_SCHEMA_NEWER}, {{4, 3, 4}, STORE_SCHEMA_INCOMPATIBLE},
+	    {{5, 3, 4}, STORE_SCHEMA_INCOMPATIBLE}, /* 5 compatible with 4, but 4 is not with 3 */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_expect_eq(store_schema_fit(&cases[i].sc), cases[i].fit, "case %zu", i);
+		cr_expect_eq(store_schema_servable(&cases[i].sc),
+		    cases[i].fit == STORE_SCHEMA_CURRENT || cases[i].fit == STORE_SCHEMA_NEWER,
+		    "case %zu", i);
+	}
+}
+
+STORE_TEST(schema_required_is_the_highest_recorded_compat)
+{
+	struct store_schema schema;
+
+	cr_assert_eq(store_schema(S, &schema), STORE_OK);
+	cr_assert_eq(schema.applied, schema.latest);
+	cr_assert_gt(schema.required, 0);
+	cr_assert_leq(schema.required, schema.latest);
+	cr_assert_eq(store_schema_fit(&schema), STORE_SCHEMA_CURRENT);
 }
