@@ -145,6 +145,9 @@ enum store_status store_row_dup(const struct store_row *r, void *out);
  */
 void store_time_rfc3339(long long ahead_s, char out[64]);
 
+/* Drivers: the database is damaged (store_damaged); logs `detail` once per process. */
+void store_mark_damaged(const char *detail);
+
 /* Row callback: a USER_COLS row into the `struct store_user *` (users.c). */
 enum store_status store_row_user(const struct store_row *r, void *out);
 

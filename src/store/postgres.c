@@ -360,6 +360,21 @@ classify(struct pg_store *s, const PGresult *r)
 		if (strcmp(cons, "teacher_invitations_pending_email") == 0)
 			return STORE_CONFLICT_PENDING;
 	}
+	if (strcmp(state, "XX001") == 0 || strcmp(state, "XX002") == 0) {
+		one_line_of(s, msg, sizeof(msg), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		store_mark_damaged(msg);
+		metrics_db(METRICS_DB_UNAVAILABLE);
+		return STORE_UNAVAILABLE;
+	}
+	/* A database that refuses writes (read-only transaction: a standby, or
+	 * default_transaction_read_only), a full disk, exhausted resources: an
+	 * outage, 503, not a bug of the request. */
+	if (strcmp(state, "25006") == 0 || strncmp(state, "53", 2) == 0) {
+		one_line_of(s, msg, sizeof(msg), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		log_msg(RS_LOG_WARNING, "postgresql unavailable %s: %s", state, msg);
+		metrics_db(METRICS_DB_UNAVAILABLE);
+		return STORE_UNAVAILABLE;
+	}
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 	    strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0) {
 		s->no_retry = strcmp(state, "57014") == 0; /* a timeout would time out again */

@@ -58,6 +58,7 @@ enum store_stmt {
 	STMT_INV_EMAIL_KEY,
 	STMT_RATE_HIT,
 	STMT_RATE_READ,
+	STMT_WRITE_PROBE,
 	STMT_COUNT_
 };
 
@@ -157,6 +158,9 @@ extern const char *const store_pg_sql[];
 	                      " THEN r.count + excluded.count ELSE excluded.count END,"            \
 	                      " window_start = excluded.window_start RETURNING count",             \
 	    [STMT_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"                    \
-	                       " WHERE key = $1 AND window_start = $2), 0)"
+	                       " WHERE key = $1 AND window_start = $2), 0)",                       \
+	    [STMT_WRITE_PROBE] = "INSERT INTO rate_limits AS r (key, window_start, count)"         \
+	                         " VALUES ('roster:write_probe', $1, 0) ON CONFLICT (key)"         \
+	                         " DO UPDATE SET window_start = excluded.window_start"
 
 #endif

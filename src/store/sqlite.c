@@ -82,10 +82,15 @@ classify(struct sqlite_store *s, int rc)
 		}
 		log_msg(RS_LOG_ERROR, "sqlite constraint: %s", msg);
 		return STORE_ERROR;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		store_mark_damaged(msg); /* logged once; /readyz says so from now on */
+		log_msg(RS_LOG_DEBUG, "sqlite damaged: %s", msg);
+		metrics_db(METRICS_DB_UNAVAILABLE);
+		return STORE_UNAVAILABLE;
 	case SQLITE_CANTOPEN:
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
-	case SQLITE_NOTADB:
 	case SQLITE_READONLY:
 		log_msg(RS_LOG_ERROR, "sqlite unavailable: %s", msg);
 		metrics_db(METRICS_DB_UNAVAILABLE);
@@ -110,6 +115,9 @@ prepared(struct sqlite_store *s, enum store_stmt id)
 	    s->db, store_sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 	if (rc == SQLITE_OK)
 		return STORE_OK;
+	if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ||
+	    (rc & 0xff) == SQLITE_IOERR)
+		return classify(s, rc); /* a damaged schema page, not a statement of ours */
 	log_msg(RS_LOG_ERROR, "sqlite prepare: %s", sqlite3_errmsg(s->db));
 	return (rc & 0xff) == SQLITE_BUSY ? STORE_BUSY : STORE_ERROR;
 }

@@ -337,6 +337,23 @@ RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *
     int64_t user_id, /* OUT: */ enum store_invite_why *why);
 
 /*
+ * A write probe for readiness: one committed upsert of a fixed row (key
+ * "roster:write_probe" in rate_limits), so a database that answers reads but
+ * refuses writes (a read-only SQLite file, a full disk, a read-only
+ * PostgreSQL database or standby) answers STORE_UNAVAILABLE or STORE_BUSY.
+ * One row whatever the number of calls; callers bound how often they probe.
+ */
+RS_MUSTCHECK enum store_status store_write_probe(struct store *s);
+
+/*
+ * True once any connection of this process met a damaged database (SQLite:
+ * SQLITE_CORRUPT or SQLITE_NOTADB, "database disk image is malformed";
+ * PostgreSQL: SQLSTATE XX001/XX002). Logged once, as "database damaged";
+ * it stays set until the process restarts.
+ */
+bool store_damaged(void);
+
+/*
  * A fixed-window rate-limit counter shared by every instance: the count of
  * `key` in the current window of `window_s` seconds, after adding `add` (0:
  * only read). `*retry_after_s` gets the seconds left in the window.

@@ -1204,3 +1204,27 @@ STORE_TEST(schema_required_is_the_highest_recorded_compat)
 	cr_assert_leq(schema.required, schema.latest);
 	cr_assert_eq(store_schema_fit(&schema), STORE_SCHEMA_CURRENT);
 }
+
+/* ------------------------------------------------------------------ readiness */
+
+static enum store_status
+op_write_probe(void *arg)
+{
+	(void)arg;
+	return store_write_probe(S);
+}
+
+/* The probe writes, commits, and leaves everything store.h reads as it was. */
+STORE_TEST(write_probe_commits_one_row_and_answers_every_fault)
+{
+	char *before = snapshot(), *after;
+
+	cr_assert_eq(store_write_probe(S), STORE_OK);
+	cr_assert_eq(store_write_probe(S), STORE_OK);
+	after = snapshot();
+	cr_assert_str_eq(after, before);
+	free(before);
+	free(after);
+	fault_sweep("write_probe", op_write_probe, NULL, STORE_OK);
+	cr_assert_not(store_damaged());
+}
