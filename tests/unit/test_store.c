@@ -1228,3 +1228,46 @@ STORE_TEST(write_probe_commits_one_row_and_answers_every_fault)
 	fault_sweep("write_probe", op_write_probe, NULL, STORE_OK);
 	cr_assert_not(store_damaged());
 }
+
+/* ------------------------------------------------------------------ URLs in logs */
+
+Test(store_url, postgres_redacted_from_the_parse_never_the_string)
+{
+	static const struct {
+		const char *url, *shown;
+	} ok[] = {
+	    {"postgresql://u:Pw%25%2F%40%5Bx@db.example:5433/roster",
+	        "postgresql://u:***@db.example:5433/roster"},
+	    {"postgresql://u@db.example/roster?password=Pw%40x&sslmode=require",
+	        "postgresql://u:***@db.example/roster"},
+	    {"postgresql://u:p[x@h/d", "postgresql://u:***@h/d"},
+	    {"postgresql:///roster?host=/run/postgresql", "postgresql:///run/postgresql/roster"},
+	    {"sqlite:var/roster.db", "sqlite:var/roster.db"},
+	};
+	static const char *const refused[] = {
+	    "postgresql://u:Pw%zzSecret@h/d",    /* bad percent-encoding: libpq quotes it */
+	    "postgresql://u:Pw/Secret@h:1/d",    /* '/' ends the authority: "Secret@h" a dbname */
+	    "postgresql://u:Pw@Secret@h/d",      /* the host would be "Secret@h" */
+	    "postgresql://u:PwSecret@[::1/d",    /* unclosed '[' */
+	    "postgresql://u:PwSecret@h:x1/d",    /* not a port */
+	    "postgresql://h/d?password=Se%zzcr", /* in the query too */
+	};
+	char out[256];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_expect_null(store_url_problem(ok[i].url), "%s", ok[i].url);
+		cr_expect(store_url_valid(ok[i].url), "%s", ok[i].url);
+		store_url_redacted(ok[i].url, out, sizeof(out));
+		cr_expect_str_eq(out, ok[i].shown);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *why = store_url_problem(refused[i]);
+
+		cr_expect_not_null(why, "%s", refused[i]);
+		cr_expect_not(store_url_valid(refused[i]), "%s", refused[i]);
+		store_url_redacted(refused[i], out, sizeof(out));
+		cr_expect_null(strstr(out, "Secret"), "%s shown as %s", refused[i], out);
+		cr_expect_null(strstr(out, "Pw"), "%s shown as %s", refused[i], out);
+		cr_expect_null(why != NULL ? strstr(why, "Secret") : NULL, "%s", why);
+	}
+}
