@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void
@@ -146,6 +147,8 @@ cmd_check(const struct config *cfg)
 	struct store *s = NULL;
 	struct store_schema schema;
 	int rc = 1, failed = -1;
+	char *problem = NULL;
+	enum store_status st;
 
 	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0)
 		goto out;
@@ -154,6 +157,18 @@ cmd_check(const struct config *cfg)
 
 		schema_state(&schema, why, sizeof(why));
 		printf("%s\n", why);
+		goto out;
+	}
+	st = store_integrity(s, &problem);
+	if (problem != NULL || store_damaged()) {
+		printf("the database is damaged (%s): take the instances out of rotation and "
+		       "restore it, docs/operations.md \"A damaged database\"\n",
+		    problem != NULL ? problem : "see the log");
+		free(problem);
+		goto out;
+	}
+	if (st != STORE_OK) {
+		printf("cannot check the database for damage: %s\n", store_status_str(st));
 		goto out;
 	}
 	if (store_check_statements(s, &failed) != STORE_OK) {
@@ -167,10 +182,12 @@ cmd_check(const struct config *cfg)
 		char why[320];
 
 		schema_state(&schema, why, sizeof(why));
-		printf("configuration ok; database reachable; %s; every statement compiles\n", why);
+		printf("configuration ok; database reachable; %s; every statement compiles; no "
+		       "damage found\n",
+		    why);
 	} else {
 		printf("configuration ok; database reachable; schema current (version %d); "
-		       "every statement compiles\n",
+		       "every statement compiles; no damage found\n",
 		    schema.applied);
 	}
 	rc = 0;

@@ -2,12 +2,15 @@
  * Whether the database can serve, beyond answering reads: a write probe (one
  * upsert of a fixed rate_limits row, committed, so a read-only file, a full
  * disk or a read-only PostgreSQL shows) and the process-wide "damaged" mark a
- * driver sets on a corrupt file, logged once.
+ * driver sets on a corrupt file, logged once; the full integrity check of
+ * `roster check`.
  */
 #include "store/driver.h"
 #include "log.h"
+#include "xmalloc.h"
 
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 
 static atomic_bool damaged;
@@ -25,6 +28,24 @@ enum store_status
 store_write_probe(struct store *s)
 {
 	return store_tx(s, probe_body, NULL);
+}
+
+static enum store_status
+integrity_row(const struct store_row *r, void *out)
+{
+	char **problem = out;
+	const char *text = store_col_text(r, 0);
+
+	if (*problem == NULL && (text == NULL || strcmp(text, "ok") != 0))
+		*problem = xstrdup(text != NULL ? text : "(no text)");
+	return STORE_OK;
+}
+
+enum store_status
+store_integrity(struct store *s, char **problem)
+{
+	*problem = NULL;
+	return store_db_query(s, STMT_INTEGRITY, NULL, 0, integrity_row, problem);
 }
 
 void

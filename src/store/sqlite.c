@@ -39,6 +39,7 @@ const char *const store_sqlite_sql[] = {
                               " applied_at TEXT NOT NULL, compat INTEGER)",
     [STMT_MIGRATIONS_COMPAT] = "ALTER TABLE schema_migrations ADD COLUMN compat INTEGER",
     [STMT_MIGRATION_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE already holds the write lock */
+    [STMT_INTEGRITY] = "PRAGMA quick_check(1)",
     SQL_COMMON,
 };
 static_assert(sizeof(store_sqlite_sql) / sizeof(store_sqlite_sql[0]) == STMT_COUNT_,

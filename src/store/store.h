@@ -346,6 +346,14 @@ RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *
 RS_MUSTCHECK enum store_status store_write_probe(struct store *s);
 
 /*
+ * Reads the whole database for damage (SQLite: PRAGMA quick_check, seconds
+ * per GB; PostgreSQL: nothing to do). STORE_OK with `*problem` NULL when
+ * sound, or owned text naming the first problem; STORE_UNAVAILABLE when the
+ * damage stops the check itself (store_damaged() then says so).
+ */
+RS_MUSTCHECK enum store_status store_integrity(struct store *s, /* OUT: */ char **problem);
+
+/*
  * True once any connection of this process met a damaged database (SQLite:
  * SQLITE_CORRUPT or SQLITE_NOTADB, "database disk image is malformed";
  * PostgreSQL: SQLSTATE XX001/XX002). Logged once, as "database damaged";

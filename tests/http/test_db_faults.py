@@ -23,7 +23,7 @@ import time
 import pytest
 
 from conftest import (FAST_HASH, LOGIN, PASSWORD, SqliteDb, assert_error, roster_bin, roster_env,
-                      user_body)
+                      run_roster, user_body)
 from pgcluster import ensure_user
 
 LIMITS = ("--rate-limits", "on", "--limit-login-failures", "3", "--limit-login-per-ip", "1000")
@@ -150,6 +150,9 @@ def test_issue_14_damaged_page_not_ready_named_in_log_once(backend, start_server
     assert_not_ready(s)
     assert s.register(user_body("newcomer")).status_code == 503
     s.stop_checked()
+    r = run_roster("check", "--db", copy.url)  # reads every page: says so before serving
+    assert r.returncode == 1 and "damaged" in r.stdout, (r.stdout, r.stderr)
+    assert run_roster("check", "--db", orig.url).returncode == 0
     damaged = [rec for rec in s.log_records() if rec.get("msg") == "database damaged"]
     assert len(damaged) == 1, damaged
     assert "malformed" in damaged[0].get("detail", ""), damaged

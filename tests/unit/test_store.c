@@ -1271,3 +1271,12 @@ Test(store_url, postgres_redacted_from_the_parse_never_the_string)
 		cr_expect_null(why != NULL ? strstr(why, "Secret") : NULL, "%s", why);
 	}
 }
+
+STORE_TEST(integrity_of_a_sound_database_finds_nothing)
+{
+	char *problem = NULL;
+
+	cr_assert_eq(store_integrity(S, &problem), STORE_OK);
+	cr_assert_null(problem, "%s", problem);
+	cr_assert_not(store_damaged());
+}
