@@ -17,7 +17,7 @@
 /* The last write probe of this process, shared by every database worker. */
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
 static long long probe_at_ms = -PROBE_EVERY_MS;
-static enum store_status probe_st = STORE_OK;
+static enum store_status probe_st = STORE_UNAVAILABLE; /* until a probe says otherwise */
 
 static long long
 now_ms(void)

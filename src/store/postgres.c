@@ -163,17 +163,15 @@ parsed_problem(const PQconninfoOption *o)
 
 	if (o == NULL)
 		return "libpq cannot parse the PostgreSQL URL (a '%' not followed by two hex "
-		       "digits, "
-		       "an unclosed '[', ...): percent-encode special characters of the user name "
-		       "and password (% as %25, / as %2F, @ as %40, [ as %5B)";
+		       "digits, an unclosed '[', ...): percent-encode special characters of the "
+		       "user name and password (% as %25, / as %2F, @ as %40, [ as %5B)";
 	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
 		const char *v = opt_val(o, where[i]);
 
 		if (v != NULL && strchr(v, '@') != NULL)
 			return "the PostgreSQL URL has an unescaped '@' or '/' in its user name or "
 			       "password (libpq would take part of it for the host, port or "
-			       "database): "
-			       "write '@' as %40 and '/' as %2F";
+			       "database): write '@' as %40 and '/' as %2F";
 	}
 	if (port != NULL && port[strspn(port, "0123456789,")] != '\0')
 		return "the port of the PostgreSQL URL is not a number (an unescaped '/' or ':' "
