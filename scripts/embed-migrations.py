@@ -8,6 +8,12 @@ Embeds migrations/<backend>/NNNN_name.sql into a C file, one table per backend.
 The files are those listed in meson.build. Each backend's directory beside
 them must hold exactly those: a migration left out of meson.build fails the
 build instead of being silently left out of the binary.
+
+Each file must hold one line `-- roster-compat: N` (1 <= N <= its version)
+among its leading comment lines: binaries that know schema version N or later
+can serve the schema this migration leaves (N = the migration's own version
+when older binaries cannot, e.g. a column they would not fill). It is embedded
+with the migration and recorded in schema_migrations.compat by `roster migrate`.
 """
 import os
 import re
@@ -51,7 +57,23 @@ for path in sources:
         sys.exit(f"embed-migrations: bad migration file name: {path}")
     with open(path, "rb") as f:
         sql = f.read()
-    backends.setdefault(backend, []).append((int(m.group(1)), m.group(2), sql))
+    version = int(m.group(1))
+    compat = None
+    for line in sql.decode("utf-8").splitlines():
+        if not line.startswith("--"):
+            break  # only the leading comment block
+        c = re.fullmatch(r"--\s*roster-compat:\s*(\d+)\s*", line)
+        if c:
+            if compat is not None:
+                sys.exit(f"embed-migrations: {path}: more than one roster-compat line")
+            compat = int(c.group(1))
+    if compat is None:
+        sys.exit(f"embed-migrations: {path}: no `-- roster-compat: N` line among its leading "
+                 f"comments (N: the oldest schema version whose binaries can serve the schema "
+                 f"it leaves; {version} when they cannot)")
+    if not 1 <= compat <= version:
+        sys.exit(f"embed-migrations: {path}: roster-compat {compat} is not within 1..{version}")
+    backends.setdefault(backend, []).append((version, m.group(2), compat, sql))
 
 def c_string(data):
     out = []
@@ -65,10 +87,11 @@ with open(out_path, "w") as f:
     f.write("#include <stddef.h>\n#include \"store/driver.h\"\n\n")
     for backend in BACKENDS:
         items = sorted(backends.get(backend, []))
-        for i, (ver, _, _) in enumerate(items):
+        for i, (ver, _, _, _) in enumerate(items):
             if ver != i + 1:
                 sys.exit(f"embed-migrations: {backend} migrations must be numbered 1..N without gaps")
         f.write(f"const struct store_migration store_migrations_{backend}[] = {{\n")
-        for ver, name, sql in items:
-            f.write(f'\t{{ {ver}, "{name}",\n{c_string(sql)} }},\n')
-        f.write("\t{ 0, NULL, NULL },\n};\n\n")
+        for ver, name, compat, sql in items:
+            f.write(f'\t{{ .version = {ver}, .name = "{name}", .compat = {compat}, .sql =\n'
+                    f'{c_string(sql)} }},\n')
+        f.write("\t{ .version = 0 },\n};\n\n")

@@ -62,8 +62,11 @@ open_db(const struct config *cfg)
 		fail(CLI_FAILURE, "cannot open the database: %s", store_open_hint(cfg->db));
 		return NULL;
 	}
-	if (store_schema(s, &schema) != STORE_OK || schema.applied != schema.latest) {
-		fail(CLI_FAILURE, "the database is not migrated; run `roster migrate`");
+	if (store_schema(s, &schema) != STORE_OK || !store_schema_servable(&schema)) {
+		fail(CLI_FAILURE, store_schema_fit(&schema) == STORE_SCHEMA_INCOMPATIBLE
+		                      ? "the database schema is newer than this binary's and "
+		                        "incompatible with it; run a newer roster"
+		                      : "the database is not migrated; run `roster migrate`");
 		store_close(s);
 		return NULL;
 	}

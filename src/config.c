@@ -117,7 +117,8 @@ static const struct opt opts[] = {
     {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
         "debug, info, warning or error (default info)"},
     {"check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
-        "apply nothing; exit 1 when migrations are pending"},
+        "apply nothing; exit 1 when migrations are pending or the schema is newer and "
+        "incompatible"},
     {"email", NULL, OPT_STR, OFF(email), CONFIG_USER_CREATE | CONFIG_INVITE_CREATE, 0, 0, "EMAIL",
         "email address (required)"},
     {"role", NULL, OPT_STR, OFF(role), CONFIG_USER_CREATE | CONFIG_USER_SET, 0, 0, "ROLE",
@@ -390,6 +391,20 @@ find_opt(const char *flag, size_t len, enum config_cmd cmd)
 	return NULL;
 }
 
+/* A refused value, quoted unless it is a database URL (which may hold a password). */
+static void
+bad_value(const char *cmd, const char *what, const struct opt *o, const char *v)
+{
+	if (o->type == OPT_DB)
+		fprintf(stderr,
+		    "roster: %s%sinvalid value for %s: %s (the value is not shown: it may hold a "
+		    "password)\n",
+		    cmd, *cmd != '\0' ? ": " : "", what, store_url_problem(v));
+	else
+		fprintf(stderr, "roster: %s%sinvalid value for %s: '%s'\n", cmd,
+		    *cmd != '\0' ? ": " : "", what, v);
+}
+
 enum config_result
 config_load(struct config *c, const struct config_command *cmd, int argc, char **argv)
 {
@@ -402,7 +417,7 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 		if ((opts[i].cmds & cmd->cmd) == 0 || v == NULL || *v == '\0')
 			continue;
 		if (set_opt(c, &opts[i], v) != 0) {
-			fprintf(stderr, "roster: invalid value for %s: '%s'\n", opts[i].env, v);
+			bad_value("", opts[i].env, &opts[i], v);
 			return CONFIG_USAGE;
 		}
 	}
@@ -446,8 +461,10 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 			return CONFIG_USAGE;
 		}
 		if (set_opt(c, o, v) != 0) {
-			fprintf(
-			    stderr, "roster: %s: invalid value for --%s: '%s'\n", name, o->flag, v);
+			char flag[80];
+
+			snprintf(flag, sizeof(flag), "--%s", o->flag);
+			bad_value(name, flag, o, v);
 			return CONFIG_USAGE;
 		}
 	}

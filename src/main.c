@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void
@@ -69,23 +70,38 @@ open_schema(const struct config *cfg, enum store_open_mode mode, struct store **
 }
 
 /*
- * What is wrong with a schema that is not the binary's, as one sentence: a
- * database behind it needs `roster migrate`; one ahead of it (a newer binary
- * migrated it) needs this binary upgraded, never "-1 pending migration(s)".
+ * The schema against the binary, as one sentence: current; behind it (needs
+ * `roster migrate`); ahead of it but compatible (a newer binary migrated it
+ * and this one keeps serving: a rolling upgrade); ahead and incompatible
+ * (needs this binary upgraded). Never "-1 pending migration(s)".
  */
 static void
-schema_mismatch(const struct store_schema *sc, char *out, size_t size)
+schema_state(const struct store_schema *sc, char *out, size_t size)
 {
-	if (sc->applied < sc->latest)
+	switch (store_schema_fit(sc)) {
+	case STORE_SCHEMA_CURRENT:
+		snprintf(out, size, "schema is current (version %d)", sc->applied);
+		break;
+	case STORE_SCHEMA_PENDING:
 		snprintf(out, size,
 		    "%d migration(s) pending (database at version %d, binary at %d); "
 		    "run `roster migrate` (with the same --db)",
 		    sc->latest - sc->applied, sc->applied, sc->latest);
-	else
+		break;
+	case STORE_SCHEMA_NEWER:
 		snprintf(out, size,
-		    "the database schema (version %d) is newer than this binary's (%d): "
-		    "a newer roster migrated it; run that version (or newer) of roster",
-		    sc->applied, sc->latest);
+		    "the database schema (version %d) is newer than this binary's (%d) and "
+		    "compatible with it (it needs version %d or later): this binary serves it",
+		    sc->applied, sc->latest, sc->required);
+		break;
+	case STORE_SCHEMA_INCOMPATIBLE:
+		snprintf(out, size,
+		    "the database schema (version %d) is newer than this binary's (%d) and "
+		    "incompatible with it: it needs a roster that knows schema version %d or "
+		    "later; run that version (or newer) of roster",
+		    sc->applied, sc->latest, sc->required);
+		break;
+	}
 }
 
 static int
@@ -99,20 +115,28 @@ cmd_migrate(const struct config *cfg)
 	        &schema) != 0)
 		goto out;
 	if (cfg->migrate_check) {
-		if (schema.applied == schema.latest) {
-			printf("schema is current (version %d)\n", schema.applied);
-			rc = 0;
-		} else {
-			char why[256];
+		char why[320];
 
-			schema_mismatch(&schema, why, sizeof(why));
-			printf("%s\n", why);
-		}
+		schema_state(&schema, why, sizeof(why));
+		printf("%s\n", why);
+		rc = store_schema_servable(&schema) ? 0 : 1;
+		goto out;
+	}
+	if (store_schema_fit(&schema) == STORE_SCHEMA_INCOMPATIBLE) {
+		char why[320];
+
+		schema_state(&schema, why, sizeof(why));
+		log_msg(RS_LOG_ERROR, "cannot migrate: %s", why);
 		goto out;
 	}
 	if (store_migrate(s, &applied) != STORE_OK)
 		goto out;
-	printf("applied %d migration(s); schema at version %d\n", applied, schema.latest);
+	if (store_schema_fit(&schema) == STORE_SCHEMA_NEWER)
+		printf("applied 0 migration(s); schema at version %d, newer than this binary's %d "
+		       "and compatible with it\n",
+		    schema.applied, schema.latest);
+	else
+		printf("applied %d migration(s); schema at version %d\n", applied, schema.latest);
 	rc = 0;
 out:
 	store_close(s);
@@ -125,14 +149,28 @@ cmd_check(const struct config *cfg)
 	struct store *s = NULL;
 	struct store_schema schema;
 	int rc = 1, failed = -1;
+	char *problem = NULL;
+	enum store_status st;
 
 	if (open_schema(cfg, STORE_OPEN_EXISTING, &s, &schema) != 0)
 		goto out;
-	if (schema.applied != schema.latest) {
-		char why[256];
+	if (!store_schema_servable(&schema)) {
+		char why[320];
 
-		schema_mismatch(&schema, why, sizeof(why));
+		schema_state(&schema, why, sizeof(why));
 		printf("%s\n", why);
+		goto out;
+	}
+	st = store_integrity(s, &problem);
+	if (problem != NULL || store_damaged()) {
+		printf("the database is damaged (%s): take the instances out of rotation and "
+		       "restore it, docs/operations.md \"A damaged database\"\n",
+		    problem != NULL ? problem : "see the log");
+		free(problem);
+		goto out;
+	}
+	if (st != STORE_OK) {
+		printf("cannot check the database for damage: %s\n", store_status_str(st));
 		goto out;
 	}
 	if (store_check_statements(s, &failed) != STORE_OK) {
@@ -142,9 +180,18 @@ cmd_check(const struct config *cfg)
 		    failed);
 		goto out;
 	}
-	printf("configuration ok; database reachable; schema current (version %d); "
-	       "every statement compiles\n",
-	    schema.applied);
+	if (store_schema_fit(&schema) == STORE_SCHEMA_NEWER) {
+		char why[320];
+
+		schema_state(&schema, why, sizeof(why));
+		printf("configuration ok; database reachable; %s; every statement compiles; no "
+		       "damage found\n",
+		    why);
+	} else {
+		printf("configuration ok; database reachable; schema current (version %d); "
+		       "every statement compiles; no damage found\n",
+		    schema.applied);
+	}
 	rc = 0;
 out:
 	store_close(s);
@@ -189,7 +236,7 @@ cmd_serve(const struct config *cfg)
 	struct http_opts opts;
 	struct http_server *srv;
 	struct store *s = NULL;
-	struct store_schema schema = {0, 0};
+	struct store_schema schema = {0, 0, 0};
 	enum store_status st;
 	sigset_t sigs;
 	int sig = 0;
@@ -210,12 +257,18 @@ cmd_serve(const struct config *cfg)
 	} else if (st != STORE_OK) {
 		return 1;
 	}
-	if (schema.applied != schema.latest) {
-		char why[256];
+	if (!store_schema_servable(&schema)) {
+		char why[320];
 
-		schema_mismatch(&schema, why, sizeof(why));
+		schema_state(&schema, why, sizeof(why));
 		log_msg(RS_LOG_ERROR, "refusing to serve: %s", why);
 		return 1;
+	}
+	if (store_schema_fit(&schema) == STORE_SCHEMA_NEWER) {
+		char why[320];
+
+		schema_state(&schema, why, sizeof(why));
+		log_msg(RS_LOG_INFO, "%s", why);
 	}
 	/* Block the stop signals in every thread; this one takes them with sigwait. */
 	sigemptyset(&sigs);

@@ -169,9 +169,10 @@ enum api_limit {
 /*
  * Adds `add` hits of `subject` to a limit (0: only looks). API_ERR_NONE while
  * within the limit, else API_ERR_RATE_LIMITED with req->retry_after set. A
- * database failure lets the request through (logged): the limit protects
- * capacity, it must not take the service down with the counter. Runs on a
- * worker (uses api_store).
+ * counter that cannot be read or written fails closed: API_ERR_UNAVAILABLE
+ * (503 with Retry-After, logged), so a database that refuses writes never
+ * turns a limit off (login would become unlimited guessing). Callers answer
+ * the returned error. Runs on a worker (uses api_store).
  */
 enum api_err api_limit(struct http_req *req, enum api_limit limit, const char *subject, int add);
 

@@ -77,6 +77,7 @@ create(struct http_req *req, int64_t user_id)
 	char token[65], token_hash[65];
 	json_t *obj = NULL;
 	enum store_status st;
+	enum api_err limited;
 	size_t len = 0;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
@@ -91,8 +92,9 @@ create(struct http_req *req, int64_t user_id)
 		goto out;
 	}
 	snprintf(token, sizeof(token), "%lld", (long long)user_id);
-	if (api_limit(req, API_LIMIT_INVITES, token, 1) != API_ERR_NONE) {
-		api_reply_error(req, API_ERR_RATE_LIMITED);
+	limited = api_limit(req, API_LIMIT_INVITES, token, 1);
+	if (limited != API_ERR_NONE) {
+		api_reply_error(req, limited);
 		goto out;
 	}
 	new_token(token, token_hash);

@@ -2,7 +2,8 @@
  * Rate limits: fixed-window counters in the database (store_rate_count), so
  * every instance enforces one limit. Keys are "<limit>:<subject>"; subjects
  * are client IPs (X-Forwarded-For only from trusted proxies) or normalised
- * login names, never secrets.
+ * login names, never secrets. A counter that cannot be written fails closed
+ * (503), never open.
  */
 #include "api/api.h"
 #include "config.h"
@@ -40,9 +41,10 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	snprintf(key, sizeof(key), "%s:%s", limits[limit].name, subject);
 	st = store_rate_count(s, key, limits[limit].window_s, add, &count, &retry);
 	if (st != STORE_OK) {
-		http_log(req, RS_LOG_WARNING, "rate limit %s not counted: %s", limits[limit].name,
-		    store_status_str(st));
-		return API_ERR_NONE;
+		/* Fail closed: the request this limit protects is not served uncounted. */
+		http_log(req, RS_LOG_WARNING, "rate limit %s not counted (%s): refusing with 503",
+		    limits[limit].name, store_status_str(st));
+		return API_ERR_UNAVAILABLE;
 	}
 	/* A hit counts itself: over the limit past `max`; a look: at it. */
 	if (add > 0 ? count <= max : count < max)

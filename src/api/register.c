@@ -95,10 +95,12 @@ register_finish(struct http_req *req)
 	enum store_invite_why why = STORE_INVITE_OK;
 	char hash[RCRYPTO_HASH_MAX];
 	enum store_status st;
+	enum api_err limited = api_limit(req, API_LIMIT_REGISTER_IP, req->remote_bucket, 1);
 
-	if (api_limit(req, API_LIMIT_REGISTER_IP, req->remote_bucket, 1) != API_ERR_NONE ||
-	    api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote_bucket, 0) != API_ERR_NONE) {
-		refuse(req, API_ERR_RATE_LIMITED);
+	if (limited == API_ERR_NONE)
+		limited = api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote_bucket, 0);
+	if (limited != API_ERR_NONE) {
+		refuse(req, limited);
 		return;
 	}
 	/* Advisory: spares the hash for a key already taken. The insert decides. */
@@ -132,7 +134,8 @@ register_finish(struct http_req *req)
 		return;
 	}
 	metrics_registration(METRICS_REG_CREATED);
-	api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote_bucket, 1);
+	/* The account is committed: its 201 stands even if the count fails (logged). */
+	(void)api_limit(req, API_LIMIT_ACCOUNTS_IP, req->remote_bucket, 1);
 	log_json_new(RS_LOG_INFO, req->id, "user registered",
 	    json_pack("{s:I, s:s}", "user_id", (json_int_t)user.id, "role", user.role));
 	http_reply_json_new(req, 201,

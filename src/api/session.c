@@ -106,9 +106,13 @@ login_finish(struct http_req *req)
 	bool ok = false, rehash = false;
 	enum store_status st = STORE_NOT_FOUND;
 
-	if (api_limit(req, API_LIMIT_LOGIN_IP, req->remote_bucket, 1) != API_ERR_NONE) {
-		metrics_login(METRICS_LOGIN_RATE_LIMITED);
-		api_reply_error(req, API_ERR_RATE_LIMITED);
+	enum api_err limited = api_limit(req, API_LIMIT_LOGIN_IP, req->remote_bucket, 1);
+
+	/* A counter the database cannot write is 503 before the password is looked at. */
+	if (limited != API_ERR_NONE) {
+		metrics_login(limited == API_ERR_RATE_LIMITED ? METRICS_LOGIN_RATE_LIMITED
+		                                              : METRICS_LOGIN_UNAVAILABLE);
+		api_reply_error(req, limited);
 		return;
 	}
 	if (c->username_key != NULL || c->email_key != NULL)
@@ -125,15 +129,24 @@ login_finish(struct http_req *req)
 		snprintf(subject, sizeof(subject), "#%lld", (long long)user.id);
 	else
 		snprintf(subject, sizeof(subject), "%s", c->name);
-	if (api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 0) != API_ERR_NONE) {
-		metrics_login(METRICS_LOGIN_RATE_LIMITED);
-		api_reply_error(req, API_ERR_RATE_LIMITED);
+	limited = api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 0);
+	if (limited != API_ERR_NONE) {
+		metrics_login(limited == API_ERR_RATE_LIMITED ? METRICS_LOGIN_RATE_LIMITED
+		                                              : METRICS_LOGIN_UNAVAILABLE);
+		api_reply_error(req, limited);
 		goto out;
 	}
 	ok = rcrypto_verify_any(
 	    c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost), &cost, &rehash);
 	if (!ok || st != STORE_OK || !user.is_active) {
-		api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 1);
+		/* A failure that cannot be counted gets no verdict: 503, as the right
+		 * password gets when its token cannot be written. Else a database that
+		 * refuses writes would answer "wrong" (400) or "right" (503) forever. */
+		if (api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 1) == API_ERR_UNAVAILABLE) {
+			metrics_login(METRICS_LOGIN_UNAVAILABLE);
+			api_reply_error(req, API_ERR_UNAVAILABLE);
+			goto out;
+		}
 		metrics_login(METRICS_LOGIN_FAILED);
 		api_reply_error(req, API_ERR_INVALID_CREDENTIALS);
 		goto out;

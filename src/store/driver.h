@@ -41,6 +41,10 @@ typedef enum store_status (*store_tx_body)(struct store *s, void *arg);
 struct store_driver {
 	const char *scheme; /* URL prefix, e.g. "sqlite:" */
 	const struct store_migration *migrations;
+	/* Optional: why `url` (with the scheme) is unusable, never quoting it; NULL: usable. */
+	const char *(*url_problem)(const char *url);
+	/* Optional: `url` fit for logs, built from its parsed parts; NULL: shown as it is. */
+	void (*url_redacted)(const char *url, char *out, size_t size);
 	/* `url` without the scheme. */
 	enum store_status (*open)(const char *url, enum store_open_mode mode, struct store **out);
 	void (*close)(struct store *s);
@@ -140,6 +144,9 @@ enum store_status store_row_dup(const struct store_row *r, void *out);
  * both backends store and compare times in this one format.
  */
 void store_time_rfc3339(long long ahead_s, char out[64]);
+
+/* Drivers: the database is damaged (store_damaged); logs `detail` once per process. */
+void store_mark_damaged(const char *detail);
 
 /* Row callback: a USER_COLS row into the `struct store_user *` (users.c). */
 enum store_status store_row_user(const struct store_row *r, void *out);

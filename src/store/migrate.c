@@ -1,9 +1,11 @@
 /*
  * Schema versions, written once for every backend: the migrations embedded
  * in the binary (generated from migrations/<backend>/) against what the
- * database has recorded in schema_migrations. Each migration is applied in
- * its own transaction under the driver's migration lock, so several
- * processes migrating at once apply each version exactly once.
+ * database has recorded in schema_migrations (version, name, applied_at and
+ * compat: the oldest binary version that can serve the schema it leaves).
+ * Each migration is applied in its own transaction under the driver's
+ * migration lock, so several processes migrating at once apply each version
+ * exactly once.
  */
 #include "store/driver.h"
 #include "log.h"
@@ -18,18 +20,79 @@ latest_version(const struct store_migration *m)
 	return v;
 }
 
+/* What STMT_HAS_MIGRATIONS says: the table exists; it has the compat column. */
+struct bookkeeping {
+	int64_t table, compat;
+};
+
+static enum store_status
+bookkeeping_row(const struct store_row *r, void *out)
+{
+	struct bookkeeping *b = out;
+
+	b->table = store_col_int(r, 0);
+	b->compat = store_col_int(r, 1);
+	return STORE_OK;
+}
+
+static enum store_status
+applied_row(const struct store_row *r, void *out)
+{
+	struct store_schema *sc = out;
+
+	sc->applied = (int)store_col_int(r, 0);
+	sc->required = (int)store_col_int(r, 1);
+	return STORE_OK;
+}
+
 enum store_status
 store_schema(struct store *s, struct store_schema *out)
 {
-	int64_t has = 0, applied = 0;
-	enum store_status st = store_db_one(s, STMT_HAS_MIGRATIONS, NULL, 0, store_row_int, &has);
+	struct bookkeeping b = {0, 0};
+	enum store_status st = store_db_one(s, STMT_HAS_MIGRATIONS, NULL, 0, bookkeeping_row, &b);
 
 	out->latest = latest_version(s->drv->migrations);
 	out->applied = 0;
-	if (st == STORE_OK && has != 0)
-		st = store_db_one(s, STMT_APPLIED_VERSION, NULL, 0, store_row_int, &applied);
-	out->applied = (int)applied;
+	out->required = 0;
+	if (st == STORE_OK && b.table != 0)
+		st = store_db_one(s, b.compat != 0 ? STMT_APPLIED_COMPAT : STMT_APPLIED_VERSION,
+		    NULL, 0, applied_row, out);
 	return st == STORE_NOT_FOUND ? STORE_ERROR : st;
+}
+
+enum store_schema_fit
+store_schema_fit(const struct store_schema *sc)
+{
+	if (sc->required > sc->latest)
+		return STORE_SCHEMA_INCOMPATIBLE;
+	if (sc->applied < sc->latest)
+		return STORE_SCHEMA_PENDING;
+	return sc->applied == sc->latest ? STORE_SCHEMA_CURRENT : STORE_SCHEMA_NEWER;
+}
+
+bool
+store_schema_servable(const struct store_schema *sc)
+{
+	enum store_schema_fit fit = store_schema_fit(sc);
+
+	return fit == STORE_SCHEMA_CURRENT || fit == STORE_SCHEMA_NEWER;
+}
+
+/* schema_migrations as this binary records it (compat column included), under the lock. */
+static enum store_status
+bookkeeping_body(struct store *s, void *arg)
+{
+	struct bookkeeping b = {0, 0};
+	enum store_status st = store_db_exec(s, STMT_MIGRATION_LOCK, NULL, 0, NULL);
+
+	(void)arg;
+	if (st == STORE_OK)
+		st = store_db_exec(s, STMT_MIGRATIONS_TABLE, NULL, 0, NULL);
+	if (st == STORE_OK)
+		st = store_db_one(s, STMT_HAS_MIGRATIONS, NULL, 0, bookkeeping_row, &b);
+	if (st == STORE_OK && b.compat == 0)
+		st = store_db_exec(s, STMT_MIGRATIONS_COMPAT, NULL, 0, NULL);
+	return st;
 }
 
 struct apply_args {
@@ -42,14 +105,13 @@ apply_body(struct store *s, void *arg)
 {
 	struct apply_args *a = arg;
 	char now[64];
-	struct store_arg record[] = {ARG_I(a->m->version), ARG_T(a->m->name), ARG_T(now)};
+	struct store_arg record[] = {
+	    ARG_I(a->m->version), ARG_T(a->m->name), ARG_T(now), ARG_I(a->m->compat)};
 	int64_t seen = 0;
-	enum store_status st = store_db_exec(s, STMT_MIGRATION_LOCK, NULL, 0, NULL);
+	enum store_status st = bookkeeping_body(s, NULL);
 
 	a->did = false;
 	store_time_rfc3339(0, now);
-	if (st == STORE_OK)
-		st = store_db_exec(s, STMT_MIGRATIONS_TABLE, NULL, 0, NULL);
 	if (st == STORE_OK)
 		st = store_db_one(s, STMT_MIGRATION_APPLIED, record, 1, store_row_int, &seen);
 	if (st != STORE_NOT_FOUND)
@@ -71,12 +133,23 @@ store_migrate(struct store *s, int *applied)
 	st = store_schema(s, &schema);
 	if (st != STORE_OK)
 		return st;
-	if (schema.applied > schema.latest) {
-		log_msg(RS_LOG_ERROR, "database schema version %d is newer than this binary's %d",
-		    schema.applied, schema.latest);
+	switch (store_schema_fit(&schema)) {
+	case STORE_SCHEMA_INCOMPATIBLE:
+		log_msg(RS_LOG_ERROR,
+		    "database schema version %d needs a roster that knows version %d or later; "
+		    "this binary knows %d",
+		    schema.applied, schema.required, schema.latest);
 		return STORE_ERROR;
+	case STORE_SCHEMA_NEWER:
+		return STORE_OK; /* a newer binary migrated it: nothing of ours is missing */
+	case STORE_SCHEMA_CURRENT:
+	case STORE_SCHEMA_PENDING:
+		break;
 	}
-	for (const struct store_migration *m = s->drv->migrations; m->version != 0; m++) {
+	/* A table an older binary made gets its compat column, even with nothing to apply. */
+	st = store_tx(s, bookkeeping_body, NULL);
+	for (const struct store_migration *m = s->drv->migrations;
+	     st == STORE_OK && m->version != 0; m++) {
 		struct apply_args a = {m, false};
 
 		if (m->version <= schema.applied)
@@ -92,16 +165,22 @@ store_migrate(struct store *s, int *applied)
 			(*applied)++;
 		}
 	}
-	return STORE_OK;
+	return st;
 }
 
 enum store_status
 store_check_statements(struct store *s, int *failed)
 {
-	enum store_status st = STORE_OK;
+	struct bookkeeping b = {0, 0};
+	enum store_status st;
 
 	*failed = -1;
+	st = store_db_one(s, STMT_HAS_MIGRATIONS, NULL, 0, bookkeeping_row, &b);
 	for (int id = 0; id < STMT_COUNT_ && st == STORE_OK; id++) {
+		/* migrate's own DDL, and what names the compat column before migrate adds it */
+		if (id == STMT_MIGRATIONS_COMPAT ||
+		    (b.compat == 0 && (id == STMT_APPLIED_COMPAT || id == STMT_MIGRATION_RECORD)))
+			continue;
 		st = s->drv->prepare(s, (enum store_stmt)id);
 		if (st != STORE_OK)
 			*failed = id;

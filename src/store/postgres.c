@@ -48,12 +48,17 @@ const char *const store_pg_sql[] = {
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_HAS_MIGRATIONS] =
-        "SELECT count(*) FROM pg_catalog.pg_tables"
-        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'",
+        "SELECT (SELECT count(*) FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'schema_migrations'),"
+        " (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'schema_migrations' AND column_name = 'compat')",
     [STMT_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations"
                               " (version integer PRIMARY KEY, name text NOT NULL,"
-                              " applied_at timestamptz NOT NULL)",
+                              " applied_at timestamptz NOT NULL, compat integer)",
+    [STMT_MIGRATIONS_COMPAT] = "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS"
+                               " compat integer",
     [STMT_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(7263001)",
+    [STMT_INTEGRITY] = "SELECT 'ok'", /* the server checksums its pages itself */
     SQL_COMMON,
 };
 static_assert(sizeof(store_pg_sql) / sizeof(store_pg_sql[0]) == STMT_COUNT_,
@@ -70,6 +75,7 @@ struct pg_store {
 	bool ever_connected;
 	bool no_database; /* the last attempt: the server said the database does not exist */
 	bool no_retry;    /* the last failure is not worth another run (statement timeout) */
+	char *secrets[2]; /* the URL's password, decoded and as written: scrubbed from messages */
 };
 
 static struct pg_store *
@@ -100,11 +106,135 @@ ms_from_now(unsigned ms)
 	return t;
 }
 
+/* Every occurrence of `secret` in `msg` (of `size` bytes) becomes "***". */
 static void
-one_line(char *msg, size_t size, const char *text)
+scrub(char *msg, size_t size, const char *secret)
+{
+	size_t n = secret != NULL ? strlen(secret) : 0, len = 0;
+	char *out, *p = msg, *at;
+
+	if (n == 0 || strstr(msg, secret) == NULL)
+		return;
+	out = xmalloc(size);
+	while ((at = strstr(p, secret)) != NULL) {
+		len += (size_t)snprintf(out + len, size - len, "%.*s***", (int)(at - p), p);
+		if (len >= size - 1)
+			break;
+		p = at + n;
+	}
+	if (len < size - 1)
+		snprintf(out + len, size - len, "%s", p);
+	memcpy(msg, out, size);
+	msg[size - 1] = '\0';
+	free(out);
+}
+
+/* `text` on one line, without the URL's password (libpq's messages are never passed on as is). */
+static void
+one_line_of(const struct pg_store *s, char *msg, size_t size, const char *text)
 {
 	snprintf(msg, size, "%s", text != NULL ? text : "out of memory");
 	msg[strcspn(msg, "\n")] = '\0';
+	for (size_t i = 0; s != NULL && i < sizeof(s->secrets) / sizeof(s->secrets[0]); i++)
+		scrub(msg, size, s->secrets[i]);
+}
+
+/* The value libpq parsed for `key`, or NULL. */
+static const char *
+opt_val(const PQconninfoOption *o, const char *key)
+{
+	for (; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, key) == 0)
+			return o->val != NULL && o->val[0] != '\0' ? o->val : NULL;
+	return NULL;
+}
+
+/*
+ * Why libpq's parse of `url` cannot be trusted, or NULL. libpq takes the
+ * credentials up to the first '@' or '/': an unescaped '@' or '/' in a
+ * password leaves part of it in the host, port or database name, which its
+ * messages (and ours) would print. Such a URL is refused, never echoed.
+ */
+static const char *
+parsed_problem(const PQconninfoOption *o)
+{
+	static const char *const where[] = {"host", "hostaddr", "port", "dbname", "user"};
+	const char *port = opt_val(o, "port");
+
+	if (o == NULL)
+		return "libpq cannot parse the PostgreSQL URL (a '%' not followed by two hex "
+		       "digits, an unclosed '[', ...): percent-encode special characters of the "
+		       "user name and password (% as %25, / as %2F, @ as %40, [ as %5B)";
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		const char *v = opt_val(o, where[i]);
+
+		if (v != NULL && strchr(v, '@') != NULL)
+			return "the PostgreSQL URL has an unescaped '@' or '/' in its user name or "
+			       "password (libpq would take part of it for the host, port or "
+			       "database): write '@' as %40 and '/' as %2F";
+	}
+	if (port != NULL && port[strspn(port, "0123456789,")] != '\0')
+		return "the port of the PostgreSQL URL is not a number (an unescaped '/' or ':' "
+		       "in the password?): percent-encode it";
+	return NULL;
+}
+
+static const char *
+pgd_url_problem(const char *url)
+{
+	char *err = NULL;
+	PQconninfoOption *o = PQconninfoParse(url, &err);
+	const char *why = parsed_problem(o);
+
+	PQfreemem(err); /* it may quote the URL: never shown */
+	PQconninfoFree(o);
+	return why;
+}
+
+/*
+ * `url` for logs, rebuilt from what libpq parsed (never edited as a string):
+ * user, host, port and database, the password as "***". A URL that cannot be
+ * trusted is not shown at all.
+ */
+static void
+pgd_url_redacted(const char *url, char *out, size_t size)
+{
+	char *err = NULL;
+	PQconninfoOption *o = PQconninfoParse(url, &err);
+	const char *user = opt_val(o, "user"), *host = opt_val(o, "host"),
+	           *port = opt_val(o, "port"), *db = opt_val(o, "dbname");
+
+	PQfreemem(err);
+	if (parsed_problem(o) != NULL)
+		snprintf(out, size, "postgresql://(not shown: a URL libpq cannot parse safely)");
+	else
+		snprintf(out, size, "postgresql://%s%s%s%s%s%s/%s", user != NULL ? user : "",
+		    opt_val(o, "password") != NULL ? ":***" : "",
+		    user != NULL || opt_val(o, "password") != NULL ? "@" : "",
+		    host != NULL ? host
+		                 : (opt_val(o, "hostaddr") != NULL ? opt_val(o, "hostaddr") : ""),
+		    port != NULL ? ":" : "", port != NULL ? port : "", db != NULL ? db : "");
+	PQconninfoFree(o);
+}
+
+/* The password of `url` as parsed, and as written between ':' and '@' (when it is). */
+static void
+keep_secrets(struct pg_store *s, const char *url)
+{
+	PQconninfoOption *o = PQconninfoParse(url, NULL);
+	const char *pw = opt_val(o, "password"), *auth = strstr(url, "://"), *at, *colon;
+
+	if (pw != NULL)
+		s->secrets[0] = xstrdup(pw);
+	if (auth != NULL && (at = strpbrk(auth + 3, "@/")) != NULL && *at == '@' &&
+	    (colon = memchr(auth + 3, ':', (size_t)(at - auth - 3))) != NULL && at > colon + 1) {
+		size_t n = (size_t)(at - colon - 1);
+
+		s->secrets[1] = xmalloc(n + 1);
+		memcpy(s->secrets[1], colon + 1, n);
+		s->secrets[1][n] = '\0';
+	}
+	PQconninfoFree(o);
 }
 
 /* Server notices ("relation already exists, skipping") go to the JSON log. */
@@ -113,8 +243,7 @@ on_notice(void *arg, const char *message)
 {
 	char msg[256];
 
-	(void)arg;
-	one_line(msg, sizeof(msg), message);
+	one_line_of(arg, msg, sizeof(msg), message);
 	log_msg(RS_LOG_DEBUG, "postgresql notice: %s", msg);
 }
 
@@ -215,6 +344,7 @@ classify(struct pg_store *s, const PGresult *r)
 	ExecStatusType es = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	const char *cons = r != NULL ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+	char msg[256];
 
 	if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK)
 		return STORE_OK;
@@ -229,14 +359,29 @@ classify(struct pg_store *s, const PGresult *r)
 		if (strcmp(cons, "teacher_invitations_pending_email") == 0)
 			return STORE_CONFLICT_PENDING;
 	}
+	if (strcmp(state, "XX001") == 0 || strcmp(state, "XX002") == 0) {
+		one_line_of(s, msg, sizeof(msg), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		store_mark_damaged(msg);
+		metrics_db(METRICS_DB_UNAVAILABLE);
+		return STORE_UNAVAILABLE;
+	}
+	/* A database that refuses writes (read-only transaction: a standby, or
+	 * default_transaction_read_only), a full disk, exhausted resources: an
+	 * outage, 503, not a bug of the request. */
+	if (strcmp(state, "25006") == 0 || strncmp(state, "53", 2) == 0) {
+		one_line_of(s, msg, sizeof(msg), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		log_msg(RS_LOG_WARNING, "postgresql unavailable %s: %s", state, msg);
+		metrics_db(METRICS_DB_UNAVAILABLE);
+		return STORE_UNAVAILABLE;
+	}
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 	    strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0) {
 		s->no_retry = strcmp(state, "57014") == 0; /* a timeout would time out again */
 		metrics_db(METRICS_DB_BUSY);
 		return STORE_BUSY; /* serialization, deadlock, lock or statement timeout */
 	}
-	cons = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-	log_msg(RS_LOG_ERROR, "postgresql error %s: %s", state, cons != NULL ? cons : "?");
+	one_line_of(s, msg, sizeof(msg), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+	log_msg(RS_LOG_ERROR, "postgresql error %s: %s", state, msg);
 	metrics_db(METRICS_DB_ERROR);
 	return STORE_ERROR;
 }
@@ -248,7 +393,7 @@ set_up(struct pg_store *s)
 	PGresult *r = NULL;
 	enum store_status st;
 
-	PQsetNoticeProcessor(s->conn, on_notice, NULL);
+	PQsetNoticeProcessor(s->conn, on_notice, s);
 	if (PQsetnonblocking(s->conn, 1) != 0)
 		return false;
 	st = send_simple(s, "SET statement_timeout = " RS_STR(STATEMENT_TIMEOUT_MS), &r);
@@ -271,7 +416,7 @@ backoff(struct pg_store *s)
 		s->backoff_ms = BACKOFF_MAX_MS;
 	s->retry_at = ms_from_now(s->backoff_ms);
 	if (s->backoff_ms != prev) {
-		one_line(msg, sizeof(msg),
+		one_line_of(s, msg, sizeof(msg),
 		    s->conn != NULL ? PQerrorMessage(s->conn) : "no answer to the session setup");
 		log_msg(RS_LOG_WARNING, "postgresql unreachable: %s (attempt %u; next in %u ms%s)",
 		    msg, s->failures, s->backoff_ms,
@@ -515,6 +660,12 @@ pgd_close(struct store *base)
 	struct pg_store *s = from(base);
 
 	PQfinish(s->conn);
+	for (size_t i = 0; i < sizeof(s->secrets) / sizeof(s->secrets[0]); i++)
+		if (s->secrets[i] != NULL) {
+			explicit_bzero(s->secrets[i], strlen(s->secrets[i]));
+			free(s->secrets[i]);
+		}
+	explicit_bzero(s->url, strlen(s->url));
 	free(s->url);
 	free(s);
 }
@@ -527,6 +678,13 @@ pgd_open(const char *rest, enum store_open_mode mode, struct store **out)
 	/* The database itself is made by its administrator: CREATE is EXISTING. */
 	s->base.drv = &store_pg_driver;
 	s->url = full_url(rest);
+	keep_secrets(s, s->url);
+	if (pgd_url_problem(s->url) != NULL) {
+		log_msg(RS_LOG_ERROR, "%s (the URL is not shown: it may hold a password)",
+		    pgd_url_problem(s->url));
+		pgd_close(&s->base);
+		return STORE_ERROR;
+	}
 	if (!connected(s) && mode != STORE_OPEN_LAZY) {
 		bool missing = s->no_database;
 
@@ -540,5 +698,7 @@ pgd_open(const char *rest, enum store_open_mode mode, struct store **out)
 const struct store_driver store_pg_driver = {
     .scheme = "postgresql:",
     .migrations = store_migrations_postgres,
+    .url_problem = pgd_url_problem,
+    .url_redacted = pgd_url_redacted,
     STORE_DRIVER_FNS(pgd),
 };

@@ -13,18 +13,21 @@ enum store_stmt {
 	STMT_BEGIN,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
-	STMT_HAS_MIGRATIONS, /* one row: the count of schema_migrations tables */
+	STMT_HAS_MIGRATIONS, /* one row: schema_migrations tables, their compat columns (counts) */
 	STMT_MIGRATIONS_TABLE,
-	STMT_MIGRATION_LOCK, /* serialises concurrent migrators inside the transaction */
-	STMT_USER_BY_ID,     /* USER_COLS: timestamps leave as RFC 3339 text */
+	STMT_MIGRATIONS_COMPAT, /* adds the compat column to a table made before it existed */
+	STMT_MIGRATION_LOCK,    /* serialises concurrent migrators inside the transaction */
+	STMT_USER_BY_ID,        /* USER_COLS: timestamps leave as RFC 3339 text */
 	STMT_USER_BY_USERNAME,
 	STMT_USER_BY_EMAIL,
 	STMT_USER_ALL,
 	STMT_TOKEN_USER,
 	STMT_INV_BY_ID, /* INV_COLS */
 	STMT_INV_LIST,
+	STMT_INTEGRITY, /* rows of text, "ok" alone when the file is sound (SQLite: quick_check) */
 	/* SQL_COMMON. */
-	STMT_APPLIED_VERSION,
+	STMT_APPLIED_VERSION, /* a table without the compat column (made by an older binary) */
+	STMT_APPLIED_COMPAT,  /* highest version and highest compat (NULL counts as its version) */
 	STMT_MIGRATION_APPLIED,
 	STMT_MIGRATION_RECORD,
 	STMT_KEYS_TAKEN,
@@ -56,6 +59,7 @@ enum store_stmt {
 	STMT_INV_EMAIL_KEY,
 	STMT_RATE_HIT,
 	STMT_RATE_READ,
+	STMT_WRITE_PROBE,
 	STMT_COUNT_
 };
 
@@ -95,10 +99,14 @@ extern const char *const store_pg_sql[];
 /* Statements whose text both dialects accept. Times are bound as RFC 3339 text. */
 #define SQL_COMMON                                                                                 \
 	SQL_COLS_ENTRIES,                                                                          \
-	    [STMT_APPLIED_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",    \
+	    [STMT_APPLIED_VERSION] = "SELECT coalesce(max(version), 0), coalesce(max(version), 0)" \
+	                             " FROM schema_migrations",                                    \
+	    [STMT_APPLIED_COMPAT] = "SELECT coalesce(max(version), 0),"                            \
+	                            " coalesce(max(coalesce(compat, version)), 0)"                 \
+	                            " FROM schema_migrations",                                     \
 	    [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = $1",       \
-	    [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at)"  \
-	                              " VALUES ($1, $2, $3)",                                      \
+	    [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at,"  \
+	                              " compat) VALUES ($1, $2, $3, $4)",                          \
 	    [STMT_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1),"     \
 	                        " EXISTS (SELECT 1 FROM users WHERE email_key = $2)",              \
 	    [STMT_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"    \
@@ -151,6 +159,9 @@ extern const char *const store_pg_sql[];
 	                      " THEN r.count + excluded.count ELSE excluded.count END,"            \
 	                      " window_start = excluded.window_start RETURNING count",             \
 	    [STMT_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"                    \
-	                       " WHERE key = $1 AND window_start = $2), 0)"
+	                       " WHERE key = $1 AND window_start = $2), 0)",                       \
+	    [STMT_WRITE_PROBE] = "INSERT INTO rate_limits AS r (key, window_start, count)"         \
+	                         " VALUES ('roster:write_probe', $1, 0) ON CONFLICT (key)"         \
+	                         " DO UPDATE SET window_start = excluded.window_start"
 
 #endif

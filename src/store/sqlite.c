@@ -31,11 +31,15 @@ const char *const store_sqlite_sql[] = {
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_HAS_MIGRATIONS] =
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        " AND name = 'schema_migrations'),"
+        " (SELECT count(*) FROM pragma_table_info('schema_migrations') WHERE name = 'compat')",
     [STMT_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations"
                               " (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                              " applied_at TEXT NOT NULL)",
+                              " applied_at TEXT NOT NULL, compat INTEGER)",
+    [STMT_MIGRATIONS_COMPAT] = "ALTER TABLE schema_migrations ADD COLUMN compat INTEGER",
     [STMT_MIGRATION_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE already holds the write lock */
+    [STMT_INTEGRITY] = "PRAGMA quick_check(1)",
     SQL_COMMON,
 };
 static_assert(sizeof(store_sqlite_sql) / sizeof(store_sqlite_sql[0]) == STMT_COUNT_,
@@ -79,10 +83,15 @@ classify(struct sqlite_store *s, int rc)
 		}
 		log_msg(RS_LOG_ERROR, "sqlite constraint: %s", msg);
 		return STORE_ERROR;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		store_mark_damaged(msg); /* logged once; /readyz says so from now on */
+		log_msg(RS_LOG_DEBUG, "sqlite damaged: %s", msg);
+		metrics_db(METRICS_DB_UNAVAILABLE);
+		return STORE_UNAVAILABLE;
 	case SQLITE_CANTOPEN:
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
-	case SQLITE_NOTADB:
 	case SQLITE_READONLY:
 		log_msg(RS_LOG_ERROR, "sqlite unavailable: %s", msg);
 		metrics_db(METRICS_DB_UNAVAILABLE);
@@ -107,6 +116,9 @@ prepared(struct sqlite_store *s, enum store_stmt id)
 	    s->db, store_sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 	if (rc == SQLITE_OK)
 		return STORE_OK;
+	if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ||
+	    (rc & 0xff) == SQLITE_IOERR)
+		return classify(s, rc); /* a damaged schema page, not a statement of ours */
 	log_msg(RS_LOG_ERROR, "sqlite prepare: %s", sqlite3_errmsg(s->db));
 	return (rc & 0xff) == SQLITE_BUSY ? STORE_BUSY : STORE_ERROR;
 }

@@ -31,7 +31,17 @@ store_url_valid(const char *url)
 {
 	const struct store_driver *ops = backend_for(url);
 
-	return ops != NULL && url[strlen(ops->scheme)] != '\0';
+	return ops != NULL && url[strlen(ops->scheme)] != '\0' && store_url_problem(url) == NULL;
+}
+
+const char *
+store_url_problem(const char *url)
+{
+	const struct store_driver *ops = backend_for(url);
+
+	if (ops == NULL || url[strlen(ops->scheme)] == '\0')
+		return "not a database URL roster takes (sqlite:PATH or postgresql://...)";
+	return ops->url_problem != NULL ? ops->url_problem(url) : NULL;
 }
 
 bool
@@ -43,24 +53,14 @@ store_url_remote(const char *url)
 void
 store_url_redacted(const char *url, char *out, size_t size)
 {
-	const char *scheme = strstr(url, "://"), *at, *colon, *pw;
-	size_t n;
+	const struct store_driver *ops = backend_for(url);
 
-	snprintf(out, size, "%s", url);
-	if (scheme != NULL && (at = strchr(scheme + 3, '@')) != NULL &&
-	    (colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3))) != NULL) {
-		n = (size_t)(colon + 1 - url);
-		snprintf(out, size, "%.*s***%s", (int)n, url, at);
-	}
-	pw = strstr(out, "password=");
-	if (pw != NULL) {
-		size_t keep = (size_t)(pw - out) + strlen("password=");
-		const char *rest = url + (strstr(url, "password=") - url) + strlen("password=");
-
-		rest += strcspn(rest, "& ");
-		if (keep + 3 < size)
-			snprintf(out + keep, size - keep, "***%s", rest);
-	}
+	if (ops == NULL)
+		snprintf(out, size, "(a URL no backend takes: not shown)");
+	else if (ops->url_redacted != NULL)
+		ops->url_redacted(url, out, size);
+	else
+		snprintf(out, size, "%s", url);
 }
 
 const char *

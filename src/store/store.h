@@ -72,7 +72,7 @@ void store_set_deadline_ms(struct store *s, unsigned ms);
 void store_fault_after(struct store *s, unsigned n, enum store_status st);
 bool store_fault_fired(const struct store *s);
 
-/* True when a backend takes this URL (checked at configuration time). */
+/* True when a backend takes this URL and store_url_problem finds none (configuration time). */
 bool store_url_valid(const char *url);
 
 /*
@@ -81,26 +81,62 @@ bool store_url_valid(const char *url);
  */
 bool store_url_remote(const char *url);
 
-/* `url` fit for logs: a password in it ("user:secret@", "password=") becomes "***". */
+/*
+ * Why `url` cannot be used, as one sentence that never quotes it (it may hold
+ * a password), or NULL. PostgreSQL: libpq cannot parse it, or its parse shows
+ * an unescaped '@' or '/' of the password in the host, port or database name.
+ */
+const char *store_url_problem(const char *url);
+
+/*
+ * `url` fit for logs. PostgreSQL: rebuilt from libpq's parse of it (user,
+ * host, port, database; a password as "***"), never edited as a string; a URL
+ * store_url_problem refuses is not shown at all.
+ */
 void store_url_redacted(const char *url, char *out, size_t size);
 
 /* What to do when `url` cannot be opened, as one sentence for the operator. */
 const char *store_open_hint(const char *url);
 
-/* One embedded migration; the generated tables end with a zero version. */
+/*
+ * One embedded migration; the generated tables end with a zero version.
+ * `compat` comes from the file's `-- roster-compat: N` line: binaries that
+ * know schema version N or later can serve the schema this migration leaves
+ * (N = version: only binaries that carry it). migrate records it with the
+ * version in schema_migrations.
+ */
 struct store_migration {
 	int version;
 	const char *name;
+	int compat;
 	const char *sql;
 };
 
 /* Schema state: versions applied and known to this binary. */
 struct store_schema {
-	int applied; /* highest applied version, 0 for an empty database */
-	int latest;  /* highest version this binary carries */
+	int applied;  /* highest applied version, 0 for an empty database */
+	int latest;   /* highest version this binary carries */
+	int required; /* the highest compat recorded: binaries from this version on can serve it */
 };
 
+/*
+ * Reads the schema state. Rows recorded before compat versions existed count
+ * as needing their own version.
+ */
 RS_MUSTCHECK enum store_status store_schema(struct store *s, /* OUT: */ struct store_schema *out);
+
+/* What a binary can do with a schema. */
+enum store_schema_fit {
+	STORE_SCHEMA_CURRENT,      /* applied == latest: serve */
+	STORE_SCHEMA_PENDING,      /* behind the binary: `roster migrate` first */
+	STORE_SCHEMA_NEWER,        /* a newer binary migrated it, compatibly: serve */
+	STORE_SCHEMA_INCOMPATIBLE, /* a newer binary migrated it and this one cannot serve it */
+};
+
+enum store_schema_fit store_schema_fit(const struct store_schema *sc);
+
+/* True for the schemas a binary serves: current, or newer and compatible. */
+bool store_schema_servable(const struct store_schema *sc);
 
 /*
  * Compiles every statement of the backend's table against the database, as
@@ -113,6 +149,9 @@ RS_MUSTCHECK enum store_status store_check_statements(struct store *s, /* OUT: *
 /*
  * Applies every pending migration, each in its own transaction; safe when
  * several processes migrate at once. `*applied` counts what this call did.
+ * A newer compatible schema needs nothing (STORE_OK); an incompatible one is
+ * STORE_ERROR, logged. A schema_migrations table made before compat versions
+ * gets its compat column here.
  */
 RS_MUSTCHECK enum store_status store_migrate(struct store *s, /* OUT: */ int *applied);
 
@@ -296,6 +335,31 @@ RS_MUSTCHECK enum store_status store_invite_revoke(struct store *s, int64_t id, 
  */
 RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *token_hash,
     int64_t user_id, /* OUT: */ enum store_invite_why *why);
+
+/*
+ * A write probe for readiness: one committed upsert of a fixed row (key
+ * "roster:write_probe" in rate_limits), so a database that answers reads but
+ * refuses writes (a read-only SQLite file, a full disk, a read-only
+ * PostgreSQL database or standby) answers STORE_UNAVAILABLE or STORE_BUSY.
+ * One row whatever the number of calls; callers bound how often they probe.
+ */
+RS_MUSTCHECK enum store_status store_write_probe(struct store *s);
+
+/*
+ * Reads the whole database for damage (SQLite: PRAGMA quick_check, seconds
+ * per GB; PostgreSQL: nothing to do). STORE_OK with `*problem` NULL when
+ * sound, or owned text naming the first problem; STORE_UNAVAILABLE when the
+ * damage stops the check itself (store_damaged() then says so).
+ */
+RS_MUSTCHECK enum store_status store_integrity(struct store *s, /* OUT: */ char **problem);
+
+/*
+ * True once any connection of this process met a damaged database (SQLite:
+ * SQLITE_CORRUPT or SQLITE_NOTADB, "database disk image is malformed";
+ * PostgreSQL: SQLSTATE XX001/XX002). Logged once, as "database damaged";
+ * it stays set until the process restarts.
+ */
+bool store_damaged(void);
 
 /*
  * A fixed-window rate-limit counter shared by every instance: the count of

@@ -34,7 +34,8 @@ Both backends. The `backend` fixture is parametrized over "sqlite" and
   `.running` (the postmaster is alive), `.port`, `.url(dbname)`,
   `.connect(dbname)` (psycopg2, autocommit, as superuser). `make_db` starts a
   stopped cluster again, so a fault test that fails midway breaks no other.
-- `start_servers(db, n=1, args=()) -> [Server]`, `server`, `fast_server`.
+- `start_servers(db, n=1, args=(), user=None) -> [Server]` (`user`: a passwd entry
+  to run them as), `server`, `fast_server`.
 
 Helpers used by the test modules live here too (`from conftest import ...`).
 """
@@ -269,9 +270,10 @@ def _scan_log(text):
 
 
 class Server:
-    """One `roster serve` process with stderr in `log_path`."""
+    """One `roster serve` process with stderr in `log_path`; as the passwd entry `user`
+    (pwd.struct_passwd) when given: root ignores file modes."""
 
-    def __init__(self, db, log_path, args=()):
+    def __init__(self, db, log_path, args=(), user=None):
         self.db = db
         self.log_path = log_path
         self.args = list(args)
@@ -282,7 +284,9 @@ class Server:
         with open(log_path + ".stdout", "wb") as out:
             self.proc = subprocess.Popen(
                 [roster_bin(), "serve", "--db", db.url, "--bind", "127.0.0.1:0", *self.args],
-                stdin=subprocess.PIPE, stdout=out, stderr=self._log, env=roster_env())
+                stdin=subprocess.PIPE, stdout=out, stderr=self._log, env=roster_env(),
+                **({"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+                   if user is not None else {}))
         self.proc.stdin.close()  # no input; and no dependence on /dev/null
 
     def log_text(self):
@@ -447,14 +451,15 @@ def make_db(request, backend, tmp_path, _dropped_at_end):
 
 @pytest.fixture
 def start_servers(_dropped_at_end):
-    """start_servers(db, n=1, args=()) -> [Server]: n processes serving one database."""
+    """start_servers(db, n=1, args=(), user=None) -> [Server]: n processes serving one
+    database (as `user`, a passwd entry, when given)."""
     started = []
 
-    def start(db, n=1, args=()):
+    def start(db, n=1, args=(), user=None):
         servers = []
         for _ in range(n):
             log = os.path.join(db.dir, f"serve{len(started)}.stderr")
-            s = Server(db, log, args)
+            s = Server(db, log, args, user=user)
             started.append(s)
             servers.append(s)
         for s in servers:

@@ -4,6 +4,7 @@ the fix, `migrate` and `migrate --check`, and flag handling.
 """
 
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -159,7 +160,7 @@ def embed_in(tmp_path, listed, extra=()):
     for rel in (*listed, *extra):
         path = tmp_path / "migrations" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"-- {rel}\nSELECT 1;\n")
+        path.write_text(f"-- roster-compat: 1\n-- {rel}\nSELECT 1;\n")
     out = tmp_path / "migrations.c"
     args = [str(tmp_path / "migrations" / rel) for rel in listed]
     return subprocess.run(["/usr/bin/python3", EMBED, str(out), EMBED, *args],
@@ -171,6 +172,21 @@ def test_embed_migrations_all_listed_generates_both_tables(tmp_path):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "store_migrations_sqlite[]" in text and "store_migrations_postgres[]" in text
+
+
+def test_embed_migrations_records_compat_and_refuses_a_file_without_it(tmp_path):
+    r, out = embed_in(tmp_path, ["sqlite/0001_a.sql", "postgres/0001_a.sql"])
+    assert r.returncode == 0, r.stderr
+    assert ".compat = 1" in out.read_text()
+    bad = tmp_path / "migrations" / "sqlite" / "0002_b.sql"
+    for text, why in (("-- no header\nSELECT 1;\n", "roster-compat"),
+                      ("-- roster-compat: 3\nSELECT 1;\n", "not within 1..2")):
+        bad.write_text(text)
+        r = subprocess.run(["/usr/bin/python3", EMBED, str(out), EMBED,
+                            *(str(tmp_path / "migrations" / p) for p in
+                              ("sqlite/0001_a.sql", "sqlite/0002_b.sql", "postgres/0001_a.sql"))],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and why in r.stderr and "0002_b.sql" in r.stderr, r.stderr
 
 
 def test_embed_migrations_file_missing_from_meson_fails_naming_it(tmp_path):
@@ -242,3 +258,92 @@ def test_issue_14_db_not_a_database_hint_says_what_is_wrong(tmp_path):
         assert r.returncode != 0, (args, r.stderr)
         assert "not a roster SQLite database" in r.stderr + r.stdout, (args, r.stderr)
         assert "create it with" not in r.stderr + r.stdout, (args, r.stderr)
+
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "migrations")
+
+
+def compat_headers(backend):
+    """{version: compat} from the `-- roster-compat: N` line of each shipped migration."""
+    out = {}
+    d = os.path.join(MIGRATIONS, backend)
+    for name in sorted(os.listdir(d)):
+        m = re.fullmatch(r"(\d{4})_[a-z0-9_]+\.sql", name)
+        if not m:
+            continue
+        with open(os.path.join(d, name), encoding="utf-8") as f:
+            for line in f:
+                c = re.fullmatch(r"--\s*roster-compat:\s*(\d+)\s*", line.rstrip("\n"))
+                if c:
+                    out[int(m.group(1))] = int(c.group(1))
+                    break
+    return out
+
+
+def newer_migration(db, version, compat):
+    """What `roster migrate` of a newer binary records for migration `version` (its SQL
+    adds nothing this test needs): one schema_migrations row, shaped as migrate writes
+    them. Checks that shape against the rows the binary under test wrote."""
+    cols = ("version", "name", "applied_at", "compat")
+    rows = db.query(f"SELECT {', '.join(cols)} FROM schema_migrations ORDER BY version")
+    headers = compat_headers("postgres" if db.backend == "postgres" else "sqlite")
+    real = {v: c for v, _, _, c in rows if v in headers}
+    assert real == headers, (rows, headers)  # migrate records each file's header
+    if db.backend == "sqlite":
+        names = [r[1] for r in db.query("PRAGMA table_info(schema_migrations)")]
+    else:
+        names = [r[0] for r in db.query(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'schema_migrations' ORDER BY ordinal_position")]
+    assert tuple(names) == cols, names  # nothing else a real migrate would fill
+    applied_at = rows[-1][2]
+    assert RFC3339.match(applied_at), applied_at  # the format migrate writes, on both
+    db.execute("INSERT INTO schema_migrations (version, name, applied_at, compat)"
+               " VALUES (?, ?, ?, ?)", version, f"from_a_newer_binary_{version}", applied_at,
+               compat)
+
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def test_issue_14_rolling_upgrade_old_binary_serves_newer_compatible_schema(db, start_servers):
+    """Issue 14, item 6: a running binary reported not-ready as soon as a newer
+    `migrate` ran, breaking the rolling upgrade docs/operations.md describes. Now
+    each migration records a compatibility version: a binary keeps serving (and
+    starting on) a newer schema that says it can, and refuses one that says it
+    cannot, with a message saying so in serve, check, migrate --check and /readyz."""
+    server = start_servers(db, 1, ["--hash-memory", "8192", "--hash-passes", "1"])[0]
+    body = {"username": "before", "email": "before@example.com",
+            "password": "correct-Horse-battery-9"}
+    assert server.register(body).status_code == 201
+    latest = db.scalar("SELECT max(version) FROM schema_migrations")
+
+    newer_migration(db, latest + 1, latest)  # compatible with this binary
+    r = server.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["schema_version"] == latest + 1, r.text
+    for name in ("during1", "during2"):
+        r = server.register({**body, "username": name, "email": f"{name}@example.com"})
+        assert r.status_code == 201, r.text
+    assert server.post("/users/login/", json={"username": "during1",
+                                              "password": body["password"]}).status_code == 200
+    second = start_servers(db, 1)[0]  # starts on it too (an instance restarted mid-upgrade)
+    assert second.get("/readyz").status_code == 200
+    for args in (("check",), ("migrate", "--check"), ("migrate",)):
+        r = run_roster(*args, "--db", db.url)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        assert "compatible" in r.stdout and "-1" not in r.stdout, (args, r.stdout)
+
+    newer_migration(db, latest + 2, latest + 2)  # only binaries that know it may serve it
+    for s in (server, second):
+        r = s.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert r.headers.get("Retry-After"), r.headers
+    for args in (("check",), ("migrate", "--check"), ("migrate",)):
+        r = run_roster(*args, "--db", db.url)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        out = r.stdout + r.stderr
+        assert "incompatible" in out and f"version {latest + 2}" in out, (args, out)
+    r = serve_refusal(db, hint="incompatible")
+    assert "-1 pending" not in r.stderr, r.stderr
+    assert db.scalar("SELECT max(version) FROM schema_migrations") == latest + 2

@@ -11,9 +11,14 @@ carries a token.
 import hashlib
 import os
 import secrets
+import subprocess
+import urllib.parse
 
-from conftest import (ACCEPT, FAST_HASH, INVITATIONS, LOGIN, LOGOUT, ME, REGISTER, TOKEN_RE,
-                      assert_code, assert_created, assert_error, assert_invalid, auth, cli)
+import pytest
+
+from conftest import (ACCEPT, FAST_HASH, INVITATIONS, LOGIN, LOGOUT, ME, REGISTER, TOKEN_RE, PgDb,
+                      assert_code, assert_created, assert_error, assert_invalid, auth, cli,
+                      roster_bin, roster_env, run_roster, user_body)
 
 # Passwords: distinctive, and each valid under the policy unless named WEAK_*.
 P_ALICE = "Zebra-Quartz-91!x"
@@ -236,4 +241,94 @@ def test_secrets_never_in_logs_database_or_error_bodies(make_db, start_servers):
     print(f"secrets scan [{db.backend}]: {len(secrets_all)} secrets, {len(call.responses)} "
           f"responses ({errors} errors), {lines} log lines, {len(tables)} tables, "
           f"{len(rows)} rows, {cells} cells, raw: {raw_scanned or '-'}; hits: {len(problems)}")
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- PostgreSQL URLs
+
+# A password with every character that breaks a URL when left unescaped; each
+# fragment between them is distinctive, so a partial leak shows too.
+PG_PW_PARTS = ("Qx7Vault", "Beta4Mesa", "Gamma5Rook", "Delta6Fern", "Eps8Lynx")
+PG_PW = "%".join(PG_PW_PARTS[:2]) + "/" + PG_PW_PARTS[2] + "@" + PG_PW_PARTS[3] + "[" + \
+    PG_PW_PARTS[4]
+
+
+def pg_leaks(text, encoded=None):
+    """Fragments of the password (or its percent-encoded form) found in `text`."""
+    return [p for p in (*PG_PW_PARTS, PG_PW, *((encoded,) if encoded else ())) if p in text]
+
+
+def unescaped_urls(port):
+    """URLs whose password breaks libpq's parse, or is parsed into the host or database."""
+    a, b = PG_PW_PARTS[0], PG_PW_PARTS[1]
+    return {"%": f"postgresql://postgres:{a}%zz{b}@127.0.0.1:{port}/x",
+            "/": f"postgresql://postgres:{a}/{b}@127.0.0.1:{port}/x",
+            "@": f"postgresql://postgres:{a}@{b}@127.0.0.1:{port}/x",
+            "[": f"postgresql://postgres:{a}{b}@[::1/x",
+            "all": f"postgresql://postgres:{PG_PW}@127.0.0.1:{port}/x",
+            "query": f"postgresql://127.0.0.1:{port}/x?password={a}%zz{b}"}
+
+
+def test_issue_14_postgres_url_unescaped_password_refused_never_echoed():
+    """Issue 14, item 7: an unescaped %, /, @ or a bad [ in the password of --db
+    made libpq quote the URL (or part of the password as a host name) in its
+    message, and roster's own "redacted" URL kept the rest. Now such a URL is
+    refused at once with a sentence that says what to escape and quotes nothing."""
+    problems = []
+    for what, url in unescaped_urls(1).items():
+        for args in (["migrate", "--check"], ["migrate"], ["check"], ["user", "list"],
+                     ["serve", "--bind", "127.0.0.1:0"]):
+            r = run_roster(*args, "--db", url, timeout=10)
+            out = r.stdout + r.stderr
+            if r.returncode == 0:
+                problems.append(f"{what} {args}: exit 0")
+            if "not shown" not in out:
+                problems.append(f"{what} {args}: no refusal that says the URL is not shown: {out}")
+            if pg_leaks(out):
+                problems.append(f"{what} {args}: password fragments {pg_leaks(out)} in: {out}")
+        env_r = subprocess.run([roster_bin(), "check"], capture_output=True, text=True,
+                               timeout=10, env={**roster_env(), "ROSTER_DB": url})
+        if env_r.returncode == 0 or pg_leaks(env_r.stdout + env_r.stderr):
+            problems.append(f"{what} ROSTER_DB: exit {env_r.returncode}, {env_r.stderr}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_issue_14_postgres_url_escaped_special_password_never_in_logs_metrics_bodies(
+        make_db, start_servers):
+    """The same password percent-encoded is a valid URL: roster serves with it (the
+    throwaway cluster trusts every password, so it connects) and, on an unreachable
+    port, rides the outage out; neither form of the password, nor any fragment of
+    it, reaches a log line, stderr, /metrics or an error body."""
+    encoded = urllib.parse.quote(PG_PW, safe="")
+    live = make_db()
+    live.url = live.url.replace("postgresql://postgres@",
+                                f"postgresql://postgres:{encoded}@")
+    assert encoded in live.url
+    down = PgDb(live.cluster, "x", live.dir)
+    down.url = f"postgresql://postgres:{encoded}@127.0.0.1:1/x"
+    outputs = []
+    for args in (["migrate", "--check"], ["check"], ["user", "list"]):
+        for db in (live, down):
+            r = run_roster(*args, "--db", db.url)
+            assert (r.returncode == 0) == (db is live), (args, db.url, r.stdout, r.stderr)
+            outputs.append((f"{args} {'live' if db is live else 'down'}", r.stdout + r.stderr))
+    servers = start_servers(live, 1, args=(*FAST_HASH, "--log-level", "debug")) + \
+        start_servers(down, 1, args=(*FAST_HASH, "--log-level", "debug"))
+    bodies = []
+    for s in servers:
+        bodies.append(s.register(user_body("pgsecret")))
+        bodies.append(s.post(LOGIN, json={"username": "pgsecret", "password": "wrong-Pass-1"}))
+        bodies.append(s.get("/readyz"))
+        bodies.append(s.get("/metrics"))
+    assert [r.status_code for r in bodies] == [201, 400, 200, 200, 503, 503, 503, 200], \
+        [(r.status_code, r.text[:100]) for r in bodies]
+    for s in servers:
+        s.stop_checked()
+        outputs.append((s.log_path, s.log_text()))
+    assert any("127.0.0.1:1" in text for _, text in outputs)  # the redacted URL is shown
+    outputs += [(f"{r.request.method} {r.request.path_url} -> {r.status_code}", r.text)
+                for r in bodies]
+    problems = [f"{where}: {pg_leaks(text, encoded)}" for where, text in outputs
+                if pg_leaks(text, encoded)]
     assert not problems, "\n".join(problems)

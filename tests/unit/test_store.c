@@ -442,7 +442,7 @@ STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
 static enum store_status
 op_schema(void *arg)
 {
-	struct store_schema schema = {0, 0};
+	struct store_schema schema = {0, 0, 0};
 	enum store_status st = store_schema(S, &schema);
 
 	if (st == STORE_OK)
@@ -1169,4 +1169,114 @@ Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg, 
 	usleep(150 * 1000);
 	store_set_deadline_ms(S, 0);
 	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_CONFLICT_USERNAME);
+}
+
+/* ------------------------------------------------------------------ compatibility versions */
+
+Test(store_schema, fit_of_each_schema_against_the_binary)
+{
+	const struct {
+		struct store_schema sc;
+		enum store_schema_fit fit;
+	} cases[] = {
+	    {{3, 3, 3}, STORE_SCHEMA_CURRENT}, {{3, 3, 2}, STORE_SCHEMA_CURRENT},
+	    {{2, 3, 2}, STORE_SCHEMA_PENDING}, {{0, 3, 0}, STORE_SCHEMA_PENDING},
+	    {{4, 3, 3}, STORE_SCHEMA_NEWER}, /* migration 4 says binaries at 3 can serve it */
+	    {{5, 3, 2}, STORE_SCHEMA_NEWER}, {{4, 3, 4}, STORE_SCHEMA_INCOMPATIBLE},
+	    {{5, 3, 4}, STORE_SCHEMA_INCOMPATIBLE}, /* 5 compatible with 4, but 4 is not with 3 */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_expect_eq(store_schema_fit(&cases[i].sc), cases[i].fit, "case %zu", i);
+		cr_expect_eq(store_schema_servable(&cases[i].sc),
+		    cases[i].fit == STORE_SCHEMA_CURRENT || cases[i].fit == STORE_SCHEMA_NEWER,
+		    "case %zu", i);
+	}
+}
+
+STORE_TEST(schema_required_is_the_highest_recorded_compat)
+{
+	struct store_schema schema;
+
+	cr_assert_eq(store_schema(S, &schema), STORE_OK);
+	cr_assert_eq(schema.applied, schema.latest);
+	cr_assert_gt(schema.required, 0);
+	cr_assert_leq(schema.required, schema.latest);
+	cr_assert_eq(store_schema_fit(&schema), STORE_SCHEMA_CURRENT);
+}
+
+/* ------------------------------------------------------------------ readiness */
+
+static enum store_status
+op_write_probe(void *arg)
+{
+	(void)arg;
+	return store_write_probe(S);
+}
+
+/* The probe writes, commits, and leaves everything store.h reads as it was. */
+STORE_TEST(write_probe_commits_one_row_and_answers_every_fault)
+{
+	char *before = snapshot(), *after;
+
+	cr_assert_eq(store_write_probe(S), STORE_OK);
+	cr_assert_eq(store_write_probe(S), STORE_OK);
+	after = snapshot();
+	cr_assert_str_eq(after, before);
+	free(before);
+	free(after);
+	fault_sweep("write_probe", op_write_probe, NULL, STORE_OK);
+	cr_assert_not(store_damaged());
+}
+
+/* ------------------------------------------------------------------ URLs in logs */
+
+Test(store_url, postgres_redacted_from_the_parse_never_the_string)
+{
+	static const struct {
+		const char *url, *shown;
+	} ok[] = {
+	    {"postgresql://u:Pw%25%2F%40%5Bx@db.example:5433/roster",
+	        "postgresql://u:***@db.example:5433/roster"},
+	    {"postgresql://u@db.example/roster?password=Pw%40x&sslmode=require",
+	        "postgresql://u:***@db.example/roster"},
+	    {"postgresql://u:p[x@h/d", "postgresql://u:***@h/d"},
+	    {"postgresql:///roster?host=/run/postgresql", "postgresql:///run/postgresql/roster"},
+	    {"sqlite:var/roster.db", "sqlite:var/roster.db"},
+	};
+	static const char *const refused[] = {
+	    "postgresql://u:Pw%zzSecret@h/d",    /* bad percent-encoding: libpq quotes it */
+	    "postgresql://u:Pw/Secret@h:1/d",    /* '/' ends the authority: "Secret@h" a dbname */
+	    "postgresql://u:Pw@Secret@h/d",      /* the host would be "Secret@h" */
+	    "postgresql://u:PwSecret@[::1/d",    /* unclosed '[' */
+	    "postgresql://u:PwSecret@h:x1/d",    /* not a port */
+	    "postgresql://h/d?password=Se%zzcr", /* in the query too */
+	};
+	char out[256];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_expect_null(store_url_problem(ok[i].url), "%s", ok[i].url);
+		cr_expect(store_url_valid(ok[i].url), "%s", ok[i].url);
+		store_url_redacted(ok[i].url, out, sizeof(out));
+		cr_expect_str_eq(out, ok[i].shown);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *why = store_url_problem(refused[i]);
+
+		cr_expect_not_null(why, "%s", refused[i]);
+		cr_expect_not(store_url_valid(refused[i]), "%s", refused[i]);
+		store_url_redacted(refused[i], out, sizeof(out));
+		cr_expect_null(strstr(out, "Secret"), "%s shown as %s", refused[i], out);
+		cr_expect_null(strstr(out, "Pw"), "%s shown as %s", refused[i], out);
+		cr_expect_null(why != NULL ? strstr(why, "Secret") : NULL, "%s", why);
+	}
+}
+
+STORE_TEST(integrity_of_a_sound_database_finds_nothing)
+{
+	char *problem = NULL;
+
+	cr_assert_eq(store_integrity(S, &problem), STORE_OK);
+	cr_assert_null(problem, "%s", problem);
+	cr_assert_not(store_damaged());
 }
