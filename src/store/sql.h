@@ -99,8 +99,9 @@ extern const char *const store_pg_sql[];
 	    [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = $1",       \
 	    [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at)"  \
 	                              " VALUES ($1, $2, $3)",                                      \
-	    [STMT_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1),"     \
-	                        " EXISTS (SELECT 1 FROM users WHERE email_key = $2)",              \
+	    [STMT_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1"       \
+	                        " OR email_key = $1), EXISTS (SELECT 1 FROM users"                 \
+	                        " WHERE email_key = $2 OR username_key = $3)",                     \
 	    [STMT_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"    \
 	                         " password_hash, is_admin, date_joined)"                          \
 	                         " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",              \

@@ -432,7 +432,7 @@ STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
 		}
 		cr_assert_eq(store_schema(e, &schema), STORE_OK);
 		cr_assert_eq(schema.applied, schema.latest);
-		cr_assert_eq(store_user_keys_taken(e, "a", "b"), STORE_OK);
+		cr_assert_eq(store_user_keys_taken(e, "a", "b", NULL), STORE_OK);
 		drop_empty(e, n);
 		if (!fired)
 			return;
@@ -516,27 +516,28 @@ STORE_TEST(user_create_conflicts_username_then_email_writing_nothing)
 	b.in.email = b.in.email_key = person(&a, "alice")->email;
 	c.in = &b.in;
 	fault_sweep("user_create, email taken", op_create, &c, STORE_CONFLICT_EMAIL);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
 }
 
 STORE_TEST(user_keys_taken_says_which_username_first)
 {
 	mk_user("alice");
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "bob@example.com"), STORE_CONFLICT_USERNAME);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "alice@example.com"), STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
 	cr_assert_eq(
-	    store_user_keys_taken(S, "alice", "alice@example.com"), STORE_CONFLICT_USERNAME);
+	    store_user_keys_taken(S, "alice", "bob@example.com", NULL), STORE_CONFLICT_USERNAME);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "bob", "alice@example.com", NULL), STORE_CONFLICT_EMAIL);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "alice", "alice@example.com", NULL), STORE_CONFLICT_USERNAME);
 }
 
-STORE_TEST(user_get_by_id_username_then_email)
+STORE_TEST(user_get_by_id_username_or_email)
 {
 	int64_t id = mk_user("alice");
 	struct store_user_ref by_id = {id, NULL, NULL}, by_name = {0, "alice", NULL},
-	                      by_email = {0, NULL, "alice@example.com"},
-	                      login = {0, "alice@example.com", "alice@example.com"},
-	                      none = {0, "zed", "zed@example.com"}, gone = {id + 100, NULL, NULL};
-	const struct store_user_ref *found[] = {&by_id, &by_name, &by_email, &login};
+	                      login = {0, NULL, "alice@example.com"}, none = {0, "zed", NULL},
+	                      gone = {id + 100, NULL, NULL};
+	const struct store_user_ref *found[] = {&by_id, &by_name, &login};
 	struct store_user u = {0};
 	char *hash = NULL;
 
@@ -554,6 +555,69 @@ STORE_TEST(user_get_by_id_username_then_email)
 	store_user_clear(&u);
 	cr_assert_eq(store_user_credentials(S, &none, &u, &hash), STORE_NOT_FOUND);
 	cr_assert_null(hash);
+}
+
+/* Issue 14, item 2: an identifier never falls through from one column to the other. */
+STORE_TEST(user_get_one_key_only_never_the_other_column)
+{
+	int64_t id = mk_user("alice");
+	struct store_user_ref name_as_email = {0, NULL, "alice"},
+	                      email_as_name = {0, "alice@example.com", NULL},
+	                      both = {0, "alice", "alice@example.com"}, neither = {0, NULL, NULL},
+	                      id_and_name = {id, "alice", NULL};
+	struct store_user u = {0};
+
+	cr_assert_eq(store_user_get(S, &name_as_email, &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_user_get(S, &email_as_name, &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_user_get(S, &both, &u), STORE_ERROR);
+	cr_assert_eq(store_user_get(S, &neither, &u), STORE_ERROR);
+	cr_assert_eq(store_user_get(S, &id_and_name, &u), STORE_ERROR);
+	cr_assert_null(u.username);
+}
+
+/* A row as Django imports it: a username that is someone's email. */
+static int64_t
+mk_user_named(const char *username, const char *email)
+{
+	struct person p;
+	struct store_user u = {0};
+	enum store_invite_why why;
+	int64_t id;
+
+	person(&p, "x");
+	p.in.username = p.in.username_key = username;
+	p.in.email = p.in.email_key = email;
+	cr_assert_eq(store_user_create(S, &p.in, &u, &why), STORE_OK, "create %s", username);
+	id = u.id;
+	store_user_clear(&u);
+	return id;
+}
+
+/* Issue 14, item 2: a key taken in one role is taken in the other, in create and the pre-check. */
+STORE_TEST(user_create_refuses_a_key_held_in_the_other_role)
+{
+	struct person b;
+	struct create_ctx c = {person(&b, "bob"), 0, STORE_INVITE_OK};
+
+	mk_user("alice");
+	mk_user_named("t.lee@school.example", "legacy@example.com");
+	/* A username that is an existing email: refused as the username. */
+	b.in.username = b.in.username_key = "alice@example.com";
+	fault_sweep("user_create, username is an email", op_create, &c, STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "alice@example.com", "bob@example.com", NULL),
+	    STORE_CONFLICT_USERNAME);
+	/* An email that is an existing username (in its username form): the email. */
+	person(&b, "bob");
+	b.in.email = b.in.email_key = "T.Lee@School.example";
+	b.in.email_username_key = "t.lee@school.example";
+	fault_sweep("user_create, email is a username", op_create, &c, STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "x@example.com", "t.lee@school.example"),
+	    STORE_CONFLICT_EMAIL);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "bob", "bob@example.com", "bob@example.com"), STORE_OK);
+	person(&b, "bob");
+	b.in.email_username_key = "bob@example.com";
+	fault_sweep("user_create, both free", op_create, &c, STORE_OK);
 }
 
 static enum store_status
@@ -1090,7 +1154,7 @@ STORE_TEST(busy_transaction_runs_again_unavailable_does_not)
 	person(&p, "bob");
 	store_fault_after(S, 2, STORE_UNAVAILABLE);
 	cr_assert_eq(op_create(&c), STORE_UNAVAILABLE);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -1123,13 +1187,13 @@ Test(store_pg_driver, lazy_open_unreachable_backs_off)
 	cr_assert_eq(connect_attempts(), before + 2);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 20; i++)
-		cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
+		cr_assert_eq(store_user_keys_taken(s, "a", "b", NULL), STORE_UNAVAILABLE);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* Twenty calls inside the first backoff steps: at most a few attempts. */
 	cr_assert_leq(
 	    connect_attempts(), before + 4, "attempts: %lld", connect_attempts() - before);
 	usleep(120 * 1000);
-	cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
+	cr_assert_eq(store_user_keys_taken(s, "a", "b", NULL), STORE_UNAVAILABLE);
 	cr_assert_geq(connect_attempts(), before + 3, "a retry after the backoff");
 	(void)t1;
 	store_close(s);
@@ -1161,12 +1225,12 @@ Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg, 
 	PQclear(r);
 	store_set_deadline_ms(S, 300);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_UNAVAILABLE);
+	cr_assert_eq(store_user_keys_taken(S, "alice", "x", NULL), STORE_UNAVAILABLE);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	cr_assert(ms >= 250 && ms < 1500, "answered after %lld ms", ms);
 	PQfinish(locker); /* releases the lock */
 	usleep(150 * 1000);
 	store_set_deadline_ms(S, 0);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "alice", "x", NULL), STORE_CONFLICT_USERNAME);
 }
