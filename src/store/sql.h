@@ -56,6 +56,9 @@ enum store_stmt {
 	STMT_INV_EMAIL_KEY,
 	STMT_RATE_HIT,
 	STMT_RATE_READ,
+	STMT_RATE_PURGE,
+	STMT_SECRET_INSERT,
+	STMT_SECRET_READ,
 	STMT_COUNT_
 };
 
@@ -152,6 +155,11 @@ extern const char *const store_pg_sql[];
 	                      " THEN r.count + excluded.count ELSE excluded.count END,"            \
 	                      " window_start = excluded.window_start RETURNING count",             \
 	    [STMT_RATE_READ] = "SELECT coalesce((SELECT count FROM rate_limits"                    \
-	                       " WHERE key = $1 AND window_start = $2), 0)"
+	                       " WHERE key = $1 AND window_start = $2), 0)",                       \
+	    [STMT_RATE_PURGE] = "DELETE FROM rate_limits WHERE key IN (SELECT key"                 \
+	                        " FROM rate_limits WHERE window_start < $1 LIMIT $2)",             \
+	    [STMT_SECRET_INSERT] = "INSERT INTO server_secrets (name, value, created_at)"          \
+	                           " VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",           \
+	    [STMT_SECRET_READ] = "SELECT value FROM server_secrets WHERE name = $1"
 
 #endif

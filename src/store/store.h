@@ -319,4 +319,22 @@ RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *
 RS_MUSTCHECK enum store_status store_rate_count(struct store *s, const char *key,
     long long window_s, int add, /* OUT: */ long long *count, long long *retry_after_s);
 
+/*
+ * Deletes at most `max` rate-limit counters whose window started more than
+ * `age_s` seconds ago (no limit's window may be longer); `*deleted` counts them.
+ */
+RS_MUSTCHECK enum store_status store_rate_purge(
+    struct store *s, long long age_s, int max, /* OUT: */ int64_t *deleted);
+
+#define STORE_SECRET_MAX 128 /* bytes of a stored secret, with its NUL */
+
+/*
+ * A secret of this database, shared by every process that uses it: the value
+ * stored under `name`, copied into `out`. When there is none yet, `candidate`
+ * (NULL: only read, STORE_NOT_FOUND) is stored first, in one transaction; of
+ * processes racing to store one, one wins and all read its value.
+ */
+RS_MUSTCHECK enum store_status store_secret(struct store *s, const char *name,
+    const char *candidate, /* OUT: */ char out[STORE_SECRET_MAX]);
+
 #endif

@@ -216,6 +216,13 @@ snapshot(void)
 		cr_assert_eq(store_rate_count(S, rate_keys[i], 3600, 0, &count, &retry), STORE_OK);
 		put(&b, "rate %s %lld\n", rate_keys[i], count);
 	}
+	{
+		char secret[STORE_SECRET_MAX];
+		enum store_status st = store_secret(S, "k", NULL, secret);
+
+		cr_assert(st == STORE_OK || st == STORE_NOT_FOUND);
+		put(&b, "secret %s\n", st == STORE_OK ? secret : "-");
+	}
 	if (b.p == NULL)
 		put(&b, "%s", "");
 	return b.p;
@@ -1140,6 +1147,56 @@ STORE_TEST(rate_count_adds_and_reads)
 	cr_assert_eq(store_rate_count(S, "login:a", 3600, 0, &count, &retry), STORE_OK);
 	cr_assert_eq(count, 2);
 	cr_assert_eq(store_rate_count(S, "register:b", 3600, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 0);
+}
+
+struct secret_ctx {
+	const char *candidate;
+	char out[STORE_SECRET_MAX];
+};
+
+static enum store_status
+op_secret(void *arg)
+{
+	struct secret_ctx *c = arg;
+
+	return store_secret(S, "k", c->candidate, c->out);
+}
+
+/* Issue 14, item 8: the key rate-limit subjects are hashed with, one per database. */
+STORE_TEST(secret_first_candidate_stored_then_kept)
+{
+	struct secret_ctx first = {"aaaa", ""}, second = {"bbbb", ""}, look = {NULL, ""};
+
+	cr_assert_eq(op_secret(&look), STORE_NOT_FOUND);
+	cr_assert_str_eq(look.out, "");
+	fault_sweep("secret, first", op_secret, &first, STORE_OK);
+	cr_assert_str_eq(first.out, "aaaa");
+	fault_sweep("secret, second candidate", op_secret, &second, STORE_OK);
+	cr_assert_str_eq(second.out, "aaaa", "the stored secret stays");
+	cr_assert_eq(op_secret(&look), STORE_OK);
+	cr_assert_str_eq(look.out, "aaaa");
+	cr_assert_eq(store_secret(S, "other", "cccc", second.out), STORE_OK);
+	cr_assert_str_eq(second.out, "cccc");
+}
+
+STORE_TEST(rate_purge_takes_only_old_counters_at_most_max)
+{
+	long long count = 0, retry = 0;
+	int64_t n = -1;
+
+	cr_assert_eq(store_rate_count(S, "login:a", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_count(S, "register:b", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_purge(S, 86400, 10, &n), STORE_OK);
+	cr_assert_eq(n, 0, "live counters stay");
+	/* age -3600: "older than an hour from now", so both counters are old. */
+	cr_assert_eq(store_rate_purge(S, -3600, 1, &n), STORE_OK);
+	cr_assert_eq(n, 1, "at most max");
+	cr_assert_eq(store_rate_purge(S, -3600, 10, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(store_rate_count(S, "login:a", 60, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 0);
+	cr_assert_eq(store_rate_count(S, "register:b", 60, 0, &count, &retry), STORE_OK);
 	cr_assert_eq(count, 0);
 }
 
