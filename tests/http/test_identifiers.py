@@ -25,7 +25,7 @@ P_NEW = "another-Staple-horse-42"
 
 def make_legacy(db, username, email, password=P_ATTACKER):
     """An account whose username is `username` as stored by an import: returns its id."""
-    user = cli_user(db, "legacy" + str(abs(hash(username)) % 10000), email=email,
+    user = cli_user(db, "legacy" + username.split("@")[0].replace(".", ""), email=email,
                     password=password)
     db.execute("UPDATE users SET username = ?, username_key = ? WHERE id = ?", username,
                username.lower(), user["id"])
