@@ -49,13 +49,29 @@ store_rate_count(struct store *s, const char *key, long long window_s, int add, 
 	return store_db_one(s, STMT_RATE_READ, args, NARGS(args), rate_row, count);
 }
 
+struct purge_args {
+	long long before;
+	int max;
+	int64_t *deleted;
+};
+
+static enum store_status
+purge_body(struct store *s, void *arg)
+{
+	struct purge_args *a = arg;
+	struct store_arg args[] = {ARG_I(a->before), ARG_I(a->max)};
+
+	*a->deleted = 0;
+	return store_db_exec(s, STMT_RATE_PURGE, args, NARGS(args), a->deleted);
+}
+
 enum store_status
 store_rate_purge(struct store *s, long long age_s, int max, int64_t *deleted)
 {
-	struct store_arg args[] = {ARG_I((long long)time(NULL) - age_s), ARG_I(max)};
+	struct purge_args a = {(long long)time(NULL) - age_s, max, deleted};
 
 	*deleted = 0;
-	return store_db_exec(s, STMT_RATE_PURGE, args, NARGS(args), deleted);
+	return store_tx(s, purge_body, &a);
 }
 
 struct secret_args {
