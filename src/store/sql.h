@@ -59,6 +59,7 @@ enum store_stmt {
 	STMT_RATE_PURGE,
 	STMT_SECRET_INSERT,
 	STMT_SECRET_READ,
+	STMT_USER_CLASHES,
 	STMT_COUNT_
 };
 
@@ -160,6 +161,9 @@ extern const char *const store_pg_sql[];
 	                        " FROM rate_limits WHERE window_start < $1 LIMIT $2)",             \
 	    [STMT_SECRET_INSERT] = "INSERT INTO server_secrets (name, value, created_at)"          \
 	                           " VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",           \
-	    [STMT_SECRET_READ] = "SELECT value FROM server_secrets WHERE name = $1"
+	    [STMT_SECRET_READ] = "SELECT value FROM server_secrets WHERE name = $1",               \
+	    [STMT_USER_CLASHES] = "SELECT u.id, e.id FROM users u JOIN users e"                    \
+	                          " ON e.email_key = u.username_key AND e.id <> u.id"              \
+	                          " ORDER BY u.id, e.id LIMIT $1"
 
 #endif

@@ -207,6 +207,21 @@ RS_MUSTCHECK enum store_status store_user_get(struct store *s, const struct stor
 RS_MUSTCHECK enum store_status store_user_credentials(struct store *s,
     const struct store_user_ref *ref, /* OUT: */ struct store_user *user, char **password_hash);
 
+/* An account whose username key is another account's email key. */
+struct store_clash {
+	int64_t username_id;
+	int64_t email_id;
+};
+
+/*
+ * Up to `max` accounts whose username is another account's email (imported
+ * from Django, or made before roster refused such usernames), by id; `*n`
+ * says how many. For `roster check`: login gives such a name to the email's
+ * account, and the admin CLI refuses it as a bare USER.
+ */
+RS_MUSTCHECK enum store_status store_user_clashes(
+    struct store *s, size_t max, /* OUT: */ struct store_clash *out, size_t *n);
+
 /* Every account, oldest first; release with store_users_clear. */
 struct store_users {
 	struct store_user *items;

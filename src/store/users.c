@@ -209,6 +209,32 @@ store_user_credentials(struct store *s, const struct store_user_ref *ref, struct
 	return st;
 }
 
+struct clash_out {
+	struct store_clash *items;
+	size_t max, *n;
+};
+
+static enum store_status
+clash_row(const struct store_row *r, void *arg)
+{
+	struct clash_out *c = arg;
+
+	if (*c->n < c->max)
+		c->items[(*c->n)++] =
+		    (struct store_clash){store_col_int(r, 0), store_col_int(r, 1)};
+	return STORE_OK;
+}
+
+enum store_status
+store_user_clashes(struct store *s, size_t max, struct store_clash *out, size_t *n)
+{
+	struct clash_out c = {out, max, n};
+	struct store_arg args[] = {ARG_I((long long)max)};
+
+	*n = 0;
+	return store_db_query(s, STMT_USER_CLASHES, args, NARGS(args), clash_row, &c);
+}
+
 struct list_out {
 	struct store_users *list;
 	size_t cap;

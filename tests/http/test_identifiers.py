@@ -14,8 +14,8 @@ into the database directly.
 
 import pytest
 
-from conftest import (INVITATIONS, LOGIN, ME, PASSWORD, REGISTER, assert_code, assert_created,
-                      assert_invalid, auth, cli, cli_json, cli_user, login, user_body)
+from conftest import (LOGIN, ME, PASSWORD, assert_code, assert_created, assert_invalid, auth, cli,
+                      cli_json, cli_user, login, run_roster, user_body)
 
 EMAIL = "t.lee@school.example"  # the teacher's email, and the attacker's username
 MSG_USERNAME_EMAIL = "Enter a valid username. This value must not be an email address."
@@ -211,3 +211,16 @@ def test_issue_14_cli_user_ref_not_exactly_one_2(db, args):
     cli_user(db, "ada")
     assert_exit(cli(db, *args), 2, "USER, --username NAME or --email ADDR")
     assert db.count_users() == 1
+
+
+def test_issue_14_check_warns_of_a_username_that_is_another_email_0(db, pair):
+    teacher, attacker = pair
+    make_legacy(db, "bob@corp.example", "bob@example.com")  # '@' but no one's email: quiet
+    r = run_roster("check", "--db", db.url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    warnings = [line for line in r.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, r.stdout
+    assert f"username of #{attacker} is the email of #{teacher['id']}" in warnings[0], warnings
+    assert_exit(cli(db, "user", "delete", "--username", EMAIL), 0)
+    r = run_roster("check", "--db", db.url)
+    assert r.returncode == 0 and "warning:" not in r.stdout, r.stdout

@@ -627,6 +627,42 @@ STORE_TEST(user_create_refuses_a_key_held_in_the_other_role)
 	fault_sweep("user_create, both free", op_create, &c, STORE_OK);
 }
 
+struct clashes_ctx {
+	struct store_clash c[4];
+	size_t n;
+};
+
+static enum store_status
+op_clashes(void *arg)
+{
+	struct clashes_ctx *c = arg;
+
+	return store_user_clashes(S, 4, c->c, &c->n);
+}
+
+STORE_TEST(user_clashes_lists_usernames_that_are_another_accounts_email)
+{
+	struct clashes_ctx c = {.n = 9};
+	int64_t alice, legacy, second;
+
+	mk_user_named("ada@home", "ada@example.com"); /* '@', no one's email: no clash */
+	fault_sweep("user_clashes, none", op_clashes, &c, STORE_OK);
+	cr_assert_eq(c.n, 0);
+	/* In this order, as rows imported from elsewhere can be (create refuses the
+	 * username once the email exists, not the email without its username form). */
+	second = mk_user_named("legacy@example.com", "second@example.com");
+	legacy = mk_user_named("alice@example.com", "legacy@example.com");
+	alice = mk_user("alice");
+	fault_sweep("user_clashes", op_clashes, &c, STORE_OK);
+	cr_assert_eq(c.n, 2);
+	cr_assert_eq(c.c[0].username_id, second);
+	cr_assert_eq(c.c[0].email_id, legacy);
+	cr_assert_eq(c.c[1].username_id, legacy);
+	cr_assert_eq(c.c[1].email_id, alice);
+	cr_assert_eq(store_user_clashes(S, 1, c.c, &c.n), STORE_OK);
+	cr_assert_eq(c.n, 1, "at most max");
+}
+
 static enum store_status
 op_list(void *arg)
 {
