@@ -73,33 +73,113 @@ open_db(const struct config *cfg)
 	return s;
 }
 
-/* USER: "#ID", a username or an email, compared on the normalised keys. */
-static enum store_status
-find_user(struct store *s, const char *spec, struct store_user *out)
+/* How a command names its user: USER (or --by USER), --username NAME, --email ADDR. */
+enum user_as {
+	AS_ANY,
+	AS_USERNAME,
+	AS_EMAIL,
+};
+
+/* `spec` keyed as an email or as a username; NULL when it cannot be one. */
+static char *
+key_of(const char *spec, bool email)
 {
-	struct store_user_ref ref = {0};
-	char *ud = NULL, *uk = NULL, *ed = NULL, *ek = NULL;
+	char *display = NULL, *key = NULL;
 	const char *msg;
+
+	if (email)
+		acct_email_normalize(spec, strlen(spec), &display, &key, &msg);
+	else
+		acct_username_normalize(spec, strlen(spec), &display, &key, &msg);
+	free(display);
+	return key;
+}
+
+static enum store_status
+get_by(struct store *s, int64_t id, const char *username_key, const char *email_key,
+    struct store_user *out)
+{
+	struct store_user_ref ref = {id, username_key, email_key};
+
+	if (id <= 0 && username_key == NULL && email_key == NULL)
+		return STORE_NOT_FOUND;
+	return store_user_get(s, &ref, out);
+}
+
+/*
+ * A bare USER that is email-shaped names the account with that email, and no
+ * other: the username of another account (one imported with '@' in it) never
+ * answers for it, and one that only a username matches is refused, so an
+ * operator who typed someone's email never changes someone else. Prints why
+ * it refuses; CLI_USAGE, as the form of the argument is what is wrong.
+ */
+static int
+email_or_refuse(struct store *s, const char *spec, const char *email_key, const char *name_key,
+    bool user_cmd, struct store_user *out)
+{
+	const char *how = user_cmd ? ", --email ADDR or --username NAME" : "";
+	struct store_user other = {0};
+	enum store_status st = get_by(s, 0, NULL, email_key, out);
+	enum store_status by_name = st == STORE_OK || st == STORE_NOT_FOUND
+	                                ? get_by(s, 0, name_key, NULL, &other)
+	                                : STORE_NOT_FOUND;
+	int rc = CLI_OK;
+
+	if (st != STORE_OK && st != STORE_NOT_FOUND)
+		rc = fail(CLI_FAILURE, "cannot read %s: %s", spec, store_status_str(st));
+	else if (by_name != STORE_OK && by_name != STORE_NOT_FOUND)
+		rc = fail(CLI_FAILURE, "cannot read %s: %s", spec, store_status_str(by_name));
+	else if (st == STORE_OK && by_name == STORE_OK && other.id != out->id)
+		rc = fail(CLI_USAGE,
+		    "ambiguous user %s: the email of #%lld and the username of #%lld; name one "
+		    "by #ID%s",
+		    spec, (long long)out->id, (long long)other.id, how);
+	else if (st == STORE_NOT_FOUND && by_name == STORE_OK)
+		rc = fail(CLI_USAGE,
+		    "no user has the email %s; #%lld has it as username: name it by #ID%s", spec,
+		    (long long)other.id, how);
+	else if (st == STORE_NOT_FOUND)
+		rc = fail(CLI_NOT_FOUND, "no such user: %s", spec);
+	if (rc != CLI_OK)
+		store_user_clear(out);
+	store_user_clear(&other);
+	return rc;
+}
+
+/*
+ * Finds the user `spec` names, compared on the normalised keys; prints why
+ * not and returns the exit code. AS_ANY: "#ID", an email when `spec` is
+ * email-shaped (email_or_refuse), else a username. AS_USERNAME and AS_EMAIL
+ * look in that column only.
+ */
+static int
+find_user(struct store *s, const char *spec, enum user_as as, bool user_cmd, struct store_user *out)
+{
+	char *ek = as != AS_USERNAME ? key_of(spec, true) : NULL;
+	char *uk = as != AS_EMAIL ? key_of(spec, false) : NULL;
 	enum store_status st;
+	int rc;
 
-	if (spec[0] == '#') {
+	if (as == AS_ANY && spec[0] == '#') {
 		char *end;
+		long long id = strtoll(spec + 1, &end, 10);
 
-		ref.id = strtoll(spec + 1, &end, 10);
-		if (*end != '\0' || ref.id <= 0)
-			return STORE_NOT_FOUND;
-		return store_user_get(s, &ref, out);
+		st = *end == '\0' && id > 0 ? get_by(s, id, NULL, NULL, out) : STORE_NOT_FOUND;
+	} else if (as == AS_ANY && ek != NULL) {
+		rc = email_or_refuse(s, spec, ek, uk, user_cmd, out);
+		goto out;
+	} else {
+		st = as == AS_EMAIL ? get_by(s, 0, NULL, ek, out) : get_by(s, 0, uk, NULL, out);
 	}
-	acct_username_normalize(spec, strlen(spec), &ud, &uk, &msg);
-	acct_email_normalize(spec, strlen(spec), &ed, &ek, &msg);
-	ref.username_key = uk;
-	ref.email_key = ek;
-	st = uk != NULL || ek != NULL ? store_user_get(s, &ref, out) : STORE_NOT_FOUND;
-	free(ud);
-	free(uk);
-	free(ed);
+	rc = store_exit(st);
+	if (st == STORE_NOT_FOUND)
+		fail(rc, "no such user: %s", spec);
+	else if (st != STORE_OK)
+		fail(rc, "cannot read %s: %s", spec, store_status_str(st));
+out:
 	free(ek);
-	return st;
+	free(uk);
+	return rc;
 }
 
 /* Reads the password: first line of stdin, or twice from the terminal without echo. */
@@ -234,6 +314,7 @@ cli_user_create(const struct config *cfg)
 	        .username_key = su.username_key,
 	        .email = su.email,
 	        .email_key = su.email_key,
+	        .email_username_key = su.email_username_key,
 	        .password_hash = hash,
 	        .role = su.role,
 	        .bio = su.bio,
@@ -295,25 +376,40 @@ cli_user_list(const struct config *cfg)
 	return CLI_OK;
 }
 
-/* Opens the database and finds USER; prints why not. */
+/* Opens the database and finds the user `spec` names; prints why not. */
 static struct store *
-open_user(const struct config *cfg, const char *spec, struct store_user *u, int *rc)
+open_user_as(const struct config *cfg, const char *spec, enum user_as as, bool user_cmd,
+    struct store_user *u, int *rc)
 {
 	struct store *s = open_db(cfg);
-	enum store_status st;
 
 	*rc = CLI_FAILURE;
 	if (s == NULL)
 		return NULL;
-	st = find_user(s, spec, u);
-	if (st != STORE_OK) {
-		*rc = fail(store_exit(st),
-		    st == STORE_NOT_FOUND ? "no such user: %s" : "cannot read %s", spec);
+	*rc = find_user(s, spec, as, user_cmd, u);
+	if (*rc != CLI_OK) {
 		store_close(s);
 		return NULL;
 	}
-	*rc = CLI_OK;
 	return s;
+}
+
+/* --by USER of the invite commands. */
+static struct store *
+open_user(const struct config *cfg, const char *spec, struct store_user *u, int *rc)
+{
+	return open_user_as(cfg, spec, AS_ANY, false, u, rc);
+}
+
+/* The user of `user show|set|set-password|delete`: USER, --username or --email (one). */
+static struct store *
+open_named_user(const struct config *cfg, struct store_user *u, int *rc)
+{
+	if (cfg->user_username != NULL)
+		return open_user_as(cfg, cfg->user_username, AS_USERNAME, true, u, rc);
+	if (cfg->user_email != NULL)
+		return open_user_as(cfg, cfg->user_email, AS_EMAIL, true, u, rc);
+	return open_user_as(cfg, cfg->arg, AS_ANY, true, u, rc);
 }
 
 int
@@ -321,7 +417,7 @@ cli_user_show(const struct config *cfg)
 {
 	struct store_user u = {0};
 	int rc;
-	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+	struct store *s = open_named_user(cfg, &u, &rc);
 
 	if (s != NULL)
 		print_user(cfg, &u);
@@ -335,7 +431,7 @@ cli_user_set(const struct config *cfg)
 {
 	struct store_user u = {0};
 	int rc;
-	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+	struct store *s = open_named_user(cfg, &u, &rc);
 	enum store_status st;
 	int64_t id = u.id;
 
@@ -374,7 +470,7 @@ cli_user_set_password(const struct config *cfg)
 	size_t pwlen = 0;
 	char *pw = NULL;
 	int rc;
-	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+	struct store *s = open_named_user(cfg, &u, &rc);
 	enum store_status st;
 
 	if (s == NULL)
@@ -416,7 +512,7 @@ cli_user_delete(const struct config *cfg)
 {
 	struct store_user u = {0};
 	int rc;
-	struct store *s = open_user(cfg, cfg->arg, &u, &rc);
+	struct store *s = open_named_user(cfg, &u, &rc);
 	enum store_status st;
 
 	if (s != NULL) {

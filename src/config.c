@@ -46,7 +46,9 @@ struct opt {
 #define PRINTS_JSON                                                                                \
 	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
 	    CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST)
-#define OFF(f) offsetof(struct config, f)
+/* Commands that take one existing user: USER, --username NAME or --email ADDR. */
+#define USER_REF (CONFIG_USER_SHOW | CONFIG_USER_SET | CONFIG_USER_PASSWORD | CONFIG_USER_DELETE)
+#define OFF(f)   offsetof(struct config, f)
 
 static const struct opt opts[] = {
     {"db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",
@@ -121,6 +123,10 @@ static const struct opt opts[] = {
         "incompatible"},
     {"email", NULL, OPT_STR, OFF(email), CONFIG_USER_CREATE | CONFIG_INVITE_CREATE, 0, 0, "EMAIL",
         "email address (required)"},
+    {"username", NULL, OPT_STR, OFF(user_username), USER_REF, 0, 0, "NAME",
+        "the user with this username (instead of USER; also one that looks like an email)"},
+    {"email", NULL, OPT_STR, OFF(user_email), USER_REF, 0, 0, "ADDR",
+        "the user with this email address (instead of USER)"},
     {"role", NULL, OPT_STR, OFF(role), CONFIG_USER_CREATE | CONFIG_USER_SET, 0, 0, "ROLE",
         "explorer or teacher (create: default explorer)"},
     {"bio", NULL, OPT_STR, OFF(bio), CONFIG_USER_CREATE, 0, 0, "TEXT", "profile bio"},
@@ -138,7 +144,8 @@ static const struct opt opts[] = {
         CONFIG_USER_CREATE | CONFIG_USER_PASSWORD, 0, 0, NULL,
         "read the password from the first line of standard input (else: prompt)"},
     {"by", NULL, OPT_STR, OFF(by), CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST, 0, 0, "USER",
-        "the inviting user (create: required; list: only theirs)"},
+        "the inviting user: #ID, a username or an email (create: required; list: only "
+        "theirs)"},
     {"json", NULL, OPT_FLAG, OFF(json), PRINTS_JSON, 0, 0, NULL, "print JSON instead of text"},
 };
 
@@ -148,7 +155,8 @@ static const struct config_command commands[] = {
     {CONFIG_CHECK, "check", NULL, "check the configuration, the database and its schema"},
     {CONFIG_USER_CREATE, "user create", "USERNAME", "create a user (password never from argv)"},
     {CONFIG_USER_LIST, "user list", NULL, "list users"},
-    {CONFIG_USER_SHOW, "user show", "USER", "show a user (USER: username, email or #ID)"},
+    {CONFIG_USER_SHOW, "user show", "USER",
+        "show a user (USER: #ID, a username, or an email; or --username / --email)"},
     {CONFIG_USER_SET, "user set", "USER", "change role, active, admin, can-invite-teachers"},
     {CONFIG_USER_PASSWORD, "user set-password", "USER",
         "set a new password and revoke the user's tokens"},
@@ -468,7 +476,17 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 			return CONFIG_USAGE;
 		}
 	}
-	if (cmd->args != NULL && c->arg == NULL) {
+	if (cmd->cmd & USER_REF) {
+		int refs = (c->arg != NULL) + (c->user_username != NULL) + (c->user_email != NULL);
+
+		if (refs != 1) {
+			fprintf(stderr,
+			    "roster: %s: %s one of USER, --username NAME or --email ADDR (see "
+			    "--help)\n",
+			    name, refs == 0 ? "missing" : "give only");
+			return CONFIG_USAGE;
+		}
+	} else if (cmd->args != NULL && c->arg == NULL) {
 		fprintf(stderr, "roster: %s: missing %s (see --help)\n", name, cmd->args);
 		return CONFIG_USAGE;
 	}

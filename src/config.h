@@ -80,7 +80,9 @@ struct config {
 	bool migrate_check; /* migrate --check */
 
 	/* Admin commands (user ..., invite ...). */
-	const char *arg; /* the positional argument (USERNAME, USER or ID) */
+	const char *arg;           /* the positional argument (USERNAME, USER or ID) */
+	const char *user_username; /* user show|set|...: --username NAME, instead of USER */
+	const char *user_email;    /* user show|set|...: --email ADDR, instead of USER */
 	const char *email;
 	const char *role;
 	const char *bio;

@@ -143,6 +143,32 @@ out:
 	return rc;
 }
 
+/*
+ * Accounts whose username is another account's email (issue 14, item 2): not
+ * an error, but the operator should know, and decide which one to keep.
+ */
+static void
+warn_clashes(struct store *s)
+{
+	struct store_clash c[20];
+	size_t n = 0;
+	enum store_status st = store_user_clashes(s, sizeof(c) / sizeof(c[0]), c, &n);
+
+	if (st != STORE_OK) {
+		printf("warning: cannot look for usernames that are another account's email: %s\n",
+		    store_status_str(st));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		printf("warning: the username of #%lld is the email of #%lld: login by that name "
+		       "reaches #%lld, the admin CLI refuses it as a bare USER (say --username, "
+		       "--email or #ID); delete one of them if it is not wanted\n",
+		    (long long)c[i].username_id, (long long)c[i].email_id,
+		    (long long)c[i].email_id);
+	if (n == sizeof(c) / sizeof(c[0]))
+		printf("warning: (only the first %zu such accounts are listed)\n", n);
+}
+
 static int
 cmd_check(const struct config *cfg)
 {
@@ -193,6 +219,7 @@ cmd_check(const struct config *cfg)
 		    schema.applied);
 	}
 	rc = 0;
+	warn_clashes(s);
 out:
 	store_close(s);
 	return rc;

@@ -25,6 +25,7 @@
 #define ACCT_MSG_USERNAME_INVALID                                                                  \
 	"Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ "     \
 	"characters."
+#define ACCT_MSG_USERNAME_EMAIL      "Enter a valid username. This value must not be an email address."
 #define ACCT_MSG_USERNAME_TOO_LONG   "Ensure this field has no more than 150 characters."
 #define ACCT_MSG_INVISIBLE           "This value contains invisible or bidirectional control characters."
 #define ACCT_MSG_EMAIL_INVALID       "Enter a valid email address."
@@ -72,6 +73,14 @@ enum acct_status acct_username_normalize(const char *in, size_t len,
  */
 enum acct_status acct_email_normalize(const char *in, size_t len,
     /* OUT: */ char **display, char **key, const char **msg);
+
+/*
+ * True when `s` (`len` bytes) is shaped like an email address: one that
+ * acct_email_normalize accepts. An email-shaped identifier names an account by
+ * its email only: no new username may have this shape (acct_signup_validate),
+ * and login and the admin CLI look such an identifier up as an email first.
+ */
+bool acct_email_shaped(const char *s, size_t len);
 
 /*
  * True when the UTF-8 string has a format character (category Cf: the bidi
@@ -137,6 +146,9 @@ struct acct_signup {
 	char *username_key;
 	char *email;
 	char *email_key;
+	/* The email as a username key (NFKC + case fold), NULL when no username
+	 * could be it: no account may have a username equal to another's email. */
+	char *email_username_key;
 	char *password; /* wiped on clear */
 	size_t password_len;
 	char *role;
@@ -149,7 +161,8 @@ struct acct_signup {
  * Validates and normalises `in` into `out`, collecting every problem per field
  * into `errs`. A field that already has an error in `errs` (the caller found
  * it was not a string) is not checked again. An absent field is "required",
- * an empty one "blank". Returns ACCT_OK with `out` filled, ACCT_INVALID with `out`
+ * an empty one "blank"; an email-shaped username (by its display form or its
+ * key) is ACCT_MSG_USERNAME_EMAIL. Returns ACCT_OK with `out` filled, ACCT_INVALID with `out`
  * cleared and `errs` non-empty, or ACCT_NOMEM. Role policy (who may
  * self-register as what) is the caller's next step, not a validation error.
  */

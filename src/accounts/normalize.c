@@ -318,3 +318,15 @@ out:
 	free(disp);
 	return st;
 }
+
+bool
+acct_email_shaped(const char *s, size_t len)
+{
+	char *display = NULL, *key = NULL;
+	const char *msg;
+	bool shaped = acct_email_normalize(s, len, &display, &key, &msg) == ACCT_OK;
+
+	free(display);
+	free(key);
+	return shaped;
+}

@@ -117,6 +117,19 @@ key_field(const char *field, const char *in, size_t len,
 	return st == ACCT_NOMEM ? ACCT_NOMEM : ACCT_OK;
 }
 
+/* The email as a username would be keyed, or NULL when it is no valid username. */
+static enum acct_status
+email_username_key(struct acct_signup *out)
+{
+	char *display = NULL;
+	const char *msg;
+	enum acct_status st = acct_username_normalize(
+	    out->email, strlen(out->email), &display, &out->email_username_key, &msg);
+
+	free(display);
+	return st == ACCT_NOMEM ? ACCT_NOMEM : ACCT_OK;
+}
+
 static char *
 dup_n(const char *s, size_t len)
 {
@@ -137,9 +150,18 @@ acct_signup_validate(
 
 	memset(out, 0, sizeof(*out));
 	if (key_field("username", in->username, in->username_len, acct_username_normalize,
-	        &out->username, &out->username_key, errs) != ACCT_OK ||
-	    key_field("email", in->email, in->email_len, acct_email_normalize, &out->email,
+	        &out->username, &out->username_key, errs) != ACCT_OK)
+		goto nomem;
+	/* An email-shaped username could be taken for someone's email (login, the
+	 * admin CLI): a username is never one, whichever form shows it. */
+	if (out->username != NULL &&
+	    (acct_email_shaped(out->username, strlen(out->username)) ||
+	        acct_email_shaped(out->username_key, strlen(out->username_key))))
+		acct_errors_add(errs, "username", ACCT_MSG_USERNAME_EMAIL);
+	if (key_field("email", in->email, in->email_len, acct_email_normalize, &out->email,
 	        &out->email_key, errs) != ACCT_OK)
+		goto nomem;
+	if (out->email != NULL && email_username_key(out) != ACCT_OK)
 		goto nomem;
 	if (!has_error(errs, "password")) {
 		if (in->password == NULL)
@@ -180,6 +202,7 @@ acct_signup_clear(struct acct_signup *s)
 	free(s->username_key);
 	free(s->email);
 	free(s->email_key);
+	free(s->email_username_key);
 	free(s->password);
 	free(s->role);
 	free(s->bio);

@@ -104,7 +104,7 @@ register_finish(struct http_req *req)
 		return;
 	}
 	/* Advisory: spares the hash for a key already taken. The insert decides. */
-	st = store_user_keys_taken(db, s->username_key, s->email_key);
+	st = store_user_keys_taken(db, s->username_key, s->email_key, s->email_username_key);
 	if (st != STORE_OK) {
 		refuse(req, store_err(st));
 		return;
@@ -119,6 +119,7 @@ register_finish(struct http_req *req)
 	        .username_key = s->username_key,
 	        .email = s->email,
 	        .email_key = s->email_key,
+	        .email_username_key = s->email_username_key,
 	        .password_hash = hash,
 	        .role = s->role,
 	        .bio = s->bio,

@@ -20,9 +20,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Which account a login name names. An email-shaped name (the `email` field,
+ * or an email-shaped `username`) is looked up by email; no username made by
+ * roster is email-shaped, so that is the only account it can name. Only when
+ * no account has that email is an email-shaped `username` looked up as a
+ * username: accounts imported from Django (or made before usernames were
+ * refused that shape) keep logging in, and an email can never be shadowed by
+ * one of them, since registration refuses an email that is some account's
+ * username. Any other `username` is only a username.
+ */
 struct login_ctx {
-	char *username_key; /* NULL when the value cannot be a username */
-	char *email_key;    /* NULL when it cannot be an email */
+	char *email_key;    /* looked up first; NULL when the value is not an email */
+	char *username_key; /* then (or only) this; NULL when it cannot be a username */
 	char name[320];     /* the normalised login name, for failure counting */
 	char *password;     /* wiped */
 	size_t password_len;
@@ -100,7 +110,8 @@ login_finish(struct http_req *req)
 	const struct config *cfg = api_config(req);
 	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
 	struct store *db = api_store(req);
-	struct store_user_ref ref = {0, c->username_key, c->email_key};
+	struct store_user_ref by_email = {0, NULL, c->email_key},
+	                      by_name = {0, c->username_key, NULL};
 	struct store_user user = {0};
 	char *hash = NULL, token[65] = "", token_hash[65], expires[64], subject[330];
 	bool ok = false, rehash = false;
@@ -115,8 +126,10 @@ login_finish(struct http_req *req)
 		api_reply_error(req, limited);
 		return;
 	}
-	if (c->username_key != NULL || c->email_key != NULL)
-		st = store_user_credentials(db, &ref, &user, &hash);
+	if (c->email_key != NULL)
+		st = store_user_credentials(db, &by_email, &user, &hash);
+	if (st == STORE_NOT_FOUND && c->username_key != NULL)
+		st = store_user_credentials(db, &by_name, &user, &hash);
 	if (st != STORE_OK && st != STORE_NOT_FOUND) {
 		metrics_login(METRICS_LOGIN_UNAVAILABLE);
 		api_reply_error(req, store_api_err(st));
@@ -172,7 +185,7 @@ out:
 	store_user_clear(&user);
 }
 
-/* Keys for the login identifier: as a username and, when it is one, as an email. */
+/* Keys for the login identifier, as struct login_ctx says; `username` wins over `email`. */
 static void
 login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *email, size_t elen)
 {
@@ -180,20 +193,19 @@ login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *e
 	const char *msg;
 
 	if (username != NULL) {
-		if (acct_username_normalize(username, ulen, &display, &c->username_key, &msg) ==
-		    ACCT_OK)
-			free(display);
-		display = NULL;
 		email = username;
 		elen = ulen;
 	}
-	if (email != NULL &&
-	    acct_email_normalize(email, elen, &display, &c->email_key, &msg) == ACCT_OK)
+	if (acct_email_normalize(email, elen, &display, &c->email_key, &msg) == ACCT_OK)
+		free(display);
+	display = NULL;
+	if (username != NULL &&
+	    acct_username_normalize(username, ulen, &display, &c->username_key, &msg) == ACCT_OK)
 		free(display);
 	snprintf(c->name, sizeof(c->name), "%s",
-	    c->username_key != NULL ? c->username_key
-	    : c->email_key != NULL  ? c->email_key
-	                            : "-");
+	    c->email_key != NULL      ? c->email_key
+	    : c->username_key != NULL ? c->username_key
+	                              : "-");
 }
 
 void

@@ -3,7 +3,7 @@
  * (libsodium), and hashes imported from Django: PBKDF2 (OpenSSL) and argon2 with
  * p > 1 (libargon2). Every cost in an imported hash is read and bounded before any
  * work is done, so a hostile stored value cannot make a login slow or large.
- * Also token digests and constant-time compare.
+ * Also token digests, keyed hashes and constant-time compare.
  */
 #include "crypto/rcrypto.h"
 
@@ -177,6 +177,28 @@ rcrypto_sha256_hex(const char *data, size_t len, char out[65])
 
 	crypto_hash_sha256(digest, (const unsigned char *)data, len);
 	sodium_bin2hex(out, 65, digest, sizeof(digest));
+}
+
+void
+rcrypto_keyed_hash_hex(
+    const unsigned char key[RCRYPTO_KEY_BYTES], const char *data, size_t len, char out[65])
+{
+	unsigned char digest[32];
+
+	crypto_generichash(
+	    digest, sizeof(digest), (const unsigned char *)data, len, key, RCRYPTO_KEY_BYTES);
+	sodium_bin2hex(out, 65, digest, sizeof(digest));
+}
+
+bool
+rcrypto_key_from_hex(const char *hex, unsigned char key[RCRYPTO_KEY_BYTES])
+{
+	size_t n = 0;
+	const char *end = NULL;
+
+	return strlen(hex) == 2 * RCRYPTO_KEY_BYTES &&
+	       sodium_hex2bin(key, RCRYPTO_KEY_BYTES, hex, strlen(hex), NULL, &n, &end) == 0 &&
+	       n == RCRYPTO_KEY_BYTES && *end == '\0';
 }
 
 bool

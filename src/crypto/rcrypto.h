@@ -44,6 +44,19 @@ bool rcrypto_verify_any(const char *pw, size_t len, const char *stored,
 /* SHA-256 of `data` as 64 lowercase hex characters + NUL (token storage). */
 void rcrypto_sha256_hex(const char *data, size_t len, /* OUT: */ char out[65]);
 
+#define RCRYPTO_KEY_BYTES 32
+
+/*
+ * A keyed hash (BLAKE2b-256, libsodium's crypto_generichash) of `data` under
+ * `key`, as 64 lowercase hex characters + NUL: a stable name for a value that
+ * must not be stored in clear and cannot be linked to it without the key.
+ */
+void rcrypto_keyed_hash_hex(const unsigned char key[RCRYPTO_KEY_BYTES], const char *data,
+    size_t len, /* OUT: */ char out[65]);
+
+/* Decodes 2 * RCRYPTO_KEY_BYTES hex characters into `key`; false when `hex` is not that. */
+bool rcrypto_key_from_hex(const char *hex, /* OUT: */ unsigned char key[RCRYPTO_KEY_BYTES]);
+
 /* Constant-time comparison of two equal-length buffers. */
 bool rcrypto_equal(const void *a, const void *b, size_t len);
 

@@ -1,9 +1,14 @@
 /*
  * The fixed-window rate-limit counter shared by every instance, written once:
  * a hit is one upsert in its own transaction; a read needs no transaction.
+ * The purge of counters long past, and the database's secrets (the key that
+ * rate-limit subjects are hashed with).
  */
 #include "store/driver.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 struct rate_args {
@@ -42,4 +47,74 @@ store_rate_count(struct store *s, const char *key, long long window_s, int add, 
 	if (add > 0)
 		return store_tx(s, hit_body, &a);
 	return store_db_one(s, STMT_RATE_READ, args, NARGS(args), rate_row, count);
+}
+
+struct purge_args {
+	long long before;
+	int max;
+	int64_t *deleted;
+};
+
+static enum store_status
+purge_body(struct store *s, void *arg)
+{
+	struct purge_args *a = arg;
+	struct store_arg args[] = {ARG_I(a->before), ARG_I(a->max)};
+
+	*a->deleted = 0;
+	return store_db_exec(s, STMT_RATE_PURGE, args, NARGS(args), a->deleted);
+}
+
+enum store_status
+store_rate_purge(struct store *s, long long age_s, int max, int64_t *deleted)
+{
+	struct purge_args a = {(long long)time(NULL) - age_s, max, deleted};
+
+	*deleted = 0;
+	return store_tx(s, purge_body, &a);
+}
+
+struct secret_args {
+	const char *name, *candidate;
+	char *value; /* owned */
+};
+
+static enum store_status
+secret_body(struct store *s, void *arg)
+{
+	struct secret_args *a = arg;
+	char now[64];
+	struct store_arg ins[] = {ARG_T(a->name), ARG_T(a->candidate), ARG_T(now)};
+	struct store_arg key[] = {ARG_T(a->name)};
+	enum store_status st;
+
+	store_time_rfc3339(0, now);
+	free(a->value); /* from an attempt that was retried */
+	a->value = NULL;
+	st = store_db_exec(s, STMT_SECRET_INSERT, ins, NARGS(ins), NULL);
+	if (st == STORE_OK)
+		st = store_db_one(s, STMT_SECRET_READ, key, NARGS(key), store_row_dup, &a->value);
+	return st;
+}
+
+enum store_status
+store_secret(struct store *s, const char *name, const char *candidate, char out[STORE_SECRET_MAX])
+{
+	struct secret_args a = {name, candidate, NULL};
+	struct store_arg key[] = {ARG_T(name)};
+	enum store_status st;
+
+	out[0] = '\0';
+	if (candidate != NULL)
+		st = store_tx(s, secret_body, &a);
+	else
+		st = store_db_one(s, STMT_SECRET_READ, key, NARGS(key), store_row_dup, &a.value);
+	if (st == STORE_OK && (a.value == NULL || strlen(a.value) >= STORE_SECRET_MAX))
+		st = STORE_ERROR; /* NOT NULL, and we write short values: not our schema */
+	if (st == STORE_OK)
+		snprintf(out, STORE_SECRET_MAX, "%s", a.value);
+	if (a.value != NULL)
+		memset(a.value, 0, strlen(a.value));
+	free(a.value);
+	return st;
 }

@@ -60,6 +60,10 @@ enum store_stmt {
 	STMT_RATE_HIT,
 	STMT_RATE_READ,
 	STMT_WRITE_PROBE,
+	STMT_RATE_PURGE,
+	STMT_SECRET_INSERT,
+	STMT_SECRET_READ,
+	STMT_USER_CLASHES,
 	STMT_COUNT_
 };
 
@@ -107,8 +111,9 @@ extern const char *const store_pg_sql[];
 	    [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = $1",       \
 	    [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at,"  \
 	                              " compat) VALUES ($1, $2, $3, $4)",                          \
-	    [STMT_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1),"     \
-	                        " EXISTS (SELECT 1 FROM users WHERE email_key = $2)",              \
+	    [STMT_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1"       \
+	                        " OR email_key = $1), EXISTS (SELECT 1 FROM users"                 \
+	                        " WHERE email_key = $2 OR username_key = $3)",                     \
 	    [STMT_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"    \
 	                         " password_hash, is_admin, date_joined)"                          \
 	                         " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",              \
@@ -162,6 +167,14 @@ extern const char *const store_pg_sql[];
 	                       " WHERE key = $1 AND window_start = $2), 0)",                       \
 	    [STMT_WRITE_PROBE] = "INSERT INTO rate_limits AS r (key, window_start, count)"         \
 	                         " VALUES ('roster:write_probe', $1, 0) ON CONFLICT (key)"         \
-	                         " DO UPDATE SET window_start = excluded.window_start"
+	                         " DO UPDATE SET window_start = excluded.window_start",            \
+	    [STMT_RATE_PURGE] = "DELETE FROM rate_limits WHERE key IN (SELECT key"                 \
+	                        " FROM rate_limits WHERE window_start < $1 LIMIT $2)",             \
+	    [STMT_SECRET_INSERT] = "INSERT INTO server_secrets (name, value, created_at)"          \
+	                           " VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",           \
+	    [STMT_SECRET_READ] = "SELECT value FROM server_secrets WHERE name = $1",               \
+	    [STMT_USER_CLASHES] = "SELECT u.id, e.id FROM users u JOIN users e"                    \
+	                          " ON e.email_key = u.username_key AND e.id <> u.id"              \
+	                          " ORDER BY u.id, e.id LIMIT $1"
 
 #endif

@@ -171,6 +171,7 @@ struct store_new_user {
 	const char *username_key;
 	const char *email;
 	const char *email_key;
+	const char *email_username_key; /* the email keyed as a username; NULL: none */
 	const char *password_hash;
 	const char *role;
 	const char *bio;
@@ -200,28 +201,41 @@ void store_user_clear(struct store_user *u);
 /*
  * A fast pre-check that saves hashing for keys already taken: STORE_OK when
  * both are free, else STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL (the
- * username first). Only advisory: uniqueness is enforced by store_user_create.
+ * username first). A key is taken when any account has it in either role: a
+ * username equal to another account's email key, or an email whose username
+ * form (`email_username_key`, may be NULL) is another account's username key.
+ * Only advisory: store_user_create decides.
  */
-RS_MUSTCHECK enum store_status store_user_keys_taken(
-    struct store *s, const char *username_key, const char *email_key);
+RS_MUSTCHECK enum store_status store_user_keys_taken(struct store *s, const char *username_key,
+    const char *email_key, const char *email_username_key);
 
 /*
  * Creates the user and its profile (and accepts the invitation, when given)
  * in ONE transaction. STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL when a
- * unique key is taken; STORE_CONFLICT with `*why` when the invitation cannot
- * be used; nothing is written then. On STORE_OK `*out` holds the account.
+ * key is taken, by the unique indexes or, across the two roles, as
+ * store_user_keys_taken says (checked inside the transaction: no identifier
+ * may name two accounts, one by username and one by email); STORE_CONFLICT
+ * with `*why` when the invitation cannot be used; nothing is written then.
+ * On STORE_OK `*out` holds the account.
  */
 RS_MUSTCHECK enum store_status store_user_create(struct store *s, const struct store_new_user *in,
     /* OUT: */ struct store_user *out, enum store_invite_why *why);
 
-/* How to find one account. */
+/*
+ * How to find one account: by exactly one of its id (> 0), its username_key
+ * or its email_key. There is no fallback from one to the other here: a
+ * caller that tries both (login) says in which order, and why.
+ */
 struct store_user_ref {
-	int64_t id;               /* > 0: by id */
-	const char *username_key; /* else by username_key, */
-	const char *email_key;    /* then by email_key */
+	int64_t id;
+	const char *username_key;
+	const char *email_key;
 };
 
-/* Reads one account with its profile; STORE_NOT_FOUND when none matches. */
+/*
+ * Reads one account with its profile; STORE_NOT_FOUND when none matches,
+ * STORE_ERROR (logged) for a reference with no key or more than one.
+ */
 RS_MUSTCHECK enum store_status store_user_get(struct store *s, const struct store_user_ref *ref,
     /* OUT: */ struct store_user *out);
 
@@ -231,6 +245,21 @@ RS_MUSTCHECK enum store_status store_user_get(struct store *s, const struct stor
  */
 RS_MUSTCHECK enum store_status store_user_credentials(struct store *s,
     const struct store_user_ref *ref, /* OUT: */ struct store_user *user, char **password_hash);
+
+/* An account whose username key is another account's email key. */
+struct store_clash {
+	int64_t username_id;
+	int64_t email_id;
+};
+
+/*
+ * Up to `max` accounts whose username is another account's email (imported
+ * from Django, or made before roster refused such usernames), by id; `*n`
+ * says how many. For `roster check`: login gives such a name to the email's
+ * account, and the admin CLI refuses it as a bare USER.
+ */
+RS_MUSTCHECK enum store_status store_user_clashes(
+    struct store *s, size_t max, /* OUT: */ struct store_clash *out, size_t *n);
 
 /* Every account, oldest first; release with store_users_clear. */
 struct store_users {
@@ -368,5 +397,23 @@ bool store_damaged(void);
  */
 RS_MUSTCHECK enum store_status store_rate_count(struct store *s, const char *key,
     long long window_s, int add, /* OUT: */ long long *count, long long *retry_after_s);
+
+/*
+ * Deletes at most `max` rate-limit counters whose window started more than
+ * `age_s` seconds ago (no limit's window may be longer); `*deleted` counts them.
+ */
+RS_MUSTCHECK enum store_status store_rate_purge(
+    struct store *s, long long age_s, int max, /* OUT: */ int64_t *deleted);
+
+#define STORE_SECRET_MAX 128 /* bytes of a stored secret, with its NUL */
+
+/*
+ * A secret of this database, shared by every process that uses it: the value
+ * stored under `name`, copied into `out`. When there is none yet, `candidate`
+ * (NULL: only read, STORE_NOT_FOUND) is stored first, in one transaction; of
+ * processes racing to store one, one wins and all read its value.
+ */
+RS_MUSTCHECK enum store_status store_secret(struct store *s, const char *name,
+    const char *candidate, /* OUT: */ char out[STORE_SECRET_MAX]);
 
 #endif

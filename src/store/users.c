@@ -4,6 +4,7 @@
  * reads by id, username or email, the list, update and delete. Uniqueness
  * comes from the unique indexes; the driver maps their names to conflicts.
  */
+#include "log.h"
 #include "store/driver.h"
 #include "xmalloc.h"
 
@@ -65,16 +66,25 @@ read_keys(const struct store_row *r, void *arg)
 	return STORE_OK;
 }
 
-enum store_status
-store_user_keys_taken(struct store *s, const char *username_key, const char *email_key)
+static enum store_status
+keys_taken(struct store *s, const char *username_key, const char *email_key,
+    const char *email_username_key)
 {
-	struct store_arg args[] = {ARG_T(username_key), ARG_T(email_key)};
+	struct store_arg args[] = {
+	    ARG_T(username_key), ARG_T(email_key), ARG_T(email_username_key)};
 	struct keys_out k = {false, false};
 	enum store_status st = store_db_one(s, STMT_KEYS_TAKEN, args, NARGS(args), read_keys, &k);
 
 	if (st != STORE_OK)
 		return st == STORE_NOT_FOUND ? STORE_ERROR : st;
 	return k.username ? STORE_CONFLICT_USERNAME : k.email ? STORE_CONFLICT_EMAIL : STORE_OK;
+}
+
+enum store_status
+store_user_keys_taken(struct store *s, const char *username_key, const char *email_key,
+    const char *email_username_key)
+{
+	return keys_taken(s, username_key, email_key, email_username_key);
 }
 
 struct create_args {
@@ -93,9 +103,15 @@ create_body(struct store *s, void *arg)
 	    ARG_T(in->email_key), ARG_T(in->password_hash), ARG_B(in->is_admin), ARG_T(a->joined)};
 	struct store_arg profile[] = {
 	    ARG_I(0), ARG_T(in->role), ARG_T(in->bio), ARG_B(in->can_invite_teachers)};
+	/* The unique indexes hold each key within its column; across the two
+	 * columns this read decides. No username made by roster is email-shaped
+	 * (acct_signup_validate), so no concurrent insert can race it: only rows
+	 * imported from elsewhere can hold a key in the other role. */
 	enum store_status st =
-	    store_db_one(s, STMT_USER_INSERT, user, NARGS(user), store_row_int, &a->id);
+	    keys_taken(s, in->username_key, in->email_key, in->email_username_key);
 
+	if (st == STORE_OK)
+		st = store_db_one(s, STMT_USER_INSERT, user, NARGS(user), store_row_int, &a->id);
 	profile[0] = ARG_I(a->id);
 	if (st == STORE_OK)
 		st = store_db_exec(s, STMT_PROFILE_INSERT, profile, NARGS(profile), NULL);
@@ -139,27 +155,29 @@ store_user_create(struct store *s, const struct store_new_user *in, struct store
 	return st;
 }
 
-/* By id; else by username, then by email (login takes either). */
+/* By exactly one key: an identifier never falls through to another column here. */
 static enum store_status
 user_get(struct store *s, const struct store_user_ref *ref, struct store_user *out, char **hash)
 {
 	struct user_out o = {out, hash};
 	struct store_arg key[1];
-	enum store_status st = STORE_NOT_FOUND;
+	int keys = (ref->id > 0) + (ref->username_key != NULL) + (ref->email_key != NULL);
 
+	if (keys != 1) {
+		log_msg(RS_LOG_ERROR, "store: a user reference with %d keys (exactly 1 expected)",
+		    keys);
+		return STORE_ERROR;
+	}
 	if (ref->id > 0) {
 		key[0] = ARG_I(ref->id);
 		return store_db_one(s, STMT_USER_BY_ID, key, 1, read_user, &o);
 	}
 	if (ref->username_key != NULL) {
 		key[0] = ARG_T(ref->username_key);
-		st = store_db_one(s, STMT_USER_BY_USERNAME, key, 1, read_user, &o);
+		return store_db_one(s, STMT_USER_BY_USERNAME, key, 1, read_user, &o);
 	}
-	if (st == STORE_NOT_FOUND && ref->email_key != NULL) {
-		key[0] = ARG_T(ref->email_key);
-		st = store_db_one(s, STMT_USER_BY_EMAIL, key, 1, read_user, &o);
-	}
-	return st;
+	key[0] = ARG_T(ref->email_key);
+	return store_db_one(s, STMT_USER_BY_EMAIL, key, 1, read_user, &o);
 }
 
 enum store_status
@@ -189,6 +207,32 @@ store_user_credentials(struct store *s, const struct store_user_ref *ref, struct
 		*password_hash = NULL;
 	}
 	return st;
+}
+
+struct clash_out {
+	struct store_clash *items;
+	size_t max, *n;
+};
+
+static enum store_status
+clash_row(const struct store_row *r, void *arg)
+{
+	struct clash_out *c = arg;
+
+	if (*c->n < c->max)
+		c->items[(*c->n)++] =
+		    (struct store_clash){store_col_int(r, 0), store_col_int(r, 1)};
+	return STORE_OK;
+}
+
+enum store_status
+store_user_clashes(struct store *s, size_t max, struct store_clash *out, size_t *n)
+{
+	struct clash_out c = {out, max, n};
+	struct store_arg args[] = {ARG_I((long long)max)};
+
+	*n = 0;
+	return store_db_query(s, STMT_USER_CLASHES, args, NARGS(args), clash_row, &c);
 }
 
 struct list_out {

@@ -194,3 +194,60 @@ def test_rate_limits_off_disables_every_limit(make_db, start_servers):
     r = login_as(servers[1], "free0", PASSWORD)
     assert r.status_code == 200, r.text
     assert db.scalar("SELECT COUNT(*) FROM rate_limits") == 0
+
+
+# --------------------------------------------------------------------------- keys (issue 14, item 8)
+
+KEY_RE = r"^[a-z_]+:[0-9a-f]{64}$"
+
+
+def test_issue_14_rate_limit_keys_hashed_bounded_per_request(make_db, start_servers):
+    """Every counter's key is '<limit>:<64 hex>' whatever was typed; a login adds at most two
+    counters (its address and its account or name), and a name typed on either instance
+    lands in the same counter (the key the subjects are hashed with is the database's)."""
+    import re
+    db, servers = limited(make_db, start_servers, "--limit-login-failures", "3")
+    assert_created(servers[0].register(user_body("victim"), headers=xff(IP_B)), "victim")
+    fresh_window(300)
+    typed = "Typed-Password-As-Name-" + "x9" * 60  # a valid login name, 143 characters
+    for i in range(3):
+        before = db.scalar("SELECT COUNT(*) FROM rate_limits")
+        assert_code(login_as(servers[i % 2], typed, WRONG, ip=f"192.0.2.{i + 1}"),
+                    "invalid_credentials")
+        added = db.scalar("SELECT COUNT(*) FROM rate_limits") - before
+        assert added <= 2, f"one login added {added} counters"
+    assert_limited(login_as(servers[0], typed, WRONG), 300)  # one counter for both instances
+    keys = [k for (k,) in db.query("SELECT key FROM rate_limits")]
+    assert keys and all(re.match(KEY_RE, k) for k in keys), keys
+    assert not [k for k in keys if "typed" in k.lower() or "192.0.2" in k], keys
+    assert db.scalar("SELECT COUNT(*) FROM server_secrets") == 1
+    [(secret,)] = db.query("SELECT value FROM server_secrets WHERE name = 'rate_limit_key'")
+    assert re.match(r"^[0-9a-f]{64}$", secret), secret
+
+
+def test_issue_14_rate_limit_counters_long_past_are_purged(make_db, start_servers):
+    """A process's first counted hit (then every 64th) deletes up to 256 counters whose window
+    started more than a day ago; live ones stay."""
+    db = make_db()
+    old = int(time.time()) - 2 * 86400
+    conn = db.connect()
+    try:
+        cur = conn.cursor()
+        for i in range(300):
+            cur.execute("INSERT INTO rate_limits (key, window_start, count) VALUES (%s, %s, 1)"
+                        if db.backend == "postgres" else
+                        "INSERT INTO rate_limits (key, window_start, count) VALUES (?, ?, 1)",
+                        (f"login_ip:{i:064x}", old))
+        cur.execute("INSERT INTO rate_limits (key, window_start, count) VALUES (%s, %s, 1)"
+                    if db.backend == "postgres" else
+                    "INSERT INTO rate_limits (key, window_start, count) VALUES (?, ?, 1)",
+                    ("login_ip:" + "f" * 64, int(time.time()) - 10))
+    finally:
+        conn.close()
+    [server] = start_servers(db, 1, args=(*FAST_HASH, *ON))
+    assert_code(server.post(LOGIN, json={"username": "nobody", "password": WRONG}),
+                "invalid_credentials")
+    stale = db.scalar("SELECT COUNT(*) FROM rate_limits WHERE window_start < ?",
+                      int(time.time()) - 86400)
+    assert stale == 300 - 256, stale
+    assert db.scalar("SELECT COUNT(*) FROM rate_limits WHERE key = ?", "login_ip:" + "f" * 64) == 1

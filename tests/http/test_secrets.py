@@ -5,11 +5,15 @@ out captured, and wrong tokens sent on purpose; then every log line of every
 instance, the admin CLI's output, /metrics, every column of every row of every
 table (and, on SQLite, the raw database and WAL files) are searched for each
 secret in clear. Error bodies must never echo a password, and no error body
-carries a token.
+carries a token. Passwords typed into the login's username field (one a
+valid username, one shaped like an email) must not show either: rate-limit
+counters are keyed by a keyed hash of the login name (issue 14, item 8); on
+PostgreSQL a pg_dump of the database is searched too.
 """
 
 import hashlib
 import os
+import re
 import secrets
 import subprocess
 import urllib.parse
@@ -30,8 +34,11 @@ WEAK_NUMERIC = "90817263544817"
 WEAK_SHORT = "Zq7!k"
 WEAK_SIMILAR = "quartzfan-1"  # too similar to the username "quartzfan"
 WEAK_LONG = "Longpw-" + "Q7" * 2600  # over 4096 bytes
+# Passwords typed as the login name: a valid username, and one shaped like an email.
+TYPED_AS_NAME = "Quokka-Typed-Name-58"
+TYPED_AS_EMAIL = "Lime.Orchard73@Kiwi-Grove.example"
 PASSWORDS = [P_ALICE, P_INVITER, P_TEACHER, P_BOB, P_WRONG, WEAK_NUMERIC, WEAK_SHORT, WEAK_SIMILAR,
-             WEAK_LONG]
+             WEAK_LONG, TYPED_AS_NAME, TYPED_AS_EMAIL]
 
 
 class Client:
@@ -160,6 +167,9 @@ def test_secrets_never_in_logs_database_or_error_bodies(make_db, start_servers):
     assert_code(post(LOGIN, {"email": "nobody@example.com", "password": P_ALICE}),
                 "invalid_credentials")
     assert_error(post(LOGIN, {"username": "alice", "password": P_ALICE}), 429, "rate_limited")
+    # A password typed into the username field (and the password field holding the name).
+    for typed in (TYPED_AS_NAME, TYPED_AS_EMAIL):
+        assert_code(post(LOGIN, {"username": typed, "password": "bob"}), "invalid_credentials")
 
     # Weak passwords: refused, never echoed.
     for name, pw in (("weaknum", WEAK_NUMERIC), ("weakshort", WEAK_SHORT),
@@ -238,10 +248,22 @@ def test_secrets_never_in_logs_database_or_error_bodies(make_db, start_servers):
             for s in secrets_all:
                 if s.encode() in blob:
                     problems.append(f"{path}: raw bytes hold {s[:24]}...")
+    # 5. PostgreSQL: everything pg_dump writes out (schema, data, sequences).
+    if db.backend == "postgres":
+        dump = subprocess.run([os.path.join(db.cluster.bindir, "pg_dump"), "-d", db.url],
+                              capture_output=True, text=True, timeout=60)
+        assert dump.returncode == 0, dump.stderr
+        assert "alice@example.com" in dump.stdout  # the scan can see clear text
+        raw_scanned.append(f"pg_dump ({len(dump.stdout)} B)")
+        for found in hits(dump.stdout, secrets_all):
+            problems.append(f"pg_dump holds {found[:24]}...")
     print(f"secrets scan [{db.backend}]: {len(secrets_all)} secrets, {len(call.responses)} "
           f"responses ({errors} errors), {lines} log lines, {len(tables)} tables, "
           f"{len(rows)} rows, {cells} cells, raw: {raw_scanned or '-'}; hits: {len(problems)}")
     assert not problems, "\n".join(problems)
+    # Rate-limit counters are keyed "<limit>:<keyed hash>", whatever the subject was.
+    rate_keys = [k for (k,) in db.query("SELECT key FROM rate_limits")]
+    assert rate_keys and all(re.match(r"^[a-z_]+:[0-9a-f]{64}$", k) for k in rate_keys), rate_keys
 
 
 # --------------------------------------------------------------------------- PostgreSQL URLs

@@ -528,3 +528,45 @@ Test(acct_role, list_valid)
 	cr_assert_not(acct_role_list_valid("explorer,teacher,wizard"));
 	cr_assert_not(acct_role_list_valid("explorer,Teacher"));
 }
+
+/* Issue 14, item 2: a username may not be shaped like an email, by its display or its key. */
+Test(acct_signup, email_shaped_username_refused)
+{
+	const char *shaped[] = {
+	    "t.lee@school.example", "T.Lee@School.EXAMPLE", "ａ@ｂ.ｃｏ", "a@b.co"};
+	const char *fine[] = {"ada@home", "ada@", "@ada", "ada.lovelace", "a@b.1"};
+
+	for (size_t i = 0; i < sizeof(shaped) / sizeof(shaped[0]); i++) {
+		struct acct_signup_input in = input(shaped[i], "x@example.com", "testpass123");
+		struct acct_errors errs = {.n = 0};
+		struct acct_signup out;
+
+		cr_assert_eq(acct_signup_validate(&in, &out, &errs), ACCT_INVALID, "%s", shaped[i]);
+		cr_assert(has(&errs, "username", ACCT_MSG_USERNAME_EMAIL), "%s", shaped[i]);
+		cr_assert_eq(errs.n, 1, "%s: only the username", shaped[i]);
+		cr_assert_null(out.username);
+	}
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		struct acct_signup_input in = input(fine[i], "x@example.com", "testpass123");
+		struct acct_errors errs = {.n = 0};
+		struct acct_signup out;
+
+		cr_assert_eq(acct_signup_validate(&in, &out, &errs), ACCT_OK, "%s", fine[i]);
+		acct_signup_clear(&out);
+	}
+}
+
+Test(acct_signup, email_username_key_is_the_email_keyed_as_a_username)
+{
+	struct acct_signup_input in = input("ada", " T.Lee@School.Example ", "testpass123");
+	struct acct_errors errs = {.n = 0};
+	struct acct_signup out;
+
+	cr_assert_eq(acct_signup_validate(&in, &out, &errs), ACCT_OK);
+	cr_assert_str_eq(out.email_username_key, "t.lee@school.example");
+	acct_signup_clear(&out);
+	in = input("ada", "o'neil@example.com", "testpass123"); /* ' is no username character */
+	cr_assert_eq(acct_signup_validate(&in, &out, &errs), ACCT_OK);
+	cr_assert_null(out.email_username_key);
+	acct_signup_clear(&out);
+}

@@ -216,6 +216,13 @@ snapshot(void)
 		cr_assert_eq(store_rate_count(S, rate_keys[i], 3600, 0, &count, &retry), STORE_OK);
 		put(&b, "rate %s %lld\n", rate_keys[i], count);
 	}
+	{
+		char secret[STORE_SECRET_MAX];
+		enum store_status st = store_secret(S, "k", NULL, secret);
+
+		cr_assert(st == STORE_OK || st == STORE_NOT_FOUND);
+		put(&b, "secret %s\n", st == STORE_OK ? secret : "-");
+	}
 	if (b.p == NULL)
 		put(&b, "%s", "");
 	return b.p;
@@ -432,7 +439,7 @@ STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
 		}
 		cr_assert_eq(store_schema(e, &schema), STORE_OK);
 		cr_assert_eq(schema.applied, schema.latest);
-		cr_assert_eq(store_user_keys_taken(e, "a", "b"), STORE_OK);
+		cr_assert_eq(store_user_keys_taken(e, "a", "b", NULL), STORE_OK);
 		drop_empty(e, n);
 		if (!fired)
 			return;
@@ -516,27 +523,28 @@ STORE_TEST(user_create_conflicts_username_then_email_writing_nothing)
 	b.in.email = b.in.email_key = person(&a, "alice")->email;
 	c.in = &b.in;
 	fault_sweep("user_create, email taken", op_create, &c, STORE_CONFLICT_EMAIL);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
 }
 
 STORE_TEST(user_keys_taken_says_which_username_first)
 {
 	mk_user("alice");
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "bob@example.com"), STORE_CONFLICT_USERNAME);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "alice@example.com"), STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
 	cr_assert_eq(
-	    store_user_keys_taken(S, "alice", "alice@example.com"), STORE_CONFLICT_USERNAME);
+	    store_user_keys_taken(S, "alice", "bob@example.com", NULL), STORE_CONFLICT_USERNAME);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "bob", "alice@example.com", NULL), STORE_CONFLICT_EMAIL);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "alice", "alice@example.com", NULL), STORE_CONFLICT_USERNAME);
 }
 
-STORE_TEST(user_get_by_id_username_then_email)
+STORE_TEST(user_get_by_id_username_or_email)
 {
 	int64_t id = mk_user("alice");
 	struct store_user_ref by_id = {id, NULL, NULL}, by_name = {0, "alice", NULL},
-	                      by_email = {0, NULL, "alice@example.com"},
-	                      login = {0, "alice@example.com", "alice@example.com"},
-	                      none = {0, "zed", "zed@example.com"}, gone = {id + 100, NULL, NULL};
-	const struct store_user_ref *found[] = {&by_id, &by_name, &by_email, &login};
+	                      login = {0, NULL, "alice@example.com"}, none = {0, "zed", NULL},
+	                      gone = {id + 100, NULL, NULL};
+	const struct store_user_ref *found[] = {&by_id, &by_name, &login};
 	struct store_user u = {0};
 	char *hash = NULL;
 
@@ -554,6 +562,105 @@ STORE_TEST(user_get_by_id_username_then_email)
 	store_user_clear(&u);
 	cr_assert_eq(store_user_credentials(S, &none, &u, &hash), STORE_NOT_FOUND);
 	cr_assert_null(hash);
+}
+
+/* Issue 14, item 2: an identifier never falls through from one column to the other. */
+STORE_TEST(user_get_one_key_only_never_the_other_column)
+{
+	int64_t id = mk_user("alice");
+	struct store_user_ref name_as_email = {0, NULL, "alice"},
+	                      email_as_name = {0, "alice@example.com", NULL},
+	                      both = {0, "alice", "alice@example.com"}, neither = {0, NULL, NULL},
+	                      id_and_name = {id, "alice", NULL};
+	struct store_user u = {0};
+
+	cr_assert_eq(store_user_get(S, &name_as_email, &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_user_get(S, &email_as_name, &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_user_get(S, &both, &u), STORE_ERROR);
+	cr_assert_eq(store_user_get(S, &neither, &u), STORE_ERROR);
+	cr_assert_eq(store_user_get(S, &id_and_name, &u), STORE_ERROR);
+	cr_assert_null(u.username);
+}
+
+/* A row as Django imports it: a username that is someone's email. */
+static int64_t
+mk_user_named(const char *username, const char *email)
+{
+	struct person p;
+	struct store_user u = {0};
+	enum store_invite_why why;
+	int64_t id;
+
+	person(&p, "x");
+	p.in.username = p.in.username_key = username;
+	p.in.email = p.in.email_key = email;
+	cr_assert_eq(store_user_create(S, &p.in, &u, &why), STORE_OK, "create %s", username);
+	id = u.id;
+	store_user_clear(&u);
+	return id;
+}
+
+/* Issue 14, item 2: a key taken in one role is taken in the other, in create and the pre-check. */
+STORE_TEST(user_create_refuses_a_key_held_in_the_other_role)
+{
+	struct person b;
+	struct create_ctx c = {person(&b, "bob"), 0, STORE_INVITE_OK};
+
+	mk_user("alice");
+	mk_user_named("t.lee@school.example", "legacy@example.com");
+	/* A username that is an existing email: refused as the username. */
+	b.in.username = b.in.username_key = "alice@example.com";
+	fault_sweep("user_create, username is an email", op_create, &c, STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "alice@example.com", "bob@example.com", NULL),
+	    STORE_CONFLICT_USERNAME);
+	/* An email that is an existing username (in its username form): the email. */
+	person(&b, "bob");
+	b.in.email = b.in.email_key = "T.Lee@School.example";
+	b.in.email_username_key = "t.lee@school.example";
+	fault_sweep("user_create, email is a username", op_create, &c, STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "x@example.com", "t.lee@school.example"),
+	    STORE_CONFLICT_EMAIL);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "bob", "bob@example.com", "bob@example.com"), STORE_OK);
+	person(&b, "bob");
+	b.in.email_username_key = "bob@example.com";
+	fault_sweep("user_create, both free", op_create, &c, STORE_OK);
+}
+
+struct clashes_ctx {
+	struct store_clash c[4];
+	size_t n;
+};
+
+static enum store_status
+op_clashes(void *arg)
+{
+	struct clashes_ctx *c = arg;
+
+	return store_user_clashes(S, 4, c->c, &c->n);
+}
+
+STORE_TEST(user_clashes_lists_usernames_that_are_another_accounts_email)
+{
+	struct clashes_ctx c = {.n = 9};
+	int64_t alice, legacy, second;
+
+	mk_user_named("ada@home", "ada@example.com"); /* '@', no one's email: no clash */
+	fault_sweep("user_clashes, none", op_clashes, &c, STORE_OK);
+	cr_assert_eq(c.n, 0);
+	/* In this order, as rows imported from elsewhere can be (create refuses the
+	 * username once the email exists, not the email without its username form). */
+	second = mk_user_named("legacy@example.com", "second@example.com");
+	legacy = mk_user_named("alice@example.com", "legacy@example.com");
+	alice = mk_user("alice");
+	fault_sweep("user_clashes", op_clashes, &c, STORE_OK);
+	cr_assert_eq(c.n, 2);
+	cr_assert_eq(c.c[0].username_id, second);
+	cr_assert_eq(c.c[0].email_id, legacy);
+	cr_assert_eq(c.c[1].username_id, legacy);
+	cr_assert_eq(c.c[1].email_id, alice);
+	cr_assert_eq(store_user_clashes(S, 1, c.c, &c.n), STORE_OK);
+	cr_assert_eq(c.n, 1, "at most max");
 }
 
 static enum store_status
@@ -1079,6 +1186,56 @@ STORE_TEST(rate_count_adds_and_reads)
 	cr_assert_eq(count, 0);
 }
 
+struct secret_ctx {
+	const char *candidate;
+	char out[STORE_SECRET_MAX];
+};
+
+static enum store_status
+op_secret(void *arg)
+{
+	struct secret_ctx *c = arg;
+
+	return store_secret(S, "k", c->candidate, c->out);
+}
+
+/* Issue 14, item 8: the key rate-limit subjects are hashed with, one per database. */
+STORE_TEST(secret_first_candidate_stored_then_kept)
+{
+	struct secret_ctx first = {"aaaa", ""}, second = {"bbbb", ""}, look = {NULL, ""};
+
+	cr_assert_eq(op_secret(&look), STORE_NOT_FOUND);
+	cr_assert_str_eq(look.out, "");
+	fault_sweep("secret, first", op_secret, &first, STORE_OK);
+	cr_assert_str_eq(first.out, "aaaa");
+	fault_sweep("secret, second candidate", op_secret, &second, STORE_OK);
+	cr_assert_str_eq(second.out, "aaaa", "the stored secret stays");
+	cr_assert_eq(op_secret(&look), STORE_OK);
+	cr_assert_str_eq(look.out, "aaaa");
+	cr_assert_eq(store_secret(S, "other", "cccc", second.out), STORE_OK);
+	cr_assert_str_eq(second.out, "cccc");
+}
+
+STORE_TEST(rate_purge_takes_only_old_counters_at_most_max)
+{
+	long long count = 0, retry = 0;
+	int64_t n = -1;
+
+	cr_assert_eq(store_rate_count(S, "login:a", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_count(S, "register:b", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_purge(S, 86400, 10, &n), STORE_OK);
+	cr_assert_eq(n, 0, "live counters stay");
+	/* age -3600: "older than an hour from now", so both counters are old. */
+	cr_assert_eq(store_rate_purge(S, -3600, 1, &n), STORE_OK);
+	cr_assert_eq(n, 1, "at most max");
+	cr_assert_eq(store_rate_purge(S, -3600, 10, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(store_rate_count(S, "login:a", 60, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 0);
+	cr_assert_eq(store_rate_count(S, "register:b", 60, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 0);
+}
+
 STORE_TEST(busy_transaction_runs_again_unavailable_does_not)
 {
 	struct person p;
@@ -1090,7 +1247,7 @@ STORE_TEST(busy_transaction_runs_again_unavailable_does_not)
 	person(&p, "bob");
 	store_fault_after(S, 2, STORE_UNAVAILABLE);
 	cr_assert_eq(op_create(&c), STORE_UNAVAILABLE);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com"), STORE_OK);
+	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -1123,13 +1280,13 @@ Test(store_pg_driver, lazy_open_unreachable_backs_off)
 	cr_assert_eq(connect_attempts(), before + 2);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 20; i++)
-		cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
+		cr_assert_eq(store_user_keys_taken(s, "a", "b", NULL), STORE_UNAVAILABLE);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* Twenty calls inside the first backoff steps: at most a few attempts. */
 	cr_assert_leq(
 	    connect_attempts(), before + 4, "attempts: %lld", connect_attempts() - before);
 	usleep(120 * 1000);
-	cr_assert_eq(store_user_keys_taken(s, "a", "b"), STORE_UNAVAILABLE);
+	cr_assert_eq(store_user_keys_taken(s, "a", "b", NULL), STORE_UNAVAILABLE);
 	cr_assert_geq(connect_attempts(), before + 3, "a retry after the backoff");
 	(void)t1;
 	store_close(s);
@@ -1161,14 +1318,14 @@ Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg, 
 	PQclear(r);
 	store_set_deadline_ms(S, 300);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_UNAVAILABLE);
+	cr_assert_eq(store_user_keys_taken(S, "alice", "x", NULL), STORE_UNAVAILABLE);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	cr_assert(ms >= 250 && ms < 1500, "answered after %lld ms", ms);
 	PQfinish(locker); /* releases the lock */
 	usleep(150 * 1000);
 	store_set_deadline_ms(S, 0);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "x"), STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "alice", "x", NULL), STORE_CONFLICT_USERNAME);
 }
 
 /* ------------------------------------------------------------------ compatibility versions */

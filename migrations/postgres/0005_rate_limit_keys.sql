@@ -1,0 +1,15 @@
+-- roster-compat: 3
+-- Rate-limit keys become a keyed hash of their subject (issue 14, item 8): a
+-- password typed into the login's username field must not be stored in clear
+-- (I5). The hash key is a random secret of this database, so every instance
+-- on it agrees: the first process that needs it stores one (store_secret).
+-- Counters keyed in clear by earlier versions go: they may hold such a
+-- password (their dead tuples stay until the next VACUUM).
+CREATE TABLE server_secrets (
+	name       text PRIMARY KEY,
+	value      text NOT NULL,
+	created_at timestamptz NOT NULL
+);
+DELETE FROM rate_limits;
+-- Counters whose window is long past are purged by window_start.
+CREATE INDEX rate_limits_window_start ON rate_limits (window_start);
