@@ -130,6 +130,9 @@ enum store_invite_why {
 struct store_new_user {
 	const char *username;
 	const char *username_key;
+	/* Confusable keys (acct_username_skeletons); NULL only in tests. */
+	const char *username_skeleton;
+	const char *username_skeleton_cased;
 	const char *email;
 	const char *email_key;
 	const char *password_hash;
@@ -160,20 +163,35 @@ void store_user_clear(struct store_user *u);
 
 /*
  * A fast pre-check that saves hashing for keys already taken: STORE_OK when
- * both are free, else STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL (the
- * username first). Only advisory: uniqueness is enforced by store_user_create.
+ * all are free, else STORE_CONFLICT_USERNAME (the username's key or one of its
+ * confusable keys, which may be NULL) or STORE_CONFLICT_EMAIL (the username
+ * first). Only advisory: uniqueness is enforced by store_user_create.
  */
-RS_MUSTCHECK enum store_status store_user_keys_taken(
-    struct store *s, const char *username_key, const char *email_key);
+RS_MUSTCHECK enum store_status store_user_keys_taken(struct store *s, const char *username_key,
+    const char *username_skeleton, const char *username_skeleton_cased, const char *email_key);
 
 /*
  * Creates the user and its profile (and accepts the invitation, when given)
  * in ONE transaction. STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL when a
- * unique key is taken; STORE_CONFLICT with `*why` when the invitation cannot
- * be used; nothing is written then. On STORE_OK `*out` holds the account.
+ * unique key is taken (a username confusable with another one is taken); STORE_CONFLICT with `*why`
+ * when the invitation cannot be used; nothing is written then. On STORE_OK `*out` holds the
+ * account.
  */
 RS_MUSTCHECK enum store_status store_user_create(struct store *s, const struct store_new_user *in,
     /* OUT: */ struct store_user *out, enum store_invite_why *why);
+
+/*
+ * Gives every account without confusable keys (made before migration 0004,
+ * or since by an older binary) its username's skeletons, oldest first, and
+ * re-keys its email_key, and those of pending invitations, into the current
+ * form. An account whose skeleton or new email key an
+ * older one already holds keeps NULL or its old key: both accounts keep
+ * working, and no new look-alike of either can register. `*filled` counts
+ * skeletons set, `*kept` those left NULL (each logged).
+ * `roster migrate` runs it inside migration 0004; `roster serve` at start.
+ */
+RS_MUSTCHECK enum store_status store_user_fill_keys(
+    struct store *s, /* OUT: */ int *filled, int *kept);
 
 /* How to find one account. */
 struct store_user_ref {

@@ -199,3 +199,49 @@ def test_register_password_stored_argon2id_only(server, db):
     server.stop_checked()
     assert password not in server.log_text()
     assert stored not in server.log_text()
+
+
+# -------------------------------------------------- look-alike usernames (issue 14, item 4)
+
+LOOKALIKES_OF_ADMIN = {
+    "cyrillic-a": "\u0430dmin", "greek-capital-alpha": "\u0391dmin", "latin-alpha": "\u0251dmin",
+    "cyrillic-i": "adm\u0456n", "dotless-i": "adm\u0131n", "armenian-vo": "admi\u0578",
+    "cyrillic-komi-de": "a\u0501min", "palochka": "adm\u04cfn", "rn": "adrnin",
+    "greek-all-capitals": "\u0391DMIN", "cherokee": "\u13aaDMIN",
+}
+
+
+@pytest.mark.parametrize("username", list(LOOKALIKES_OF_ADMIN.values()),
+                         ids=list(LOOKALIKES_OF_ADMIN))
+def test_issue_14_lookalike_username_taken_400(server, db, username):
+    assert_created(server.register(user_body("admin")))
+    plain = assert_error(server.register(user_body("admin", email="plain@example.com")), 400,
+                         "username_taken", MSG_USERNAME_TAKEN)
+    r = server.register(user_body(username, email="other@example.com"))
+    body = assert_error(r, 400, "username_taken", MSG_USERNAME_TAKEN)
+    # The answer says no more than a plain "taken" does (which account, why).
+    assert set(body) == set(plain) and body.keys() - {"request_id"} == {"error", "code"}, body
+    assert db.count_users() == 1
+
+
+def test_issue_14_lookalike_first_then_latin_taken_400(server, db):
+    assert_created(server.register(user_body("\u0430dmin", email="cyr@example.com")))
+    assert_error(server.register(user_body("admin")), 400, "username_taken", MSG_USERNAME_TAKEN)
+    # Capital I against small l, and a case variant of a look-alike.
+    assert_created(server.register(user_body("paypal")))
+    for name in ("paypaI", "PAYPAI", "\u0440\u0430\u0443\u0440\u0430l"):
+        r = server.register(user_body(name, email=f"p{ord(name[0])}{ord(name[-1])}@example.com"))
+        assert_error(r, 400, "username_taken", MSG_USERNAME_TAKEN)
+    assert db.count_users() == 2
+
+
+@pytest.mark.parametrize("username", ["admins", "adm1n_", "jos\u00e9", "\u00e4dmin"],
+                         ids=["longer", "other-name", "accent", "diaeresis"])
+def test_issue_14_distinct_lookalike_username_201(server, db, username):
+    assert_created(server.register(user_body("admin")))
+    assert_created(server.register(user_body("jose", email="jose@example.com")))
+    assert_created(server.register(user_body(username, email="distinct@example.com")), username)
+    row = db.query("SELECT username_skeleton, username_skeleton_cased FROM users"
+                   " WHERE username = ?", username)[0]
+    assert all(row), row
+
