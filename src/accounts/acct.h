@@ -83,9 +83,13 @@ enum acct_status acct_username_skeletons(const char *username, size_t len,
 void acct_unicode_cleanup(void);
 
 /*
- * Email: trims ASCII and Unicode white space, NFKC-normalises into `*display`,
- * lowercases the whole address into `*key`, and checks the syntax
- * (dot-atom local part, a domain of at least two labels).
+ * Email: trims ASCII and Unicode white space, NFKC-normalises into `*display`
+ * (the user's spelling, domain included), and checks the syntax (dot-atom
+ * ASCII local part, a domain of at least two labels that is valid IDNA2008 /
+ * UTS #46 non-transitional). `*key` is the local part lowercased, "@", and
+ * the domain's A-label form ("victim@bücher.de" and "victim@xn--bcher-kva.de"
+ * share "victim@xn--bcher-kva.de"); a non-ASCII label always becomes an
+ * "xn--" label, never plain ASCII ("examplEİ.com" is not "examplei.com").
  */
 enum acct_status acct_email_normalize(const char *in, size_t len,
     /* OUT: */ char **display, char **key, const char **msg);

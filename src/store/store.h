@@ -184,7 +184,7 @@ RS_MUSTCHECK enum store_status store_user_create(struct store *s, const struct s
  * Gives every account without confusable keys (made before migration 0004,
  * or since by an older binary) its username's skeletons, oldest first, and
  * re-keys its email_key, and those of pending invitations, into the current
- * form. An account whose skeleton or new email key an
+ * form (IDNA A-label domain). An account whose skeleton or new email key an
  * older one already holds keeps NULL or its old key: both accounts keep
  * working, and no new look-alike of either can register. `*filled` counts
  * skeletons set, `*kept` those left NULL (each logged).

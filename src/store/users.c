@@ -376,7 +376,7 @@ new_email_key(const char *email, const char *old)
 	const char *msg;
 
 	if (acct_email_normalize(email, strlen(email), &display, &key, &msg) != ACCT_OK)
-		return NULL; /* no longer valid: keeps its key */
+		return NULL; /* no longer valid (e.g. not IDNA): keeps its key */
 	free(display);
 	if (strcmp(key, old) == 0) {
 		free(key);

@@ -1,5 +1,5 @@
 /*
- * libFuzzer: username and email normalisation, the
+ * libFuzzer: username and email normalisation (IDNA domains included), the
  * username's confusable keys and the password policy on raw bytes.
  */
 #include <stdint.h>

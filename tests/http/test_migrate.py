@@ -299,7 +299,7 @@ def _legacy_database(db):
 
 def test_issue_14_migrate_existing_accounts_keep_logins_lookalikes_refused(
         make_db, start_servers):
-    from conftest import MSG_USERNAME_TAKEN, assert_error, login, user_body
+    from conftest import MSG_EMAIL_TAKEN, MSG_USERNAME_TAKEN, assert_error, login, user_body
 
     db = make_db(migrate=False)
     if db.backend == "sqlite":
@@ -313,14 +313,18 @@ def test_issue_14_migrate_existing_accounts_keep_logins_lookalikes_refused(
         "SELECT username, username_skeleton, username_skeleton_cased, email_key FROM users")}
     assert rows["admin"][0] and rows["admin"][1], rows
     assert rows["\u0430dmin"][:2] == (None, None), rows  # the younger one of the pair
+    assert rows["victim"][2] == "victim@xn--bcher-kva.de", rows
 
     server = start_servers(db)[0]
     # Every existing account still logs in, the legacy look-alikes both by username.
     login(server, username="admin")
     login(server, username="\u0430dmin")
-    login(server, email="victim@B\u00fccher.de")
-    # A new look-alike of either is taken.
+    login(server, email="victim@b\u00fccher.de")
+    login(server, email="victim@xn--bcher-kva.de")
+    # A new look-alike of either is taken; so is the other spelling of the domain.
     for name in ("\u0251dmin", "\u0391DMIN", "adrnin"):
         r = server.register(user_body(name, email=f"n{len(name)}{ord(name[0])}@example.com"))
         assert_error(r, 400, "username_taken", MSG_USERNAME_TAKEN)
+    r = server.register(user_body("victim2", email="victim@xn--bcher-kva.de"))
+    assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
     assert db.scalar("SELECT COUNT(*) FROM users") == 3

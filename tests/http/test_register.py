@@ -245,3 +245,36 @@ def test_issue_14_distinct_lookalike_username_201(server, db, username):
                    " WHERE username = ?", username)[0]
     assert all(row), row
 
+
+# -------------------------------------------------- IDNA email domains (issue 14, item 11)
+
+@pytest.mark.parametrize("first, second", [
+    ("victim@b\u00fccher.de", "victim@xn--bcher-kva.de"),
+    ("victim@xn--bcher-kva.de", "Victim@B\u00dcCHER.de"),
+    ("victim@fa\u00df.de", "victim@XN--FA-HIA.DE"),
+], ids=["unicode-first", "a-label-first", "sharp-s"])
+def test_issue_14_idna_domain_spellings_one_account_400(server, db, first, second):
+    from conftest import login
+
+    user = assert_created(server.register(user_body("victim", email=first)), email=first)
+    assert db.user(user["id"])["email"] == first  # the user's spelling is kept
+    key = db.user(user["id"])["email_key"]
+    assert key.startswith("victim@xn--") and key.isascii(), key
+    r = server.register(user_body("other", email=second))
+    assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
+    assert db.count_users() == 1
+    login(server, email=second)  # either spelling logs in
+
+
+def test_issue_14_dotted_capital_i_domain_not_ascii_201(server, db):
+    assert_created(server.register(user_body("victim", email="victim@examplei.com")))
+    user = assert_created(server.register(user_body("other", email="victim@examplE\u0130.com")))
+    key = db.user(user["id"])["email_key"]
+    assert key != "victim@examplei.com" and key.startswith("victim@xn--"), key
+
+
+@pytest.mark.parametrize("email", ["a@xn--zz.com", "a@xn--ab.com", "a@ab--cd.com",
+                                   "a@\u0661\u0662\u0663abc.com"],
+                         ids=["bad-punycode", "disallowed", "hyphens-3-4", "bidi"])
+def test_issue_14_invalid_idna_domain_400(rejects, email):
+    assert_invalid(rejects(user_body("erin", email=email)), "email")

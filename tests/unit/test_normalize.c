@@ -454,6 +454,72 @@ Test(acct_email, length_254_accepted_255_rejected)
 	free(l3);
 }
 
+/* ---- emails: IDNA domains (issue 14, item 11) ---- */
+
+Test(acct_email, idna_unicode_and_a_label_share_key_display_kept)
+{
+	static const char *const spellings[] = {
+	    "victim@b\u00FCcher.de", "victim@xn--bcher-kva.de", "victim@B\u00DCCHER.DE",
+	    "Victim@XN--BCHER-KVA.de", "victim@bu\u0308cher.de", /* decomposed: NFKC composes it */
+	};
+
+	for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
+		struct norm r = email(spellings[i]);
+
+		cr_assert_eq(r.st, ACCT_OK, "\"%s\": %s", spellings[i], r.msg ? r.msg : "");
+		cr_assert_str_eq(r.key, "victim@xn--bcher-kva.de", "\"%s\"", spellings[i]);
+		norm_free(&r);
+	}
+	expect_ok(email("Victim@B\u00FCcher.de"), "display", "Victim@B\u00FCcher.de", NULL);
+}
+
+Test(acct_email, dotted_capital_i_domain_never_becomes_ascii)
+{
+	char *a = email_key("victim@examplE\u0130.com");
+	char *b = email_key("victim@examplei.com");
+
+	cr_assert_str_neq(a, b, "\"examplE\u0130.com\" took the key of examplei.com");
+	cr_assert_str_eq(b, "victim@examplei.com");
+	cr_assert(strncmp(a, "victim@xn--", 11) == 0, "key %s", a);
+	free(a);
+	free(b);
+}
+
+Test(acct_email, non_transitional_sharp_s_and_final_sigma_kept)
+{
+	/* Transitional processing would give fass.de, someone else's domain. */
+	char *a = email_key("a@fa\u00DF.de"), *b = email_key("a@fass.de");
+	char *c = email_key("a@\u03C3\u03BF\u03C6\u03BF\u03C2.gr"); /* final sigma */
+	char *d = email_key("a@\u03C3\u03BF\u03C6\u03BF\u03C3.gr");
+
+	cr_assert_str_eq(a, "a@xn--fa-hia.de");
+	cr_assert_str_eq(b, "a@fass.de");
+	cr_assert_str_eq(c, "a@xn--0xaajbq.gr");
+	cr_assert_str_neq(c, d);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+
+Test(acct_email, invalid_idna_domain_rejected)
+{
+	char *long_label = repeat("\u00FC", 60);
+	char sixty[200];
+	static const char *const bad[] = {
+	    "a@xn--zz.com",                /* not Punycode */
+	    "a@xn--ab.com",                /* Punycode of a disallowed code point */
+	    "a@ab--cd.com",                /* hyphens in positions 3 and 4 */
+	    "a@\u0661\u0662\u0663abc.com", /* breaks the bidi rule */
+	};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		expect_invalid(email(bad[i]), bad[i], ACCT_MSG_EMAIL_INVALID);
+	snprintf(sixty, sizeof sixty, "a@%s.de", long_label); /* its A-label is past 63 */
+	expect_invalid(email(sixty), "60 x u-umlaut label", ACCT_MSG_EMAIL_INVALID);
+	free(long_label);
+}
+
 /* ---- acct_has_invisible ---- */
 
 Test(acct_invisible, detects_zero_width_and_bidi_controls)

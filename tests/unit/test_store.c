@@ -641,6 +641,47 @@ STORE_TEST(fill_keys_gives_legacy_accounts_skeletons_and_keeps_collisions)
 	store_user_clear(&u);
 }
 
+STORE_TEST(fill_keys_rekeys_unicode_email_domains_keeping_collisions)
+{
+	/* As an older roster keyed them: the domain lowercased code point by code point. */
+	struct person a, b, c;
+	struct store_user u = {0};
+	struct fill_ctx f = {0, 0};
+	int64_t ida, idb;
+
+	person(&a, "victim");
+	a.in.email = "Victim@B\u00FCcher.de";
+	a.in.email_key = "victim@b\u00FCcher.de";
+	cr_assert_eq(create(&a.in), STORE_OK);
+	ida = user_id("victim");
+	person(&b, "twin"); /* one mailbox, two accounts: the bug being fixed */
+	b.in.email = b.in.email_key = "twin@xn--bcher-kva.de";
+	cr_assert_eq(create(&b.in), STORE_OK);
+	idb = user_id("twin");
+	person(&c, "other");
+	c.in.email = "twin@b\u00FCcher.de";
+	c.in.email_key = "twin@b\u00FCcher.de";
+	cr_assert_eq(create(&c.in), STORE_OK);
+	cr_assert_eq(store_user_fill_keys(S, &f.filled, &f.kept), STORE_OK);
+	cr_assert_eq(
+	    store_user_get(S, &(struct store_user_ref){0, NULL, "victim@xn--bcher-kva.de"}, &u),
+	    STORE_OK);
+	cr_assert_eq(u.id, ida);
+	cr_assert_str_eq(u.email, "Victim@B\u00FCcher.de", "the display value is kept");
+	store_user_clear(&u);
+	/* The A-label key was taken: the Unicode twin keeps its old key (and its login by name). */
+	cr_assert_eq(
+	    store_user_get(S, &(struct store_user_ref){0, NULL, "twin@xn--bcher-kva.de"}, &u),
+	    STORE_OK);
+	cr_assert_eq(u.id, idb);
+	store_user_clear(&u);
+	cr_assert_eq(
+	    store_user_get(S, &(struct store_user_ref){0, NULL, "twin@b\u00FCcher.de"}, &u),
+	    STORE_OK);
+	store_user_clear(&u);
+	cr_assert_eq(user_id("other"), idb + 1);
+}
+
 STORE_TEST(user_get_by_id_username_then_email)
 {
 	int64_t id = mk_user("alice");
