@@ -278,3 +278,19 @@ def test_issue_14_dotted_capital_i_domain_not_ascii_201(server, db):
                          ids=["bad-punycode", "disallowed", "hyphens-3-4", "bidi"])
 def test_issue_14_invalid_idna_domain_400(rejects, email):
     assert_invalid(rejects(user_body("erin", email=email)), "email")
+
+
+def test_issue_14_longest_skeleton_username_201(server, db):
+    """150 Hangul syllables whose confusable keys are 1,030 jamo (3,090 bytes), past
+    PostgreSQL's btree limit of 2,704 bytes for an uncompressed index row: still a 201,
+    then taken, never a 500 (PostgreSQL compresses the index entry)."""
+    syllables = [0xAC00 + (lead * 21 + vowel) * 28 + tail for lead in (1, 4, 8, 10, 13)
+                 for vowel in (10, 15) for tail in (2, 3, 5, 6, 9, 10, 11, 12, 13, 14, 15, 18, 20)]
+    syllables += [0xAC00 + (lead * 21 + 10) * 28 + tail for lead in (0, 2, 3, 5)
+                  for tail in (2, 3, 5, 6, 9)]
+    name = "".join(chr(c) for c in sorted(syllables, key=lambda c: (c * 7919) % 10007))
+    assert len(name) == 150
+    assert_created(server.register(user_body(name, email="hangul@example.com")), name)
+    assert db.scalar("SELECT length(username_skeleton_cased) FROM users") > 1000
+    assert_error(server.register(user_body(name, email="hangul2@example.com")), 400,
+                 "username_taken", MSG_USERNAME_TAKEN)
