@@ -180,7 +180,7 @@ http_opts_of(const struct config *cfg, struct http_opts *o)
 
 /*
  * Accounts an older binary created after migration 0004 have no confusable
- * key yet: give them one before serving. Not fatal: registrations stay
+ * keys yet: set them before serving. Not fatal: registrations stay
  * guarded by the keys that exist.
  */
 static void
@@ -193,7 +193,7 @@ fill_keys(struct store *s)
 		log_msg(RS_LOG_WARNING, "cannot fill confusable keys at start: %s",
 		    store_status_str(st));
 	else if (filled > 0)
-		log_msg(RS_LOG_INFO, "%d account(s) given a confusable key at start", filled);
+		log_msg(RS_LOG_INFO, "%d confusable key(s) set at start", filled);
 }
 
 static int

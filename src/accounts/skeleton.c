@@ -1,8 +1,8 @@
 /*
- * The confusable key of a username (UTS #39 skeleton, ICU's uspoof): two names
- * that a reader cannot tell apart ("admin" and "аdmin" with a Cyrillic а) get
- * one key, which the store keeps under a unique index. One USpoofChecker for
- * the process, opened on first use; its skeleton call is thread-safe.
+ * The confusable keys of a username (UTS #39 skeletons, ICU's uspoof): two
+ * names that a reader cannot tell apart ("admin" and "аdmin" with a Cyrillic а)
+ * share a key, which the store keeps under a unique index. One USpoofChecker
+ * for the process, opened on first use; its skeleton call is thread-safe.
  */
 #include "accounts/acct.h"
 #include "xmalloc.h"

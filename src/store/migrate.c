@@ -52,8 +52,8 @@ after_script(struct store *s, int version)
 	st = store_user_fill_keys_locked(s, &filled, &kept);
 	if (st == STORE_OK && filled + kept > 0)
 		log_msg(RS_LOG_INFO,
-		    "migration 0004: %d account(s) given a confusable key, %d kept without one "
-		    "(a look-alike of an older account)",
+		    "migration 0004: %d confusable key(s) set, %d left NULL "
+		    "(look-alikes of older accounts)",
 		    filled, kept);
 	return st;
 }
