@@ -20,9 +20,6 @@ import re
 import sys
 
 BACKENDS = ("sqlite", "postgres")
-# Versions being written on another branch, which a later one already follows:
-# they may be missing. Delete one from here once its migration has landed.
-RESERVED = {4}  # 0004: issue 14's work in parallel with 0005_rate_limit_keys
 
 check_only = sys.argv[1] == "--check"
 args = sys.argv[2:] if check_only else sys.argv[1:]
@@ -90,12 +87,9 @@ with open(out_path, "w") as f:
     f.write("#include <stddef.h>\n#include \"store/driver.h\"\n\n")
     for backend in BACKENDS:
         items = sorted(backends.get(backend, []))
-        versions = [ver for ver, _, _, _ in items]
-        expected = [v for v in range(1, (versions[-1] if versions else 0) + 1)
-                    if v not in RESERVED or v in versions]
-        if versions != expected:
-            sys.exit(f"embed-migrations: {backend} migrations must be numbered 1..N without gaps"
-                     " (but for RESERVED versions)")
+        for i, (ver, _, _, _) in enumerate(items):
+            if ver != i + 1:
+                sys.exit(f"embed-migrations: {backend} migrations must be numbered 1..N without gaps")
         f.write(f"const struct store_migration store_migrations_{backend}[] = {{\n")
         for ver, name, compat, sql in items:
             f.write(f'\t{{ .version = {ver}, .name = "{name}", .compat = {compat}, .sql =\n'

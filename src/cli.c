@@ -312,6 +312,8 @@ cli_user_create(const struct config *cfg)
 	st = store_user_create(s,
 	    &(struct store_new_user){.username = su.username,
 	        .username_key = su.username_key,
+	        .username_skeleton = su.username_skeleton,
+	        .username_skeleton_cased = su.username_skeleton_cased,
 	        .email = su.email,
 	        .email_key = su.email_key,
 	        .email_username_key = su.email_username_key,

@@ -3,6 +3,7 @@
  * from config.c; signals are taken by sigwait on the main thread, so no
  * handler runs inside a worker and shutdown is an ordinary code path.
  */
+#include "accounts/acct.h"
 #include "api/api.h"
 #include "cli.h"
 #include "config.h"
@@ -257,6 +258,24 @@ http_opts_of(const struct config *cfg, struct http_opts *o)
 	o->routes = api_routes(&o->nroutes);
 }
 
+/*
+ * Accounts an older binary created after migration 0004 have no confusable
+ * keys yet: set them before serving. Not fatal: registrations stay
+ * guarded by the keys that exist.
+ */
+static void
+fill_keys(struct store *s)
+{
+	int filled = 0, kept = 0;
+	enum store_status st = store_user_fill_keys(s, &filled, &kept);
+
+	if (st != STORE_OK)
+		log_msg(RS_LOG_WARNING, "cannot fill confusable keys at start: %s",
+		    store_status_str(st));
+	else if (filled > 0)
+		log_msg(RS_LOG_INFO, "%d confusable key(s) set at start", filled);
+}
+
 static int
 cmd_serve(const struct config *cfg)
 {
@@ -271,6 +290,8 @@ cmd_serve(const struct config *cfg)
 
 	st = open_schema_status(cfg, STORE_OPEN_EXISTING, &s, &schema,
 	    store_url_remote(cfg->db) ? RS_LOG_WARNING : RS_LOG_ERROR);
+	if (st == STORE_OK && schema.applied == schema.latest)
+		fill_keys(s);
 	store_close(s);
 	if (st == STORE_UNAVAILABLE && store_url_remote(cfg->db)) {
 		/* A database server that is down (restarting, failing over) is an
@@ -394,7 +415,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
-		if (runs[i].cmd == cmd->cmd)
-			return runs[i].run(&cfg);
+		if (runs[i].cmd == cmd->cmd) {
+			int rc = runs[i].run(&cfg);
+
+			acct_unicode_cleanup(); /* every thread has stopped: ICU's caches go */
+			return rc;
+		}
 	return 2;
 }

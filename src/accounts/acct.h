@@ -67,9 +67,30 @@ enum acct_status acct_username_normalize(const char *in, size_t len,
     /* OUT: */ char **display, char **key, const char **msg);
 
 /*
- * Email: trims ASCII and Unicode white space, NFKC-normalises into `*display`,
- * lowercases the whole address into `*key`, and checks the syntax
- * (dot-atom local part, a domain of at least two labels).
+ * The confusable keys of a username (UTS #39), each skeleton(fold(skeleton()))
+ * with ICU's skeleton and NFKC case folding: `*skeleton_key` of its
+ * username_key (NFKC + case fold), shared by all its case variants, so
+ * "аdmin" (Cyrillic а), "Αdmin" (Greek Alpha), "adrnin" and "r00t"/"root"
+ * meet whatever case an account was registered in; `*cased` of the name as
+ * typed (NFKC), before any case folding, so "paypaI" (capital i) meets
+ * "paypal" and "Ian" meets "lan", which folding first would tell apart. Both
+ * malloc'd, the caller frees them. ACCT_INVALID for invalid UTF-8 or a NUL;
+ * ACCT_NOMEM when memory or ICU's data is missing. Both NULL unless ACCT_OK.
+ */
+enum acct_status acct_username_skeletons(const char *username, size_t len,
+    /* OUT: */ char **skeleton_key, char **cased);
+
+/* Releases ICU's data; at exit, once no thread computes a skeleton (leak checkers). */
+void acct_unicode_cleanup(void);
+
+/*
+ * Email: trims ASCII and Unicode white space, NFKC-normalises into `*display`
+ * (the user's spelling, domain included), and checks the syntax (dot-atom
+ * ASCII local part, a domain of at least two labels that is valid IDNA2008 /
+ * UTS #46 non-transitional). `*key` is the local part lowercased, "@", and
+ * the domain's A-label form ("victim@bücher.de" and "victim@xn--bcher-kva.de"
+ * share "victim@xn--bcher-kva.de"); a non-ASCII label always becomes an
+ * "xn--" label, never plain ASCII ("examplEİ.com" is not "examplei.com").
  */
 enum acct_status acct_email_normalize(const char *in, size_t len,
     /* OUT: */ char **display, char **key, const char **msg);
@@ -144,6 +165,8 @@ struct acct_signup_input {
 struct acct_signup {
 	char *username;
 	char *username_key;
+	char *username_skeleton;       /* acct_username_skeletons: of the key */
+	char *username_skeleton_cased; /* and of the name as typed */
 	char *email;
 	char *email_key;
 	/* The email as a username key (NFKC + case fold), NULL when no username

@@ -1,12 +1,15 @@
 /*
- * Normalisation of usernames and emails into their uniqueness keys (utf8proc).
- * username_key = NFKC + case fold; email_key = trim + NFKC + lowercase. Both
+ * Normalisation of usernames and emails into their uniqueness keys (utf8proc,
+ * libidn2). username_key = NFKC + case fold; email_key = trim + NFKC, the local
+ * part lowercased and the domain in IDNA A-label form (the username's confusable
+ * key is skeleton.c's). Both
  * reject invisible and bidi-control characters, which NFKC would keep and which
  * make two different-looking accounts compare equal (or equal-looking ones differ).
  */
 #include "accounts/acct.h"
 #include "xmalloc.h"
 
+#include <idn2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -249,23 +252,53 @@ domain_ok(const char *s, size_t len)
 	return labels >= 2;
 }
 
-/* Lowercases each code point of valid UTF-8 into a new string. */
-static char *
-lowercase(const char *s)
+/* True when each label of `u` that is not ASCII came out of IDNA as an "xn--" label of `a`. */
+static bool
+labels_stay_unicode(const char *u, const char *a)
 {
-	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
-	size_t len = strlen(s), off = 0, o = 0;
-	char *out = xmalloc(len * 4 + 1); /* a code point never lowercases past 4 bytes */
+	while (*u != '\0' && *a != '\0') {
+		size_t ul = strcspn(u, "."), al = strcspn(a, ".");
+		bool ascii = true;
 
-	while (off < len) {
-		utf8proc_int32_t cp;
-
-		off += (size_t)utf8proc_iterate(p + off, (utf8proc_ssize_t)(len - off), &cp);
-		o +=
-		    (size_t)utf8proc_encode_char(utf8proc_tolower(cp), (utf8proc_uint8_t *)out + o);
+		for (size_t i = 0; i < ul; i++)
+			ascii = ascii && (unsigned char)u[i] < 0x80;
+		if (!ascii && (al < 4 || strncmp(a, "xn--", 4) != 0))
+			return false;
+		u += ul + (u[ul] == '.');
+		a += al + (a[al] == '.');
 	}
-	out[o] = '\0';
-	return out;
+	return *u == '\0' && *a == '\0';
+}
+
+/*
+ * The key of a syntactically valid NFKC address whose '@' is at `at` - 1: the
+ * ASCII local part lowercased, '@', and the domain's A-label form. IDNA2008 as
+ * UTS #46 non-transitional processing (what browsers and registries resolve:
+ * "faß.de" stays itself, transitional processing would make it "fass.de", a
+ * domain someone else may own), with STD3 rules (letters, digits, hyphens).
+ * Its case mapping is UTS #46's ("İ" is "i̇", not "i"), and a non-ASCII label
+ * that still came out as plain ASCII is refused, so no case mapping turns one
+ * domain into another. NULL when the domain is not valid IDNA.
+ */
+static char *
+email_key(const char *disp, size_t at)
+{
+	char *alabel = NULL, *k = NULL;
+	size_t dlen;
+
+	if (idn2_to_ascii_8z(
+	        disp + at, &alabel, IDN2_NONTRANSITIONAL | IDN2_USE_STD3_ASCII_RULES) != IDN2_OK)
+		goto out;
+	dlen = strlen(alabel);
+	if (!labels_stay_unicode(disp + at, alabel) || !domain_ok(alabel, dlen))
+		goto out;
+	k = xmalloc(at + dlen + 1);
+	for (size_t i = 0; i < at; i++) /* the local part is ASCII (local_part_ok) */
+		k[i] = disp[i] >= 'A' && disp[i] <= 'Z' ? (char)(disp[i] - 'A' + 'a') : disp[i];
+	memcpy(k + at, alabel, dlen + 1);
+out:
+	idn2_free(alabel);
+	return k;
 }
 
 enum acct_status
@@ -305,11 +338,9 @@ acct_email_normalize(const char *in, size_t len, char **display, char **key, con
 		goto out;
 	if (!local_part_ok(disp, at - 1) || !domain_ok(disp + at, n - at))
 		goto out;
-	k = lowercase(disp);
-	if (k == NULL) {
-		st = ACCT_NOMEM;
+	k = email_key(disp, at);
+	if (k == NULL)
 		goto out;
-	}
 	*display = disp;
 	*key = k;
 	*msg = NULL;

@@ -185,8 +185,10 @@ acct_signup_validate(
 	out->password_len = in->password_len;
 	out->role = dup_n(role, strlen(role));
 	out->bio = dup_n(bio, bio_len);
-	if (out->password == NULL || out->role == NULL || out->bio == NULL)
-		goto nomem;
+	if (out->password == NULL || out->role == NULL || out->bio == NULL ||
+	    acct_username_skeletons(out->username, strlen(out->username), &out->username_skeleton,
+	        &out->username_skeleton_cased) != ACCT_OK)
+		goto nomem; /* a valid username always has a skeleton */
 	return ACCT_OK;
 nomem:
 	acct_signup_clear(out);
@@ -200,6 +202,8 @@ acct_signup_clear(struct acct_signup *s)
 		sodium_memzero(s->password, s->password_len);
 	free(s->username);
 	free(s->username_key);
+	free(s->username_skeleton);
+	free(s->username_skeleton_cased);
 	free(s->email);
 	free(s->email_key);
 	free(s->email_username_key);

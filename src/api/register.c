@@ -104,7 +104,8 @@ register_finish(struct http_req *req)
 		return;
 	}
 	/* Advisory: spares the hash for a key already taken. The insert decides. */
-	st = store_user_keys_taken(db, s->username_key, s->email_key, s->email_username_key);
+	st = store_user_keys_taken(db, s->username_key, s->username_skeleton,
+	    s->username_skeleton_cased, s->email_key, s->email_username_key);
 	if (st != STORE_OK) {
 		refuse(req, store_err(st));
 		return;
@@ -117,6 +118,8 @@ register_finish(struct http_req *req)
 	st = store_user_create(db,
 	    &(struct store_new_user){.username = s->username,
 	        .username_key = s->username_key,
+	        .username_skeleton = s->username_skeleton,
+	        .username_skeleton_cased = s->username_skeleton_cased,
 	        .email = s->email,
 	        .email_key = s->email_key,
 	        .email_username_key = s->email_username_key,

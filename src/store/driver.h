@@ -155,4 +155,8 @@ enum store_status store_row_user(const struct store_row *r, void *out);
 RS_MUSTCHECK enum store_status store_invite_accept_locked(struct store *s, const char *token_hash,
     int64_t user_id, const char *email_key, /* OUT: */ enum store_invite_why *why);
 
+/* store_user_fill_keys inside the caller's transaction (users.c; migration 0004). */
+RS_MUSTCHECK enum store_status store_user_fill_keys_locked(
+    struct store *s, /* OUT: */ int *filled, int *kept);
+
 #endif

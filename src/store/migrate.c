@@ -100,6 +100,27 @@ struct apply_args {
 	bool did;
 };
 
+/*
+ * What a migration needs that SQL cannot do, run right after its file in the
+ * same transaction: 0004 computes each account's confusable key with ICU.
+ */
+static enum store_status
+after_script(struct store *s, int version)
+{
+	int filled = 0, kept = 0;
+	enum store_status st;
+
+	if (version != 4)
+		return STORE_OK;
+	st = store_user_fill_keys_locked(s, &filled, &kept);
+	if (st == STORE_OK && filled + kept > 0)
+		log_msg(RS_LOG_INFO,
+		    "migration 0004: %d confusable key(s) set, %d left NULL "
+		    "(look-alikes of older accounts)",
+		    filled, kept);
+	return st;
+}
+
 static enum store_status
 apply_body(struct store *s, void *arg)
 {
@@ -117,6 +138,8 @@ apply_body(struct store *s, void *arg)
 	if (st != STORE_NOT_FOUND)
 		return st; /* STORE_OK: another process got there first */
 	st = store_db_script(s, a->m->sql);
+	if (st == STORE_OK)
+		st = after_script(s, a->m->version);
 	if (st == STORE_OK)
 		st = store_db_exec(s, STMT_MIGRATION_RECORD, record, NARGS(record), NULL);
 	a->did = st == STORE_OK;

@@ -26,7 +26,7 @@
 #define DEADLINE_MS          5000 /* client side: a round trip unanswered this long drops it */
 #define BACKOFF_MIN_MS       50
 #define BACKOFF_MAX_MS       2000
-#define MAX_ARGS             8
+#define MAX_ARGS             9 /* STMT_USER_INSERT */
 #define RS_STR_(x)           #x
 #define RS_STR(x)            RS_STR_(x)
 
@@ -352,7 +352,9 @@ classify(struct pg_store *s, const PGresult *r)
 	    strncmp(state, "57P", 3) == 0)
 		return lost(s, state != NULL ? state : "no result");
 	if (strcmp(state, "23505") == 0 && cons != NULL) {
-		if (strcmp(cons, "users_username_key") == 0)
+		if (strcmp(cons, "users_username_key") == 0 ||
+		    strcmp(cons, "users_username_skeleton") == 0 ||
+		    strcmp(cons, "users_username_skeleton_cased") == 0)
 			return STORE_CONFLICT_USERNAME;
 		if (strcmp(cons, "users_email_key") == 0)
 			return STORE_CONFLICT_EMAIL;

@@ -64,6 +64,16 @@ enum store_stmt {
 	STMT_SECRET_INSERT,
 	STMT_SECRET_READ,
 	STMT_USER_CLASHES,
+	STMT_FILL_USERS, /* accounts without a confusable key, oldest first */
+	STMT_SKELETON_TAKEN,
+	STMT_SKELETON_CASED_TAKEN,
+	STMT_EMAIL_KEY_TAKEN,
+	STMT_SET_SKELETON,
+	STMT_SET_SKELETON_CASED,
+	STMT_SET_EMAIL_KEY,
+	STMT_FILL_INVITES,
+	STMT_PENDING_KEY_TAKEN,
+	STMT_INV_SET_EMAIL_KEY,
 	STMT_COUNT_
 };
 
@@ -112,11 +122,16 @@ extern const char *const store_pg_sql[];
 	    [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at,"  \
 	                              " compat) VALUES ($1, $2, $3, $4)",                          \
 	    [STMT_KEYS_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1"       \
-	                        " OR email_key = $1), EXISTS (SELECT 1 FROM users"                 \
-	                        " WHERE email_key = $2 OR username_key = $3)",                     \
+	                        " OR email_key = $1)"                                              \
+	                        " OR EXISTS (SELECT 1 FROM users WHERE username_skeleton = $4)"    \
+	                        " OR EXISTS (SELECT 1 FROM users"                                  \
+	                        " WHERE username_skeleton_cased = $5),"                            \
+	                        " EXISTS (SELECT 1 FROM users WHERE email_key = $2"                \
+	                        " OR username_key = $3)",                                          \
 	    [STMT_USER_INSERT] = "INSERT INTO users (username, username_key, email, email_key,"    \
-	                         " password_hash, is_admin, date_joined)"                          \
-	                         " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",              \
+	                         " password_hash, is_admin, date_joined, username_skeleton,"       \
+	                         " username_skeleton_cased)"                                       \
+	                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",      \
 	    [STMT_PROFILE_INSERT] = "INSERT INTO profiles (user_id, role, bio,"                    \
 	                            " can_invite_teachers) VALUES ($1, $2, $3, $4)",               \
 	    [STMT_USER_EXISTS] = "SELECT 1 FROM users WHERE id = $1",                              \
@@ -175,6 +190,25 @@ extern const char *const store_pg_sql[];
 	    [STMT_SECRET_READ] = "SELECT value FROM server_secrets WHERE name = $1",               \
 	    [STMT_USER_CLASHES] = "SELECT u.id, e.id FROM users u JOIN users e"                    \
 	                          " ON e.email_key = u.username_key AND e.id <> u.id"              \
-	                          " ORDER BY u.id, e.id LIMIT $1"
+	                          " ORDER BY u.id, e.id LIMIT $1",                                 \
+	    [STMT_FILL_USERS] =                                                                    \
+	        "SELECT id, username, email, email_key, username_skeleton IS NULL,"                \
+	        " username_skeleton_cased IS NULL FROM users"                                      \
+	        " WHERE username_skeleton IS NULL"                                                 \
+	        " OR username_skeleton_cased IS NULL ORDER BY id",                                 \
+	    [STMT_SKELETON_TAKEN] = "SELECT 1 FROM users WHERE username_skeleton = $1",            \
+	    [STMT_SKELETON_CASED_TAKEN] = "SELECT 1 FROM users"                                    \
+	                                  " WHERE username_skeleton_cased = $1",                   \
+	    [STMT_EMAIL_KEY_TAKEN] = "SELECT 1 FROM users WHERE email_key = $1",                   \
+	    [STMT_SET_SKELETON] = "UPDATE users SET username_skeleton = $2 WHERE id = $1",         \
+	    [STMT_SET_SKELETON_CASED] = "UPDATE users SET username_skeleton_cased = $2"            \
+	                                " WHERE id = $1",                                          \
+	    [STMT_SET_EMAIL_KEY] = "UPDATE users SET email_key = $2 WHERE id = $1",                \
+	    [STMT_FILL_INVITES] = "SELECT id, email, email_key FROM teacher_invitations"           \
+	                          " WHERE status = 'pending' ORDER BY id",                         \
+	    [STMT_PENDING_KEY_TAKEN] = "SELECT 1 FROM teacher_invitations WHERE email_key = $1"    \
+	                               " AND status = 'pending'",                                  \
+	    [STMT_INV_SET_EMAIL_KEY] = "UPDATE teacher_invitations SET email_key = $2"             \
+	                               " WHERE id = $1"
 
 #endif

@@ -74,7 +74,8 @@ classify(struct sqlite_store *s, int rc)
 		return STORE_BUSY;
 	case SQLITE_CONSTRAINT:
 		if (rc == SQLITE_CONSTRAINT_UNIQUE) {
-			if (strstr(msg, "users.username_key") != NULL)
+			if (strstr(msg, "users.username_key") != NULL ||
+			    strstr(msg, "users.username_skeleton") != NULL) /* and _cased */
 				return STORE_CONFLICT_USERNAME;
 			if (strstr(msg, "users.email_key") != NULL)
 				return STORE_CONFLICT_EMAIL;

@@ -169,6 +169,9 @@ enum store_invite_why {
 struct store_new_user {
 	const char *username;
 	const char *username_key;
+	/* Confusable keys (acct_username_skeletons); NULL only in tests. */
+	const char *username_skeleton;
+	const char *username_skeleton_cased;
 	const char *email;
 	const char *email_key;
 	const char *email_username_key; /* the email keyed as a username; NULL: none */
@@ -200,26 +203,41 @@ void store_user_clear(struct store_user *u);
 
 /*
  * A fast pre-check that saves hashing for keys already taken: STORE_OK when
- * both are free, else STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL (the
- * username first). A key is taken when any account has it in either role: a
- * username equal to another account's email key, or an email whose username
- * form (`email_username_key`, may be NULL) is another account's username key.
- * Only advisory: store_user_create decides.
+ * all are free, else STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL (the
+ * username first). The username is taken by its key or one of its confusable
+ * keys (which may be NULL); a key is taken when any account has it in either
+ * role: a username equal to another account's email key, or an email whose
+ * username form (`email_username_key`, may be NULL) is another account's
+ * username key. Only advisory: store_user_create decides.
  */
 RS_MUSTCHECK enum store_status store_user_keys_taken(struct store *s, const char *username_key,
-    const char *email_key, const char *email_username_key);
+    const char *username_skeleton, const char *username_skeleton_cased, const char *email_key,
+    const char *email_username_key);
 
 /*
  * Creates the user and its profile (and accepts the invitation, when given)
  * in ONE transaction. STORE_CONFLICT_USERNAME or STORE_CONFLICT_EMAIL when a
- * key is taken, by the unique indexes or, across the two roles, as
- * store_user_keys_taken says (checked inside the transaction: no identifier
- * may name two accounts, one by username and one by email); STORE_CONFLICT
- * with `*why` when the invitation cannot be used; nothing is written then.
- * On STORE_OK `*out` holds the account.
+ * key is taken, by the unique indexes (a username confusable with another one
+ * is taken) or, across the two roles, as store_user_keys_taken says (checked
+ * inside the transaction: no identifier may name two accounts, one by username
+ * and one by email); STORE_CONFLICT with `*why` when the invitation cannot be
+ * used; nothing is written then. On STORE_OK `*out` holds the account.
  */
 RS_MUSTCHECK enum store_status store_user_create(struct store *s, const struct store_new_user *in,
     /* OUT: */ struct store_user *out, enum store_invite_why *why);
+
+/*
+ * Gives every account without confusable keys (made before migration 0004,
+ * or since by an older binary) its username's skeletons, oldest first, and
+ * re-keys its email_key, and those of pending invitations, into the current
+ * form (IDNA A-label domain). An account whose skeleton or new email key an
+ * older one already holds keeps NULL or its old key: both accounts keep
+ * working, and no new look-alike of either can register. `*filled` counts
+ * skeletons set, `*kept` those left NULL (each logged).
+ * `roster migrate` runs it inside migration 0004; `roster serve` at start.
+ */
+RS_MUSTCHECK enum store_status store_user_fill_keys(
+    struct store *s, /* OUT: */ int *filled, int *kept);
 
 /*
  * How to find one account: by exactly one of its id (> 0), its username_key

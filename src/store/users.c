@@ -1,9 +1,11 @@
 /*
  * Accounts and their profiles, written once for every backend: the key
  * pre-check, create (with an invitation accepted in the same transaction),
- * reads by id, username or email, the list, update and delete. Uniqueness
- * comes from the unique indexes; the driver maps their names to conflicts.
+ * reads by id, username or email, the list, update and delete, and the fill of
+ * confusable keys for accounts that predate them. Uniqueness comes from the
+ * unique indexes; the driver maps their names to conflicts.
  */
+#include "accounts/acct.h"
 #include "log.h"
 #include "store/driver.h"
 #include "xmalloc.h"
@@ -67,11 +69,11 @@ read_keys(const struct store_row *r, void *arg)
 }
 
 static enum store_status
-keys_taken(struct store *s, const char *username_key, const char *email_key,
-    const char *email_username_key)
+keys_taken(struct store *s, const char *username_key, const char *username_skeleton,
+    const char *username_skeleton_cased, const char *email_key, const char *email_username_key)
 {
-	struct store_arg args[] = {
-	    ARG_T(username_key), ARG_T(email_key), ARG_T(email_username_key)};
+	struct store_arg args[] = {ARG_T(username_key), ARG_T(email_key), ARG_T(email_username_key),
+	    ARG_T(username_skeleton), ARG_T(username_skeleton_cased)};
 	struct keys_out k = {false, false};
 	enum store_status st = store_db_one(s, STMT_KEYS_TAKEN, args, NARGS(args), read_keys, &k);
 
@@ -81,10 +83,11 @@ keys_taken(struct store *s, const char *username_key, const char *email_key,
 }
 
 enum store_status
-store_user_keys_taken(struct store *s, const char *username_key, const char *email_key,
-    const char *email_username_key)
+store_user_keys_taken(struct store *s, const char *username_key, const char *username_skeleton,
+    const char *username_skeleton_cased, const char *email_key, const char *email_username_key)
 {
-	return keys_taken(s, username_key, email_key, email_username_key);
+	return keys_taken(s, username_key, username_skeleton, username_skeleton_cased, email_key,
+	    email_username_key);
 }
 
 struct create_args {
@@ -100,15 +103,16 @@ create_body(struct store *s, void *arg)
 	struct create_args *a = arg;
 	const struct store_new_user *in = a->in;
 	struct store_arg user[] = {ARG_T(in->username), ARG_T(in->username_key), ARG_T(in->email),
-	    ARG_T(in->email_key), ARG_T(in->password_hash), ARG_B(in->is_admin), ARG_T(a->joined)};
+	    ARG_T(in->email_key), ARG_T(in->password_hash), ARG_B(in->is_admin), ARG_T(a->joined),
+	    ARG_T(in->username_skeleton), ARG_T(in->username_skeleton_cased)};
 	struct store_arg profile[] = {
 	    ARG_I(0), ARG_T(in->role), ARG_T(in->bio), ARG_B(in->can_invite_teachers)};
 	/* The unique indexes hold each key within its column; across the two
 	 * columns this read decides. No username made by roster is email-shaped
 	 * (acct_signup_validate), so no concurrent insert can race it: only rows
 	 * imported from elsewhere can hold a key in the other role. */
-	enum store_status st =
-	    keys_taken(s, in->username_key, in->email_key, in->email_username_key);
+	enum store_status st = keys_taken(s, in->username_key, in->username_skeleton,
+	    in->username_skeleton_cased, in->email_key, in->email_username_key);
 
 	if (st == STORE_OK)
 		st = store_db_one(s, STMT_USER_INSERT, user, NARGS(user), store_row_int, &a->id);
@@ -342,4 +346,199 @@ enum store_status
 store_user_delete(struct store *s, int64_t id)
 {
 	return store_tx(s, delete_body, &id);
+}
+
+/* ---- confusable keys and email keys for accounts that predate them ---- */
+
+/* An account, or a pending invitation (no username), to fill. */
+struct fill_row {
+	int64_t id;
+	char *username, *email, *email_key;
+	bool need_key, need_cased; /* which skeleton is NULL */
+};
+
+struct fill_list {
+	struct fill_row *items;
+	size_t n, cap;
+	bool users; /* STMT_FILL_USERS rows, else STMT_FILL_INVITES */
+};
+
+static enum store_status
+fill_row(const struct store_row *r, void *arg)
+{
+	struct fill_list *l = arg;
+	struct fill_row *f;
+	int col = 1;
+
+	l->items = store_grow(l->items, l->n, &l->cap, sizeof(l->items[0]));
+	f = &l->items[l->n++];
+	memset(f, 0, sizeof(*f));
+	f->id = store_col_int(r, 0);
+	if (l->users)
+		f->username = store_col_dup(r, col++);
+	f->email = store_col_dup(r, col++);
+	f->email_key = store_col_dup(r, col++);
+	if (l->users) {
+		f->need_key = store_col_bool(r, col++);
+		f->need_cased = store_col_bool(r, col);
+	}
+	return (l->users && f->username == NULL) || f->email == NULL || f->email_key == NULL
+	           ? STORE_ERROR
+	           : STORE_OK;
+}
+
+static void
+fill_list_clear(struct fill_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->items[i].username);
+		free(l->items[i].email);
+		free(l->items[i].email_key);
+	}
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Whether one row answers `stmt` with `key` as $1. */
+static enum store_status
+taken(struct store *s, enum store_stmt stmt, const char *key, bool *out)
+{
+	struct store_arg args[] = {ARG_T(key)};
+	enum store_status st = store_db_one(s, stmt, args, 1, ignore_row, NULL);
+
+	*out = st == STORE_OK;
+	return st == STORE_NOT_FOUND ? STORE_OK : st;
+}
+
+/* The current email_key of a stored address when it differs from `old`; NULL otherwise. */
+static char *
+new_email_key(const char *email, const char *old)
+{
+	char *display = NULL, *key = NULL;
+	const char *msg;
+
+	if (acct_email_normalize(email, strlen(email), &display, &key, &msg) != ACCT_OK)
+		return NULL; /* no longer valid (e.g. not IDNA): keeps its key */
+	free(display);
+	if (strcmp(key, old) == 0) {
+		free(key);
+		return NULL;
+	}
+	return key;
+}
+
+/* Sets `stmt` ($1 id, $2 value) unless `taken_stmt` finds `value` held already. */
+static enum store_status
+set_unless_taken(struct store *s, enum store_stmt taken_stmt, enum store_stmt stmt, int64_t id,
+    const char *value, bool *done)
+{
+	bool held = false;
+	enum store_status st = taken(s, taken_stmt, value, &held);
+
+	*done = false;
+	if (st != STORE_OK || held)
+		return st;
+	*done = true;
+	return set_field(s, stmt, id, ARG_T(value));
+}
+
+/* One skeleton of one account, unless an older account holds it already. */
+static enum store_status
+fill_skeleton(
+    struct store *s, const struct fill_row *f, bool cased, const char *sk, int *filled, int *kept)
+{
+	bool done = false;
+	enum store_status st =
+	    set_unless_taken(s, cased ? STMT_SKELETON_CASED_TAKEN : STMT_SKELETON_TAKEN,
+	        cased ? STMT_SET_SKELETON_CASED : STMT_SET_SKELETON, f->id, sk, &done);
+
+	if (st == STORE_OK)
+		*(done ? filled : kept) += 1;
+	if (st == STORE_OK && !done)
+		log_msg(RS_LOG_WARNING,
+		    "account %lld keeps no confusable key%s: an older account's username looks the "
+		    "same; both keep working, no new look-alike of either can register",
+		    (long long)f->id, cased ? " (as typed)" : "");
+	return st;
+}
+
+static enum store_status
+fill_user(struct store *s, const struct fill_row *f, int *filled, int *kept)
+{
+	char *sk = NULL, *cased = NULL, *ek = new_email_key(f->email, f->email_key);
+	enum store_status st = STORE_OK;
+	bool done = false;
+
+	if (ek != NULL) {
+		st =
+		    set_unless_taken(s, STMT_EMAIL_KEY_TAKEN, STMT_SET_EMAIL_KEY, f->id, ek, &done);
+		if (st == STORE_OK && !done)
+			log_msg(RS_LOG_WARNING,
+			    "account %lld keeps its old email key: another account has its new one",
+			    (long long)f->id);
+	}
+	if (st == STORE_OK &&
+	    acct_username_skeletons(f->username, strlen(f->username), &sk, &cased) != ACCT_OK) {
+		log_msg(
+		    RS_LOG_WARNING, "account %lld: its username has no skeleton", (long long)f->id);
+		*kept += f->need_key + f->need_cased;
+		goto out;
+	}
+	if (st == STORE_OK && f->need_key)
+		st = fill_skeleton(s, f, false, sk, filled, kept);
+	if (st == STORE_OK && f->need_cased)
+		st = fill_skeleton(s, f, true, cased, filled, kept);
+out:
+	free(sk);
+	free(cased);
+	free(ek);
+	return st;
+}
+
+enum store_status
+store_user_fill_keys_locked(struct store *s, int *filled, int *kept)
+{
+	struct fill_list users = {.users = true}, invs = {.users = false};
+	enum store_status st = store_db_query(s, STMT_FILL_USERS, NULL, 0, fill_row, &users);
+
+	*filled = *kept = 0;
+	for (size_t i = 0; st == STORE_OK && i < users.n; i++)
+		st = fill_user(s, &users.items[i], filled, kept);
+	if (st == STORE_OK)
+		st = store_db_query(s, STMT_FILL_INVITES, NULL, 0, fill_row, &invs);
+	for (size_t i = 0; st == STORE_OK && i < invs.n; i++) {
+		char *ek = new_email_key(invs.items[i].email, invs.items[i].email_key);
+		bool done;
+
+		if (ek != NULL)
+			st = set_unless_taken(s, STMT_PENDING_KEY_TAKEN, STMT_INV_SET_EMAIL_KEY,
+			    invs.items[i].id, ek, &done);
+		free(ek);
+	}
+	fill_list_clear(&users);
+	fill_list_clear(&invs);
+	return st;
+}
+
+struct fill_args {
+	int filled, kept;
+};
+
+static enum store_status
+fill_body(struct store *s, void *arg)
+{
+	struct fill_args *a = arg;
+
+	return store_user_fill_keys_locked(s, &a->filled, &a->kept);
+}
+
+enum store_status
+store_user_fill_keys(struct store *s, int *filled, int *kept)
+{
+	struct fill_args a = {0, 0};
+	enum store_status st = store_tx(s, fill_body, &a);
+
+	*filled = st == STORE_OK ? a.filled : 0;
+	*kept = st == STORE_OK ? a.kept : 0;
+	return st;
 }

@@ -1,4 +1,7 @@
-/* libFuzzer: username and email normalisation and the password policy on raw bytes. */
+/*
+ * libFuzzer: username and email normalisation (IDNA domains included), the
+ * username's confusable keys and the password policy on raw bytes.
+ */
 #include <stdint.h>
 
 #include "fuzz.h"
@@ -16,9 +19,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *msg;
 
 	if (acct_username_normalize(s, size, &display, &key, &msg) == ACCT_OK) {
+		char *sk = NULL, *cased = NULL;
+
+		/* Every valid username has both confusable keys (signup relies on it). */
+		if (acct_username_skeletons(display, strlen(display), &sk, &cased) != ACCT_OK)
+			abort();
+		free(sk);
+		free(cased);
 		free(display);
 		free(key);
 	}
+	acct_username_skeletons(s, size, &display, &key);
+	free(display);
+	free(key);
 	if (acct_email_normalize(s, size, &display, &key, &msg) == ACCT_OK) {
 		free(display);
 		free(key);

@@ -347,3 +347,89 @@ def test_issue_14_rolling_upgrade_old_binary_serves_newer_compatible_schema(db, 
     r = serve_refusal(db, hint="incompatible")
     assert "-1 pending" not in r.stderr, r.stderr
     assert db.scalar("SELECT max(version) FROM schema_migrations") == latest + 2
+
+
+# ------------------------------------------------ issue 14, items 4 and 11: migration 0004
+
+def _legacy_database(db):
+    """`db` at schema version 3 (migrations 0001-0003, applied as an older roster did), with
+    accounts as that roster stored them: two look-alike usernames (Latin "admin", Cyrillic
+    "аdmin"), and an email key with a Unicode domain, lowercased code point by code point."""
+    import argon2  # Debian's python3-argon2 (scripts/install-deps)
+
+    from conftest import PASSWORD
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    mdir = os.path.join(here, "..", "..", "migrations", db.backend)
+    files = sorted(f for f in os.listdir(mdir) if f[:4].isdigit() and int(f[:4]) <= 3)
+    assert [f[:4] for f in files] == ["0001", "0002", "0003"], files
+    hasher = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, hash_len=32)
+    when = "2026-01-01T00:00:00.000000Z"
+    ts = "timestamptz" if db.backend == "postgres" else "TEXT"
+    users = [("admin", "admin", "admin@example.com", "admin@example.com"),
+             ("\u0430dmin", "\u0430dmin", "cyr@example.com", "cyr@example.com"),
+             ("victim", "victim", "victim@B\u00fccher.de", "victim@b\u00fccher.de")]
+    conn = db.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                    f" name text NOT NULL, applied_at {ts} NOT NULL)")
+        for f in files:
+            with open(os.path.join(mdir, f)) as fh:
+                sql = fh.read()
+            if db.backend == "sqlite":
+                conn.executescript(sql)
+            else:
+                cur.execute(sql)
+            cur.execute(f"INSERT INTO schema_migrations VALUES ({int(f[:4])}, '{f[5:-4]}',"
+                        f" '{when}')")
+        for i, (name, key, email, email_key) in enumerate(users, 1):
+            cols = "username, username_key, email, email_key, password_hash, date_joined"
+            values = [name, key, email, email_key, hasher.hash(PASSWORD), when]
+            if db.backend == "sqlite":
+                cur.execute(f"INSERT INTO users (id, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [i, *values])
+                cur.execute("INSERT INTO profiles (user_id, role) VALUES (?, 'explorer')", [i])
+            else:
+                cur.execute(f"INSERT INTO users ({cols}) VALUES (%s, %s, %s, %s, %s, %s)"
+                            " RETURNING id", values)
+                uid = cur.fetchone()[0]
+                cur.execute("INSERT INTO profiles (user_id, role) VALUES (%s, 'explorer')",
+                            [uid])
+        if db.backend == "sqlite":
+            conn.commit()
+    finally:
+        conn.close()
+
+
+def test_issue_14_migrate_existing_accounts_keep_logins_lookalikes_refused(
+        make_db, start_servers):
+    from conftest import MSG_EMAIL_TAKEN, MSG_USERNAME_TAKEN, assert_error, login, user_body
+
+    db = make_db(migrate=False)
+    if db.backend == "sqlite":
+        sqlite3.connect(db.path).close()
+    _legacy_database(db)
+    serve_refusal(db)  # version 3: migrations pending
+    r = run_roster("migrate", "--db", db.url)
+    assert r.returncode == 0, r.stderr
+    assert "keeps no confusable key" in r.stderr, r.stderr  # the legacy look-alike, named
+    rows = {name: (sk, cased, key) for name, sk, cased, key in db.query(
+        "SELECT username, username_skeleton, username_skeleton_cased, email_key FROM users")}
+    assert rows["admin"][0] and rows["admin"][1], rows
+    assert rows["\u0430dmin"][:2] == (None, None), rows  # the younger one of the pair
+    assert rows["victim"][2] == "victim@xn--bcher-kva.de", rows
+
+    server = start_servers(db)[0]
+    # Every existing account still logs in, the legacy look-alikes both by username.
+    login(server, username="admin")
+    login(server, username="\u0430dmin")
+    login(server, email="victim@b\u00fccher.de")
+    login(server, email="victim@xn--bcher-kva.de")
+    # A new look-alike of either is taken; so is the other spelling of the domain.
+    for name in ("\u0251dmin", "\u0391DMIN", "adrnin"):
+        r = server.register(user_body(name, email=f"n{len(name)}{ord(name[0])}@example.com"))
+        assert_error(r, 400, "username_taken", MSG_USERNAME_TAKEN)
+    r = server.register(user_body("victim2", email="victim@xn--bcher-kva.de"))
+    assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
+    assert db.scalar("SELECT COUNT(*) FROM users") == 3

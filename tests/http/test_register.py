@@ -199,3 +199,98 @@ def test_register_password_stored_argon2id_only(server, db):
     server.stop_checked()
     assert password not in server.log_text()
     assert stored not in server.log_text()
+
+
+# -------------------------------------------------- look-alike usernames (issue 14, item 4)
+
+LOOKALIKES_OF_ADMIN = {
+    "cyrillic-a": "\u0430dmin", "greek-capital-alpha": "\u0391dmin", "latin-alpha": "\u0251dmin",
+    "cyrillic-i": "adm\u0456n", "dotless-i": "adm\u0131n", "armenian-vo": "admi\u0578",
+    "cyrillic-komi-de": "a\u0501min", "palochka": "adm\u04cfn", "rn": "adrnin",
+    "greek-all-capitals": "\u0391DMIN", "cherokee": "\u13aaDMIN",
+}
+
+
+@pytest.mark.parametrize("username", list(LOOKALIKES_OF_ADMIN.values()),
+                         ids=list(LOOKALIKES_OF_ADMIN))
+def test_issue_14_lookalike_username_taken_400(server, db, username):
+    assert_created(server.register(user_body("admin")))
+    plain = assert_error(server.register(user_body("admin", email="plain@example.com")), 400,
+                         "username_taken", MSG_USERNAME_TAKEN)
+    r = server.register(user_body(username, email="other@example.com"))
+    body = assert_error(r, 400, "username_taken", MSG_USERNAME_TAKEN)
+    # The answer says no more than a plain "taken" does (which account, why).
+    assert set(body) == set(plain) and body.keys() - {"request_id"} == {"error", "code"}, body
+    assert db.count_users() == 1
+
+
+def test_issue_14_lookalike_first_then_latin_taken_400(server, db):
+    assert_created(server.register(user_body("\u0430dmin", email="cyr@example.com")))
+    assert_error(server.register(user_body("admin")), 400, "username_taken", MSG_USERNAME_TAKEN)
+    # Capital I against small l, and a case variant of a look-alike.
+    assert_created(server.register(user_body("paypal")))
+    for name in ("paypaI", "PAYPAI", "\u0440\u0430\u0443\u0440\u0430l"):
+        r = server.register(user_body(name, email=f"p{ord(name[0])}{ord(name[-1])}@example.com"))
+        assert_error(r, 400, "username_taken", MSG_USERNAME_TAKEN)
+    assert db.count_users() == 2
+
+
+@pytest.mark.parametrize("username", ["admins", "adm1n_", "jos\u00e9", "\u00e4dmin"],
+                         ids=["longer", "other-name", "accent", "diaeresis"])
+def test_issue_14_distinct_lookalike_username_201(server, db, username):
+    assert_created(server.register(user_body("admin")))
+    assert_created(server.register(user_body("jose", email="jose@example.com")))
+    assert_created(server.register(user_body(username, email="distinct@example.com")), username)
+    row = db.query("SELECT username_skeleton, username_skeleton_cased FROM users"
+                   " WHERE username = ?", username)[0]
+    assert all(row), row
+
+
+# -------------------------------------------------- IDNA email domains (issue 14, item 11)
+
+@pytest.mark.parametrize("first, second", [
+    ("victim@b\u00fccher.de", "victim@xn--bcher-kva.de"),
+    ("victim@xn--bcher-kva.de", "Victim@B\u00dcCHER.de"),
+    ("victim@fa\u00df.de", "victim@XN--FA-HIA.DE"),
+], ids=["unicode-first", "a-label-first", "sharp-s"])
+def test_issue_14_idna_domain_spellings_one_account_400(server, db, first, second):
+    from conftest import login
+
+    user = assert_created(server.register(user_body("victim", email=first)), email=first)
+    assert db.user(user["id"])["email"] == first  # the user's spelling is kept
+    key = db.user(user["id"])["email_key"]
+    assert key.startswith("victim@xn--") and key.isascii(), key
+    r = server.register(user_body("other", email=second))
+    assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
+    assert db.count_users() == 1
+    login(server, email=second)  # either spelling logs in
+
+
+def test_issue_14_dotted_capital_i_domain_not_ascii_201(server, db):
+    assert_created(server.register(user_body("victim", email="victim@examplei.com")))
+    user = assert_created(server.register(user_body("other", email="victim@examplE\u0130.com")))
+    key = db.user(user["id"])["email_key"]
+    assert key != "victim@examplei.com" and key.startswith("victim@xn--"), key
+
+
+@pytest.mark.parametrize("email", ["a@xn--zz.com", "a@xn--ab.com", "a@ab--cd.com",
+                                   "a@\u0661\u0662\u0663abc.com"],
+                         ids=["bad-punycode", "disallowed", "hyphens-3-4", "bidi"])
+def test_issue_14_invalid_idna_domain_400(rejects, email):
+    assert_invalid(rejects(user_body("erin", email=email)), "email")
+
+
+def test_issue_14_longest_skeleton_username_201(server, db):
+    """150 Hangul syllables whose confusable keys are 1,030 jamo (3,090 bytes), past
+    PostgreSQL's btree limit of 2,704 bytes for an uncompressed index row: still a 201,
+    then taken, never a 500 (PostgreSQL compresses the index entry)."""
+    syllables = [0xAC00 + (lead * 21 + vowel) * 28 + tail for lead in (1, 4, 8, 10, 13)
+                 for vowel in (10, 15) for tail in (2, 3, 5, 6, 9, 10, 11, 12, 13, 14, 15, 18, 20)]
+    syllables += [0xAC00 + (lead * 21 + 10) * 28 + tail for lead in (0, 2, 3, 5)
+                  for tail in (2, 3, 5, 6, 9)]
+    name = "".join(chr(c) for c in sorted(syllables, key=lambda c: (c * 7919) % 10007))
+    assert len(name) == 150
+    assert_created(server.register(user_body(name, email="hangul@example.com")), name)
+    assert db.scalar("SELECT length(username_skeleton_cased) FROM users") > 1000
+    assert_error(server.register(user_body(name, email="hangul2@example.com")), 400,
+                 "username_taken", MSG_USERNAME_TAKEN)

@@ -454,6 +454,72 @@ Test(acct_email, length_254_accepted_255_rejected)
 	free(l3);
 }
 
+/* ---- emails: IDNA domains (issue 14, item 11) ---- */
+
+Test(acct_email, idna_unicode_and_a_label_share_key_display_kept)
+{
+	static const char *const spellings[] = {
+	    "victim@b\u00FCcher.de", "victim@xn--bcher-kva.de", "victim@B\u00DCCHER.DE",
+	    "Victim@XN--BCHER-KVA.de", "victim@bu\u0308cher.de", /* decomposed: NFKC composes it */
+	};
+
+	for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
+		struct norm r = email(spellings[i]);
+
+		cr_assert_eq(r.st, ACCT_OK, "\"%s\": %s", spellings[i], r.msg ? r.msg : "");
+		cr_assert_str_eq(r.key, "victim@xn--bcher-kva.de", "\"%s\"", spellings[i]);
+		norm_free(&r);
+	}
+	expect_ok(email("Victim@B\u00FCcher.de"), "display", "Victim@B\u00FCcher.de", NULL);
+}
+
+Test(acct_email, dotted_capital_i_domain_never_becomes_ascii)
+{
+	char *a = email_key("victim@examplE\u0130.com");
+	char *b = email_key("victim@examplei.com");
+
+	cr_assert_str_neq(a, b, "\"examplE\u0130.com\" took the key of examplei.com");
+	cr_assert_str_eq(b, "victim@examplei.com");
+	cr_assert(strncmp(a, "victim@xn--", 11) == 0, "key %s", a);
+	free(a);
+	free(b);
+}
+
+Test(acct_email, non_transitional_sharp_s_and_final_sigma_kept)
+{
+	/* Transitional processing would give fass.de, someone else's domain. */
+	char *a = email_key("a@fa\u00DF.de"), *b = email_key("a@fass.de");
+	char *c = email_key("a@\u03C3\u03BF\u03C6\u03BF\u03C2.gr"); /* final sigma */
+	char *d = email_key("a@\u03C3\u03BF\u03C6\u03BF\u03C3.gr");
+
+	cr_assert_str_eq(a, "a@xn--fa-hia.de");
+	cr_assert_str_eq(b, "a@fass.de");
+	cr_assert_str_eq(c, "a@xn--0xaajbq.gr");
+	cr_assert_str_neq(c, d);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+
+Test(acct_email, invalid_idna_domain_rejected)
+{
+	char *long_label = repeat("\u00FC", 60);
+	char sixty[200];
+	static const char *const bad[] = {
+	    "a@xn--zz.com",                /* not Punycode */
+	    "a@xn--ab.com",                /* Punycode of a disallowed code point */
+	    "a@ab--cd.com",                /* hyphens in positions 3 and 4 */
+	    "a@\u0661\u0662\u0663abc.com", /* breaks the bidi rule */
+	};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		expect_invalid(email(bad[i]), bad[i], ACCT_MSG_EMAIL_INVALID);
+	snprintf(sixty, sizeof sixty, "a@%s.de", long_label); /* its A-label is past 63 */
+	expect_invalid(email(sixty), "60 x u-umlaut label", ACCT_MSG_EMAIL_INVALID);
+	free(long_label);
+}
+
 /* ---- acct_has_invisible ---- */
 
 Test(acct_invisible, detects_zero_width_and_bidi_controls)
@@ -547,4 +613,151 @@ Test(acct_utf8, respects_len)
 	/* Cutting "é" in half makes it invalid; the byte after len is ignored. */
 	cr_assert_eq(acct_utf8_chars("\u00E9", 1), -1);
 	cr_assert_eq(acct_utf8_chars("ab\xff", 2), 2);
+}
+
+/* ---- acct_username_skeletons: the confusable keys ---- */
+
+struct skel {
+	char *key, *cased;
+};
+
+static struct skel
+skeletons_of(const char *s)
+{
+	struct skel k = {NULL, NULL};
+
+	cr_assert_eq(acct_username_skeletons(s, strlen(s), &k.key, &k.cased), ACCT_OK,
+	    "\"%s\": no skeleton", s);
+	cr_assert_not_null(k.key);
+	cr_assert_not_null(k.cased);
+	return k;
+}
+
+static void
+skel_free(struct skel *k)
+{
+	free(k->key);
+	free(k->cased);
+}
+
+/* What the store refuses: either confusable key of one equal to the same key of the other. */
+static bool
+confusable(const char *a, const char *b)
+{
+	struct skel x = skeletons_of(a), y = skeletons_of(b);
+	bool same = strcmp(x.key, y.key) == 0 || strcmp(x.cased, y.cased) == 0;
+
+	skel_free(&x);
+	skel_free(&y);
+	return same;
+}
+
+/* Look-alikes of a Latin name, one substitution each, across scripts: ICU's data decides. */
+static const struct {
+	const char *latin, *lookalike, *what;
+} confusables[] = {
+    {"admin", "\u0430dmin", "Cyrillic a"},
+    {"admin", "\u0391dmin", "Greek capital Alpha"},
+    {"admin", "\u03B1dmin", "Greek small alpha"},
+    {"admin", "\u0251dmin", "Latin alpha"},
+    {"admin", "adrnin", "rn for m"},
+    {"admin", "ADMIN", "case"},
+    {"info", "\u0456nfo", "Cyrillic i"},
+    {"id", "\u0131d", "dotless i"},
+    {"name", "\u0578ame", "Armenian vo for n"},
+    {"dog", "\u0501og", "Cyrillic komi de"},
+    {"iog", "\u04CFog", "Cyrillic palochka"},
+    {"paypal", "\u0440\u0430\u0443\u0440\u0430l", "Cyrillic p, a, y"},
+    {"scope", "\u0455\u0441\u043E\u0440\u0435", "all Cyrillic"},
+    {"xbox", "\u0445box", "Cyrillic ha"},
+    {"top", "\u03A4\u039F\u03A1", "all Greek capitals"},
+    {"google", "g\u03BF\u03BFgle", "Greek omicron"},
+    {"hello", "\u0570ello", "Armenian ho"},
+    {"user", "\u057Dser", "Armenian seh"},
+    {"google", "\u0261oogle", "Latin script g"},
+    {"lan", "\u01C0an", "Latin dental click"},
+    {"admin", "\u13AADMIN", "Cherokee A"},
+    {"root", "r00t", "digit zero"},
+    {"lan", "Ian", "capital I for l"},
+    {"lan", "1an", "digit one for l"},
+    {"hello", "he11o", "digits one for l"},
+    {"admin", "\U0001D41Admin", "mathematical bold a"},
+};
+
+Test(acct_skeleton, confusable_pairs_share_a_skeleton)
+{
+	for (size_t i = 0; i < sizeof confusables / sizeof confusables[0]; i++)
+		cr_expect(confusable(confusables[i].latin, confusables[i].lookalike),
+		    "%s: \"%s\" and \"%s\" are told apart", confusables[i].what,
+		    confusables[i].latin, confusables[i].lookalike);
+}
+
+Test(acct_skeleton, key_skeleton_shared_by_case_variants)
+{
+	/* "ADMIN" and "admin" are one account: a Cyrillic look-alike meets either. */
+	struct skel upper = skeletons_of("ADMIN"), lower = skeletons_of("admin");
+	struct skel cyr = skeletons_of("\u0430dmin"), greek = skeletons_of("\u0391DMIN");
+
+	cr_assert_str_eq(upper.key, lower.key);
+	cr_assert_str_eq(cyr.key, upper.key);
+	cr_assert_str_eq(greek.key, upper.key);
+	skel_free(&upper);
+	skel_free(&lower);
+	skel_free(&cyr);
+	skel_free(&greek);
+}
+
+Test(acct_skeleton, cased_skeleton_meets_capital_i_and_small_l)
+{
+	/* Case folding first would make these "paypai" and "ian": told apart. */
+	struct skel a = skeletons_of("paypaI"), b = skeletons_of("paypal");
+	struct skel c = skeletons_of("PAYPAI"), d = skeletons_of("Ian"), e = skeletons_of("lan");
+
+	cr_assert_str_eq(a.cased, b.cased);
+	cr_assert_str_eq(c.cased, b.cased);
+	cr_assert_str_eq(d.cased, e.cased);
+	cr_assert_str_neq(a.key, b.key);
+	skel_free(&a);
+	skel_free(&b);
+	skel_free(&c);
+	skel_free(&d);
+	skel_free(&e);
+}
+
+Test(acct_skeleton, distinct_names_keep_distinct_skeletons)
+{
+	static const char *const pairs[][2] = {
+	    {"jose", "jos\u00E9"}, /* an accent is visible */
+	    {"user", "\u00FCser"}, /* so is a diaeresis */
+	    {"alice", "aiice"},    /* a dot over the i */
+	    {"admin", "admins"}, {"anna", "hanna"}, {"user_1", "user-1"},
+	    {"\u7528\u6237", "\u7528\u6238"}, /* two Han names */
+	};
+
+	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+		cr_expect_not(confusable(pairs[i][0], pairs[i][1]), "\"%s\" and \"%s\" collide",
+		    pairs[i][0], pairs[i][1]);
+}
+
+Test(acct_skeleton, invalid_utf8_and_nul_refused)
+{
+	char *k = (char *)"sentinel", *c = (char *)"sentinel";
+
+	cr_assert_eq(acct_username_skeletons("a\xff", 2, &k, &c), ACCT_INVALID);
+	cr_assert_null(k);
+	cr_assert_null(c);
+	cr_assert_eq(acct_username_skeletons("a\0b", 3, &k, &c), ACCT_INVALID);
+	cr_assert_null(k);
+	cr_assert_null(c);
+}
+
+Test(acct_skeleton, respects_len)
+{
+	struct skel a = {NULL, NULL}, b = skeletons_of("adm");
+
+	cr_assert_eq(acct_username_skeletons("admin", 3, &a.key, &a.cased), ACCT_OK);
+	cr_assert_str_eq(a.key, b.key);
+	cr_assert_str_eq(a.cased, b.cased);
+	skel_free(&a);
+	skel_free(&b);
 }

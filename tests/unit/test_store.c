@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accounts/acct.h"
 #include "log.h"
 #include "metrics.h"
 #include "store/sql.h"
@@ -439,7 +440,7 @@ STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
 		}
 		cr_assert_eq(store_schema(e, &schema), STORE_OK);
 		cr_assert_eq(schema.applied, schema.latest);
-		cr_assert_eq(store_user_keys_taken(e, "a", "b", NULL), STORE_OK);
+		cr_assert_eq(store_user_keys_taken(e, "a", NULL, NULL, "b", NULL), STORE_OK);
 		drop_empty(e, n);
 		if (!fired)
 			return;
@@ -523,19 +524,172 @@ STORE_TEST(user_create_conflicts_username_then_email_writing_nothing)
 	b.in.email = b.in.email_key = person(&a, "alice")->email;
 	c.in = &b.in;
 	fault_sweep("user_create, email taken", op_create, &c, STORE_CONFLICT_EMAIL);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "bob", NULL, NULL, "bob@example.com", NULL), STORE_OK);
 }
 
 STORE_TEST(user_keys_taken_says_which_username_first)
 {
 	mk_user("alice");
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
 	cr_assert_eq(
-	    store_user_keys_taken(S, "alice", "bob@example.com", NULL), STORE_CONFLICT_USERNAME);
+	    store_user_keys_taken(S, "bob", NULL, NULL, "bob@example.com", NULL), STORE_OK);
+	cr_assert_eq(store_user_keys_taken(S, "alice", NULL, NULL, "bob@example.com", NULL),
+	    STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "bob", NULL, NULL, "alice@example.com", NULL),
+	    STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_user_keys_taken(S, "alice", NULL, NULL, "alice@example.com", NULL),
+	    STORE_CONFLICT_USERNAME);
+}
+
+/* ------------------------------------------------------------------ confusable keys */
+
+/* `p` as `name` (its own key) with email `local`@example.com and its real skeletons. */
+static struct store_new_user *
+lookalike(struct person *p, const char *name, const char *local, char **sk, char **cased)
+{
+	person(p, local);
+	snprintf(p->username, sizeof(p->username), "%s", name);
+	cr_assert_eq(acct_username_skeletons(name, strlen(name), sk, cased), ACCT_OK);
+	p->in.username_skeleton = *sk;
+	p->in.username_skeleton_cased = *cased;
+	return &p->in;
+}
+
+static enum store_status
+create(struct store_new_user *in)
+{
+	struct store_user u = {0};
+	enum store_invite_why why;
+	enum store_status st = store_user_create(S, in, &u, &why);
+
+	store_user_clear(&u);
+	return st;
+}
+
+STORE_TEST(user_create_confusable_username_taken_writing_nothing)
+{
+	char *k[4] = {0}, *c[4] = {0};
+	struct person admin, cyr, upper, pal;
+	struct create_ctx ctx = {lookalike(&cyr, "\u0430dmin", "cyr", &k[1], &c[1]), 0, 0};
+
+	cr_assert_eq(create(lookalike(&admin, "admin", "admin", &k[0], &c[0])), STORE_OK);
+	fault_sweep("user_create, confusable username", op_create, &ctx, STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "\u0430dmin", k[1], c[1], "cyr@example.com", NULL),
+	    STORE_CONFLICT_USERNAME);
+	/* Only the cased skeleton: "PAYPAI" (capital i) against "paypal". */
+	cr_assert_eq(create(lookalike(&pal, "paypal", "pal", &k[2], &c[2])), STORE_OK);
+	lookalike(&upper, "PAYPAI", "upper", &k[3], &c[3]);
+	upper.in.username_key = "paypai";
+	cr_assert_eq(create(&upper.in), STORE_CONFLICT_USERNAME);
 	cr_assert_eq(
-	    store_user_keys_taken(S, "bob", "alice@example.com", NULL), STORE_CONFLICT_EMAIL);
+	    store_user_keys_taken(S, "paypai", k[3], NULL, "upper@example.com", NULL), STORE_OK);
+	cr_assert_eq(store_user_keys_taken(S, "paypai", NULL, c[3], "upper@example.com", NULL),
+	    STORE_CONFLICT_USERNAME);
+	/* Accounts without skeletons (legacy rows) never collide on them. */
+	mk_user("carol");
+	mk_user("dave");
+	for (int i = 0; i < 4; i++) {
+		free(k[i]);
+		free(c[i]);
+	}
+}
+
+/* A legacy account: made with no confusable keys, as before migration 0004. */
+static int64_t
+mk_legacy(const char *name, const char *local)
+{
+	struct person p;
+	struct store_user u = {0};
+	enum store_invite_why why;
+	int64_t id;
+
+	person(&p, local);
+	snprintf(p.username, sizeof(p.username), "%s", name);
+	cr_assert_eq(store_user_create(S, &p.in, &u, &why), STORE_OK, "create %s", name);
+	id = u.id;
+	store_user_clear(&u);
+	return id;
+}
+
+struct fill_ctx {
+	int filled, kept;
+};
+
+static enum store_status
+op_fill(void *arg)
+{
+	struct fill_ctx *f = arg;
+
+	return store_user_fill_keys(S, &f->filled, &f->kept);
+}
+
+STORE_TEST(fill_keys_gives_legacy_accounts_skeletons_and_keeps_collisions)
+{
+	int64_t admin = mk_legacy("admin", "admin"), cyr = mk_legacy("\u0430dmin", "cyr");
+	struct fill_ctx f = {0, 0};
+	char *k = NULL, *c = NULL;
+	struct person p;
+	struct store_user u = {0};
+
+	mk_legacy("bob", "bob");
+	fault_sweep("fill_keys", op_fill, &f, STORE_OK);
+	cr_assert_eq(f.filled, 4, "admin and bob get both keys, filled %d", f.filled);
+	cr_assert_eq(f.kept, 2, "the younger look-alike keeps none, kept %d", f.kept);
+	/* Both legacy look-alikes still log in; a new look-alike of either is taken. */
+	cr_assert_eq(user_id("admin"), admin);
+	cr_assert_eq(user_id("\u0430dmin"), cyr);
+	cr_assert_eq(create(lookalike(&p, "\u0251dmin", "alpha", &k, &c)), STORE_CONFLICT_USERNAME);
+	cr_assert_eq(store_user_keys_taken(S, "\u0251dmin", k, c, "alpha@example.com", NULL),
+	    STORE_CONFLICT_USERNAME);
+	free(k);
+	free(c);
+	/* Again: nothing new to fill, the collision is looked at and kept. */
+	cr_assert_eq(store_user_fill_keys(S, &f.filled, &f.kept), STORE_OK);
+	cr_assert_eq(f.filled, 0);
+	cr_assert_eq(f.kept, 2);
+	cr_assert_eq(store_user_get(S, &(struct store_user_ref){cyr, NULL, NULL}, &u), STORE_OK);
+	store_user_clear(&u);
+}
+
+STORE_TEST(fill_keys_rekeys_unicode_email_domains_keeping_collisions)
+{
+	/* As an older roster keyed them: the domain lowercased code point by code point. */
+	struct person a, b, c;
+	struct store_user u = {0};
+	struct fill_ctx f = {0, 0};
+	int64_t ida, idb;
+
+	person(&a, "victim");
+	a.in.email = "Victim@B\u00FCcher.de";
+	a.in.email_key = "victim@b\u00FCcher.de";
+	cr_assert_eq(create(&a.in), STORE_OK);
+	ida = user_id("victim");
+	person(&b, "twin"); /* one mailbox, two accounts: the bug being fixed */
+	b.in.email = b.in.email_key = "twin@xn--bcher-kva.de";
+	cr_assert_eq(create(&b.in), STORE_OK);
+	idb = user_id("twin");
+	person(&c, "other");
+	c.in.email = "twin@b\u00FCcher.de";
+	c.in.email_key = "twin@b\u00FCcher.de";
+	cr_assert_eq(create(&c.in), STORE_OK);
+	cr_assert_eq(store_user_fill_keys(S, &f.filled, &f.kept), STORE_OK);
 	cr_assert_eq(
-	    store_user_keys_taken(S, "alice", "alice@example.com", NULL), STORE_CONFLICT_USERNAME);
+	    store_user_get(S, &(struct store_user_ref){0, NULL, "victim@xn--bcher-kva.de"}, &u),
+	    STORE_OK);
+	cr_assert_eq(u.id, ida);
+	cr_assert_str_eq(u.email, "Victim@B\u00FCcher.de", "the display value is kept");
+	store_user_clear(&u);
+	/* The A-label key was taken: the Unicode twin keeps its old key (and its login by name). */
+	cr_assert_eq(
+	    store_user_get(S, &(struct store_user_ref){0, NULL, "twin@xn--bcher-kva.de"}, &u),
+	    STORE_OK);
+	cr_assert_eq(u.id, idb);
+	store_user_clear(&u);
+	cr_assert_eq(
+	    store_user_get(S, &(struct store_user_ref){0, NULL, "twin@b\u00FCcher.de"}, &u),
+	    STORE_OK);
+	store_user_clear(&u);
+	cr_assert_eq(user_id("other"), idb + 1);
 }
 
 STORE_TEST(user_get_by_id_username_or_email)
@@ -611,17 +765,20 @@ STORE_TEST(user_create_refuses_a_key_held_in_the_other_role)
 	/* A username that is an existing email: refused as the username. */
 	b.in.username = b.in.username_key = "alice@example.com";
 	fault_sweep("user_create, username is an email", op_create, &c, STORE_CONFLICT_USERNAME);
-	cr_assert_eq(store_user_keys_taken(S, "alice@example.com", "bob@example.com", NULL),
+	cr_assert_eq(
+	    store_user_keys_taken(S, "alice@example.com", NULL, NULL, "bob@example.com", NULL),
 	    STORE_CONFLICT_USERNAME);
 	/* An email that is an existing username (in its username form): the email. */
 	person(&b, "bob");
 	b.in.email = b.in.email_key = "T.Lee@School.example";
 	b.in.email_username_key = "t.lee@school.example";
 	fault_sweep("user_create, email is a username", op_create, &c, STORE_CONFLICT_EMAIL);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "x@example.com", "t.lee@school.example"),
+	cr_assert_eq(
+	    store_user_keys_taken(S, "bob", NULL, NULL, "x@example.com", "t.lee@school.example"),
 	    STORE_CONFLICT_EMAIL);
 	cr_assert_eq(
-	    store_user_keys_taken(S, "bob", "bob@example.com", "bob@example.com"), STORE_OK);
+	    store_user_keys_taken(S, "bob", NULL, NULL, "bob@example.com", "bob@example.com"),
+	    STORE_OK);
 	person(&b, "bob");
 	b.in.email_username_key = "bob@example.com";
 	fault_sweep("user_create, both free", op_create, &c, STORE_OK);
@@ -1247,7 +1404,8 @@ STORE_TEST(busy_transaction_runs_again_unavailable_does_not)
 	person(&p, "bob");
 	store_fault_after(S, 2, STORE_UNAVAILABLE);
 	cr_assert_eq(op_create(&c), STORE_UNAVAILABLE);
-	cr_assert_eq(store_user_keys_taken(S, "bob", "bob@example.com", NULL), STORE_OK);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "bob", NULL, NULL, "bob@example.com", NULL), STORE_OK);
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -1280,13 +1438,14 @@ Test(store_pg_driver, lazy_open_unreachable_backs_off)
 	cr_assert_eq(connect_attempts(), before + 2);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 20; i++)
-		cr_assert_eq(store_user_keys_taken(s, "a", "b", NULL), STORE_UNAVAILABLE);
+		cr_assert_eq(
+		    store_user_keys_taken(s, "a", NULL, NULL, "b", NULL), STORE_UNAVAILABLE);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* Twenty calls inside the first backoff steps: at most a few attempts. */
 	cr_assert_leq(
 	    connect_attempts(), before + 4, "attempts: %lld", connect_attempts() - before);
 	usleep(120 * 1000);
-	cr_assert_eq(store_user_keys_taken(s, "a", "b", NULL), STORE_UNAVAILABLE);
+	cr_assert_eq(store_user_keys_taken(s, "a", NULL, NULL, "b", NULL), STORE_UNAVAILABLE);
 	cr_assert_geq(connect_attempts(), before + 3, "a retry after the backoff");
 	(void)t1;
 	store_close(s);
@@ -1318,14 +1477,15 @@ Test(store_pg, deadline_drops_a_stuck_statement_then_recovers, .init = open_pg, 
 	PQclear(r);
 	store_set_deadline_ms(S, 300);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "x", NULL), STORE_UNAVAILABLE);
+	cr_assert_eq(store_user_keys_taken(S, "alice", NULL, NULL, "x", NULL), STORE_UNAVAILABLE);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	cr_assert(ms >= 250 && ms < 1500, "answered after %lld ms", ms);
 	PQfinish(locker); /* releases the lock */
 	usleep(150 * 1000);
 	store_set_deadline_ms(S, 0);
-	cr_assert_eq(store_user_keys_taken(S, "alice", "x", NULL), STORE_CONFLICT_USERNAME);
+	cr_assert_eq(
+	    store_user_keys_taken(S, "alice", NULL, NULL, "x", NULL), STORE_CONFLICT_USERNAME);
 }
 
 /* ------------------------------------------------------------------ compatibility versions */
