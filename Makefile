@@ -38,12 +38,15 @@ run: build
 	$(BUILD)/roster migrate
 	exec $(BUILD)/roster serve
 
-# Every test: the layering check, unit, corpus replay and black-box (SQLite and a throwaway
+# Every test: the layering check, the OpenAPI lint (docs/openapi.yaml, @redocly/cli from
+# package-lock.json), unit, corpus replay and black-box (SQLite and a throwaway
 # PostgreSQL, nginx) on the development build and under ASan+UBSan, a valgrind
 # scenario, then each libFuzzer target for a short bounded time.
 test: build build-san build-fuzz
 	scripts/check-layers
 	scripts/check-format
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	    node_modules/.bin/redocly lint --format=summary docs/openapi.yaml
 	meson test -C $(BUILD) --print-errorlogs --num-processes 1
 	$(SAN_ENV) meson test -C $(SAN_BUILD) --print-errorlogs --num-processes 1
 	scripts/check-memory $(BUILD)/roster

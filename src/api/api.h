@@ -188,5 +188,6 @@ void api_invitation_accept(struct http_req *req);
 void api_healthz(struct http_req *req);
 void api_readyz(struct http_req *req);
 void api_metrics(struct http_req *req);
+void api_openapi(struct http_req *req);
 
 #endif

@@ -8,8 +8,10 @@
 #include "http/req.h"
 #include "metrics.h"
 #include "store/store.h"
+#include "xmalloc.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 
 #define PROBE_EVERY_MS 1000
@@ -107,4 +109,17 @@ api_metrics(struct http_req *req)
 	    metrics_render(
 	        http_pool_depth(req, HTTP_POOL_HASH), http_pool_capacity(req, HTTP_POOL_HASH)),
 	    "text/plain; version=0.0.4; charset=utf-8");
+}
+
+/* docs/openapi.yaml as JSON, embedded at build time (scripts/embed-openapi.py). */
+extern const size_t api_openapi_json_len;
+extern const char api_openapi_json[];
+
+void
+api_openapi(struct http_req *req)
+{
+	char *copy = xmalloc(api_openapi_json_len + 1);
+
+	memcpy(copy, api_openapi_json, api_openapi_json_len + 1);
+	http_reply_text_new(req, 200, copy, "application/json");
 }

@@ -24,6 +24,7 @@ static const struct http_route routes[] = {
     {"/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD", 0, R, false},
     {"/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD", 0, R, false},
     {"/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD", 0, R, true},
+    {"/openapi.json", HTTP_GET | HTTP_HEAD, api_openapi, "GET, HEAD", 0, R, false},
 };
 
 const struct http_route *

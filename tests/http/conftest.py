@@ -58,6 +58,7 @@ import time
 import pytest
 import requests
 
+import openapi_check
 from pgcluster import DatabaseSupply, PgCluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -563,7 +564,40 @@ def report(label, results):
     return counts
 
 
+# --------------------------------------------------------------------------- the contract
+# Every response from a local server (roster, or nginx in front of it) is checked
+# against docs/openapi.yaml (openapi_check.py); a test fails at teardown for one the
+# document does not describe.
+
+_send = requests.Session.send
+
+
+def _checked_send(self, request, **kw):
+    resp = _send(self, request, **kw)
+    url = requests.utils.urlparse(request.url)
+    if url.hostname in ("127.0.0.1", "localhost", "::1") and not kw.get("stream"):
+        openapi_check.observe(request.method, request.path_url, resp.status_code, resp.headers,
+                              resp.content)
+    return resp
+
+
+requests.Session.send = _checked_send
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_openapi():
+    openapi_check.take_problems()  # what came before this test is not its doing
+    yield
+    problems = openapi_check.take_problems()
+    if problems:
+        pytest.fail("responses the OpenAPI document does not describe:\n  " +
+                    "\n  ".join(problems[:20]), pytrace=False)
+
+
 def pytest_terminal_summary(terminalreporter):
+    terminalreporter.section("OpenAPI")
+    terminalreporter.write_line(f"{openapi_check.counts['validated']} responses validated "
+                                f"against docs/openapi.yaml")
     if _run_reports:
         terminalreporter.section("roster burst outcomes (status -> count)")
         for line in _run_reports:
@@ -647,9 +681,12 @@ def raw_request(server, head, chunks=(), pause=0.002):
                 break
             if pause:
                 time.sleep(pause)
-        resp = http.client.HTTPResponse(sock, method=head.split(b" ", 1)[0].decode())
+        method, target = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")[:2]
+        resp = http.client.HTTPResponse(sock, method=method)
         resp.begin()
-        return RawResponse(resp.status, resp.getheaders(), resp.read())
+        out = RawResponse(resp.status, resp.getheaders(), resp.read())
+        openapi_check.observe(method, target, out.status_code, out.headers, out.content)
+        return out
     finally:
         sock.close()
 
