@@ -35,8 +35,8 @@ struct pool {
 	pthread_t threads[];
 };
 
-static uint64_t
-now_us(void)
+uint64_t
+pool_now_us(void)
 {
 	struct timespec ts;
 
@@ -117,7 +117,7 @@ void
 pool_submit_reserved(struct pool *p, pool_fn fn, void *arg)
 {
 	pthread_mutex_lock(&p->mu);
-	p->ring[(p->head + p->queued) % p->capacity] = (struct job){fn, arg, now_us()};
+	p->ring[(p->head + p->queued) % p->capacity] = (struct job){fn, arg, pool_now_us()};
 	p->queued++;
 	pthread_cond_signal(&p->nonempty);
 	pthread_mutex_unlock(&p->mu);
@@ -158,7 +158,7 @@ reaper(void *arg)
 	tick = tick < 10000 ? 10000 : tick > 250000 ? 250000 : tick;
 	pthread_mutex_lock(&p->mu);
 	while (!p->stopping) {
-		uint64_t now = now_us(), next = now + tick;
+		uint64_t now = pool_now_us(), next = now + tick;
 		struct timespec ts = {(time_t)(next / 1000000u), (long)(next % 1000000u) * 1000};
 
 		if (p->queued > 0 && now - p->ring[p->head].queued_us > p->max_wait_us) {

@@ -15,6 +15,9 @@ struct pool;
 
 typedef void (*pool_fn)(void *arg, void *worker_ctx);
 
+/* CLOCK_MONOTONIC in microseconds: the clock of the pool's waits, for callers' timings too. */
+uint64_t pool_now_us(void);
+
 /*
  * Starts `workers` threads with a queue of `capacity` jobs. `init` (may be
  * NULL) runs on each worker thread and returns its context, which may be NULL

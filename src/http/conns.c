@@ -27,6 +27,7 @@
 #include "http/conns.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -83,15 +84,6 @@ struct conns {
 	pthread_t thread;
 	bool running;
 };
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 struct conns *
 conns_new(const struct conns_opts *o)
@@ -196,7 +188,7 @@ admit(struct conns *c, int fd, const struct sockaddr_storage *ss, socklen_t len)
 	}
 	if (room) {
 		c->pending++;
-		c->last_admit_us = now_us();
+		c->last_admit_us = pool_now_us();
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (!room) {
@@ -246,7 +238,7 @@ static void *
 accept_main(void *arg)
 {
 	struct conns *c = arg;
-	uint64_t next_reap = now_us() + REAP_MS * 1000u;
+	uint64_t next_reap = pool_now_us() + REAP_MS * 1000u;
 	bool starved = false;
 
 	for (;;) {
@@ -267,7 +259,7 @@ accept_main(void *arg)
 				    "out of file descriptors: not accepting for %d ms", REAP_MS);
 				starved = true;
 			}
-		now = now_us();
+		now = pool_now_us();
 		if (now >= next_reap) {
 			pthread_mutex_lock(&c->mu);
 			reap(c, now);
@@ -477,7 +469,7 @@ conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 		s->c = c;
 		s->fd = ci != NULL ? ci->connect_fd : -1;
 		s->metrics = c->metrics_fd >= 0 && s->fd >= 0 && on_metrics_listener(c, s->fd);
-		set_phase(s, PH_HEAD, now_us(), c->o.head_timeout_s);
+		set_phase(s, PH_HEAD, pool_now_us(), c->o.head_timeout_s);
 		pthread_mutex_lock(&c->mu);
 		s->prev = c->tail;
 		if (c->tail != NULL)
@@ -522,7 +514,7 @@ conns_head_done(struct MHD_Connection *conn)
 	struct slot *s = slot_of(conn);
 
 	if (s != NULL)
-		set_phase(s, PH_BODY, now_us(), s->c->o.body_timeout_s);
+		set_phase(s, PH_BODY, pool_now_us(), s->c->o.body_timeout_s);
 }
 
 void
@@ -531,7 +523,7 @@ conns_body_done(struct MHD_Connection *conn)
 	struct slot *s = slot_of(conn);
 
 	if (s != NULL)
-		set_phase(s, PH_BUSY, now_us(), 0);
+		set_phase(s, PH_BUSY, pool_now_us(), 0);
 }
 
 void
@@ -541,6 +533,6 @@ conns_reply_done(struct MHD_Connection *conn)
 
 	/* The next head may wait the idle timeout before its deadline starts. */
 	if (s != NULL)
-		set_phase(s, PH_HEAD, now_us() + (uint64_t)s->c->o.idle_timeout_s * 1000000u,
+		set_phase(s, PH_HEAD, pool_now_us() + (uint64_t)s->c->o.idle_timeout_s * 1000000u,
 		    s->c->o.head_timeout_s);
 }

@@ -67,15 +67,6 @@ struct worker {
 
 static const char *const pool_names[HTTP_POOL_COUNT_] = {"database", "hashing"};
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static unsigned
 method_bit(const char *m)
 {
@@ -201,7 +192,7 @@ req_new(struct http_server *srv, struct MHD_Connection *conn, const char *url, c
 
 	req->srv = srv;
 	req->conn = conn;
-	req->start_us = now_us();
+	req->start_us = pool_now_us();
 	req->path = url;
 	req->method_name = method;
 	req->method = method_bit(method);
@@ -334,7 +325,7 @@ on_completed(
 	conns_reply_done(conn);
 	if (req == NULL)
 		return;
-	took = now_us() - req->start_us;
+	took = pool_now_us() - req->start_us;
 	route = req->route != NULL ? (size_t)(req->route - srv->opts.routes) : srv->opts.nroutes;
 	metrics_request(route, req->status, took);
 	log_access(req->id, req->method_name, req->path, req->status, (unsigned long long)took,
@@ -369,7 +360,7 @@ static void
 run_job(struct http_req *req, struct worker *w)
 {
 	const struct http_opts *o = &w->srv->opts;
-	uint64_t waited_us = now_us() - req->queued_us;
+	uint64_t waited_us = pool_now_us() - req->queued_us;
 
 	if (o->queue_timeout_ms[req->pool] > 0 &&
 	    waited_us > (uint64_t)o->queue_timeout_ms[req->pool] * 1000u) {
@@ -438,7 +429,7 @@ http_defer(struct http_req *req, enum http_pool pool, http_handler fn)
 	req->deferred = fn;
 	req->handed_off = true;
 	req->pool = pool;
-	req->queued_us = now_us();
+	req->queued_us = pool_now_us();
 	req->state = HTTP_WAITING;
 	MHD_suspend_connection(req->conn);
 	pool_submit_reserved(p, run_deferred, req);
@@ -636,7 +627,7 @@ wait_idle(struct http_server *srv, uint64_t deadline_us)
 void
 http_server_stop(struct http_server *srv)
 {
-	uint64_t deadline = now_us() + (uint64_t)srv->opts.shutdown_timeout_s * 1000000u;
+	uint64_t deadline = pool_now_us() + (uint64_t)srv->opts.shutdown_timeout_s * 1000000u;
 	/* Stop accepting: the listening socket is closed, so new connections are
 	 * refused at once (nginx then tries the next instance) instead of
 	 * queueing unanswered. */
