@@ -189,5 +189,6 @@ void api_healthz(struct http_req *req);
 void api_readyz(struct http_req *req);
 void api_metrics(struct http_req *req);
 void api_openapi(struct http_req *req);
+void api_auth_check(struct http_req *req);
 
 #endif

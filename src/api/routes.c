@@ -24,6 +24,9 @@ static const struct http_route routes[] = {
     {"/healthz", HTTP_GET | HTTP_HEAD, api_healthz, "GET, HEAD", 0, R, false},
     {"/readyz", HTTP_GET | HTTP_HEAD, api_readyz, "GET, HEAD", 0, R, false},
     {"/metrics", HTTP_GET | HTTP_HEAD, api_metrics, "GET, HEAD", 0, R, true},
+    {"/auth/check",
+        HTTP_GET | HTTP_HEAD | HTTP_POST | HTTP_PUT | HTTP_PATCH | HTTP_DELETE | HTTP_OPTIONS,
+        api_auth_check, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", 0, R, false},
     {"/openapi.json", HTTP_GET | HTTP_HEAD, api_openapi, "GET, HEAD", 0, R, false},
 };
 

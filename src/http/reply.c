@@ -65,6 +65,20 @@ http_reply_json_new(struct http_req *req, int status, json_t *body)
 	req->state = HTTP_READY;
 }
 
+bool
+http_reply_header(struct http_req *req, const char *name, const char *value)
+{
+	for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	if (req->nextra >= HTTP_EXTRA_HEADERS_MAX)
+		return false;
+	req->extra[req->nextra].name = name;
+	req->extra[req->nextra].value = xstrdup(value);
+	req->nextra++;
+	return true;
+}
+
 void
 http_reply_text_new(struct http_req *req, int status, char *text, const char *content_type)
 {
@@ -126,6 +140,8 @@ http_queue_reply(struct http_req *req)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
 	if (req->challenge != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, req->challenge);
+	for (size_t i = 0; i < req->nextra; i++)
+		MHD_add_response_header(resp, req->extra[i].name, req->extra[i].value);
 	if (atomic_load(&req->srv->draining)) /* MHD closes the connection after this reply */
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(req->conn, (unsigned)req->status, resp);

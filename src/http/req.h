@@ -89,6 +89,8 @@ enum http_req_state {
 	HTTP_SENT,    /* reply queued to MHD */
 };
 
+#define HTTP_EXTRA_HEADERS_MAX 6
+
 struct http_req {
 	struct http_server *srv;
 	struct MHD_Connection *conn;
@@ -118,6 +120,12 @@ struct http_req {
 	const char *challenge;    /* WWW-Authenticate header, static */
 	const char *content_type; /* NULL: application/json */
 	int64_t path_id;          /* the {id} of the route, when it has one */
+	/* Headers a handler added (http_reply_header): names static, values owned. */
+	struct {
+		const char *name;
+		char *value;
+	} extra[HTTP_EXTRA_HEADERS_MAX];
+	size_t nextra;
 
 	http_handler deferred; /* runs on a worker */
 	bool handed_off;     /* http_defer queued it: the I/O thread lets go (written there only) */
@@ -133,6 +141,13 @@ void http_reply_json_new(struct http_req *req, int status, json_t *body);
 
 /* Sets a reply with no body (204). */
 void http_reply_empty(struct http_req *req, int status);
+
+/*
+ * Adds a response header to the reply (`name` static, `value` copied). False,
+ * and nothing added, past HTTP_EXTRA_HEADERS_MAX or for a value with a
+ * control character (no header injection whatever the value).
+ */
+bool http_reply_header(struct http_req *req, const char *name, const char *value);
 
 /* Sets a non-JSON reply: takes `text` (malloc'd); `content_type` is static. */
 void http_reply_text_new(struct http_req *req, int status, char *text, const char *content_type);

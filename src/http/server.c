@@ -224,6 +224,8 @@ req_free(struct http_req *req)
 		sodium_memzero(req->body, req->body_cap);
 	free(req->body);
 	free(req->reply);
+	for (size_t i = 0; i < req->nextra; i++)
+		free(req->extra[i].value);
 	free(req);
 	/* The stopper checks `inflight` under idle_mu, so this wake-up is never lost. */
 	if (atomic_fetch_sub(&srv->inflight, 1) == 1 && atomic_load(&srv->draining)) {

@@ -24,6 +24,8 @@ import time
 import pytest
 import requests
 
+import openapi_check
+
 from conftest import (ACCEPT, FAST_HASH, MSG_EMAIL_TAKEN, MSG_USERNAME_TAKEN, REGISTER, T,
                       assert_code, assert_created, assert_error, auth, burst, cli_user, outcome,
                       report, token_of, user_body)
@@ -52,6 +54,7 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     include {d}/roster.conf;
+    include {d}/extra-*.conf;
 }}
 """
 
@@ -90,13 +93,17 @@ def nginx_user():
 class Nginx:
     """A private nginx master (own session, so only it and its workers get signals)."""
 
-    def __init__(self, d, upstream_ports):
+    def __init__(self, d, upstream_ports, extra=()):
+        """`extra`: more site files (their text), included after roster.conf."""
         self.dir = d
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "roster.conf"), "w") as f:
             f.write(site_conf(upstream_ports, self.port))
+        for i, text in enumerate(extra):
+            with open(os.path.join(d, f"extra-{i}.conf"), "w") as f:
+                f.write(text)
         self.conf = os.path.join(d, "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(NGINX_MAIN.format(user=nginx_user(), d=d))
@@ -431,4 +438,9 @@ def test_issue_14_metrics_refused_through_nginx_whatever_the_spelling(topology):
         status = int(raw.split(b" ", 2)[1])
         assert status == 404, (path, raw[:300])
         assert b"roster_" not in raw, (path, raw[:300])
+        head, _, body = raw.partition(b"\r\n\r\n")
+        headers = requests.structures.CaseInsensitiveDict(
+            line.decode("latin-1").split(": ", 1) for line in head.split(b"\r\n")[1:])
+        # The contract's 404, request id and all (openapi_check fails the test otherwise).
+        openapi_check.observe("GET", path, status, headers, body)
     assert instances[0].get("/metrics").status_code == 200  # direct scraping still works
