@@ -11,6 +11,8 @@ no token (or a revoked one) is 401 with nothing sent upstream.
 import http.server
 import os
 import re
+import socket
+import subprocess
 import threading
 import urllib.parse
 
@@ -146,3 +148,66 @@ def test_auth_request_through_nginx_headers_reach_the_platform_forged_ones_never
     assert ng.post(LOGOUT, headers=auth(token)).status_code == 204
     assert requests.get(site + "/courses/", headers=auth(token), timeout=T).status_code == 401
     assert len(_Recorder.seen) == before
+
+
+@pytest.fixture
+def django_site(db, start_servers, tmp_path):
+    """(nginx, the site URL): the auth-request example in front of a Django site that
+    uses contrib/django/roster_auth.py (tests/http/django_platform.py)."""
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "django_platform.py"),
+                             str(tmp_path / "django.sqlite3")], stdout=subprocess.PIPE,
+                            stderr=open(tmp_path / "django.stderr", "wb"), text=True)
+    try:
+        port = int(proc.stdout.readline())
+        listen = free_port()
+        with open(EXAMPLE) as f:
+            text = f.read()
+        text = re.sub(r"127\.0\.0\.1:\d+;(\s*# PLATFORM_UPSTREAM)", f"127.0.0.1:{port};\\1", text)
+        text = re.sub(r"127\.0\.0\.1:\d+;(\s*# PLATFORM_LISTEN_PORT)", f"127.0.0.1:{listen};\\1",
+                      text)
+        openapi_check.foreign_ports.update({listen, port})  # Django's answers
+        instances = start_servers(db, 2, INSTANCE_ARGS)
+        ng = Nginx(str(tmp_path / "nginx"), [s.port for s in instances] + [instances[0].port],
+                   extra=[text])
+        try:
+            ng.wait_ready()
+            yield ng, f"http://127.0.0.1:{listen}", port
+        finally:
+            ng.stop()
+    finally:
+        proc.kill()  # only the PID we started
+        proc.wait()
+
+
+def test_contrib_django_request_user_is_the_roster_account(django_site):
+    """Issue 13, item 4: the contrib DRF class and middleware give the right request.user
+    in a Django view behind that nginx; headers from anyone but nginx are ignored."""
+    ng, site, django_port = django_site
+    assert_created(ng.register(user_body("prof_\u00e5sa", email="asa@school.example")))
+    token = token_of(ng, "prof_\u00e5sa")
+    me = ng.get("/users/me/", headers=auth(token)).json()
+    r = requests.get(site + "/courses/whoami/", headers={**auth(token), "X-User-Id": "999"},
+                     timeout=T)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": me["id"], "username": "prof_\u00e5sa",
+                        "email": "asa@school.example", "role": "explorer"}
+    r = requests.get(site + "/courses/plain/", headers=auth(token), timeout=T)
+    assert r.json() == {"authenticated": True, "id": me["id"]}
+    assert requests.get(site + "/courses/whoami/", timeout=T).status_code == 401  # nginx
+    # Straight to Django from an address that is not the trusted nginx: forged headers
+    # name nobody.
+    for path in ("/courses/whoami/", "/courses/plain/"):
+        with socket.socket() as sock:
+            sock.settimeout(T)
+            sock.bind(("127.0.0.3", 0))
+            sock.connect(("127.0.0.1", django_port))
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-User-Id: {me['id']}\r\n"
+                         f"Connection: close\r\n\r\n".encode())
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        status = int(raw.split(b" ", 2)[1])
+        if path.endswith("whoami/"):
+            assert status in (401, 403), raw[:300]
+        else:
+            assert raw.endswith(b'{"authenticated": false, "id": null}'), raw[-200:]
