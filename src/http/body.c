@@ -49,10 +49,42 @@ only_chunked(const char *te)
 	return *te == '\0';
 }
 
+/*
+ * Line endings and NULs in the head, which libmicrohttpd 0.9.75 does not
+ * report: it accepts a bare LF as a line end and cuts a header value at a NUL
+ * without a sign (RFC 9110 5.5 and 9112 2.2 let a server refuse both, and a
+ * proxy that reads them otherwise could be smuggled past). It parses the head
+ * in place, one line after the other in its read buffer, turning each CR and
+ * LF of a line end into a NUL, so what lies between the end of one item (the
+ * version, then each header value) and the start of the next header name
+ * tells: exactly two NULs for CRLF, one for a bare LF, and anything else that
+ * is not a NUL is the rest of a value cut at a NUL (or an obs-fold, which RFC
+ * 9112 5.2 lets a server refuse too). This reads MHD's buffer layout, so it is
+ * compiled for the one version whose layout was checked; a gap that does not
+ * look like that layout at all (backwards, or long) is not judged.
+ */
+#define HEAD_LAYOUT_CHECKED (MHD_VERSION == 0x00097500)
+#define HEAD_GAP_MAX        64
+
 struct head_scan {
 	unsigned hosts;
-	bool nul;
+	bool bad;        /* a NUL cut a value, or a bare LF */
+	const char *end; /* the end of the previous item */
 };
+
+/* The bytes from `end` (the end of an item) to `next` (the next name): false when they say bad. */
+static bool
+gap_ok(const char *end, const char *next)
+{
+	ptrdiff_t n = next - end;
+
+	if (n <= 0 || n > HEAD_GAP_MAX)
+		return true; /* not the layout this was written for: no verdict */
+	for (ptrdiff_t i = 0; i < n; i++)
+		if (end[i] != '\0')
+			return false; /* the rest of a value after a NUL */
+	return n != 1;                /* one NUL: a bare LF */
+}
 
 static enum MHD_Result
 scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
@@ -61,8 +93,10 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
 	struct head_scan *h = cls;
 
 	(void)kind;
-	if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size))
-		h->nul = true;
+	(void)key_size;
+	if (HEAD_LAYOUT_CHECKED && h->end != NULL && !gap_ok(h->end, key))
+		h->bad = true;
+	h->end = value != NULL ? value + value_size : NULL;
 	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
 		h->hosts++;
 	return MHD_YES;
@@ -71,10 +105,14 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
 bool
 http_head_check(struct http_req *req, const char *version)
 {
-	struct head_scan h = {0, false};
+	struct head_scan h = {0, false, version + strlen(version)};
 
 	MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, scan_header, &h);
-	if (h.nul || (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && h.hosts != 1)) {
+	/* After the last value: its line end, then the empty line's. A byte that is not
+	 * a NUL is the rest of a value cut at a NUL. */
+	if (HEAD_LAYOUT_CHECKED && h.end != NULL && h.end[0] == '\0' && h.end[1] != '\0')
+		h.bad = true;
+	if (h.bad || (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && h.hosts != 1)) {
 		req->early_err = HTTP_ERR_BAD_REQUEST;
 		return false;
 	}

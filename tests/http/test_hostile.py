@@ -776,6 +776,39 @@ def test_issue_14_two_transfer_encoding_headers_400(server):
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # HTTP framing: no database involved
 @pytest.mark.parametrize("head", [
+    b"GET /healthz HTTP/1.1\r\nHost: x\nAccept: */*\r\n\r\n",
+    b"GET /healthz HTTP/1.1\nHost: x\r\n\r\n",
+    b"GET /healthz HTTP/1.1\nHost: x\nAccept: */*\n\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ab\x00cd\r\nAccept: */*\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ab\x00cd\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\x00.evil\r\n\r\n",
+    b"POST /users/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 2\x00 99\r\n\r\n{}",
+], ids=["bare-lf-header", "bare-lf-request-line", "bare-lf-everywhere", "nul-in-value",
+        "nul-in-last-value", "nul-in-host", "nul-in-content-length"])
+def test_issue_14_bare_lf_and_nul_in_a_header_400_close(server, head):
+    """Issue 14, item 12: libmicrohttpd 0.9.75 took a bare LF as a line end and cut a
+    header value at a NUL without a sign (Host: x<NUL>.evil was served as Host: x): a
+    proxy reading them otherwise could be smuggled past. 400 and close."""
+    r = raw_request(server, head)
+    assert_error(r, 400, "bad_request")
+    assert r.headers.get("Connection", "").lower() == "close", r.headers
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("head", [
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nAccept: */*   \r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost:x\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n",
+    b"GET /healthz HTTP/1.0\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 300)
+                                                    for i in range(40)) + b"\r\n",
+], ids=["trailing-space", "no-space-empty-tab", "http-1.0-no-headers", "12-kib-of-headers"])
+def test_issue_14_well_formed_heads_still_served(server, head):
+    assert raw_request(server, head).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # HTTP framing: no database involved
+@pytest.mark.parametrize("head", [
     b"GET /healthz HTTP/1.1\r\n\r\n",
     b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
 ], ids=["no-host", "two-hosts"])
