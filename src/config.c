@@ -87,14 +87,22 @@ static const struct opt opts[] = {
     {"rate-limits", "ROSTER_RATE_LIMITS", OPT_FLAG, OFF(rate_limits), CONFIG_SERVE, 0, 0, "on|off",
         "enforce the rate limits below, shared by all instances (default on)"},
     {"limit-register-per-ip", "ROSTER_LIMIT_REGISTER_PER_IP", OPT_UINT, OFF(limit_register_ip),
-        CONFIG_SERVE, 1, 1000000, "N", "registration attempts per IP per minute (default 120)"},
+        CONFIG_SERVE, 1, 1000000, "N",
+        "registration attempts per IP per 10 minutes, refused ones too (default 600)"},
     {"limit-accounts-per-ip", "ROSTER_LIMIT_ACCOUNTS_PER_IP", OPT_UINT, OFF(limit_accounts_ip),
-        CONFIG_SERVE, 1, 1000000, "N", "accounts created per IP per hour (default 20)"},
+        CONFIG_SERVE, 1, 1000000, "N", "accounts created per IP per hour (default 300)"},
     {"limit-login-per-ip", "ROSTER_LIMIT_LOGIN_PER_IP", OPT_UINT, OFF(limit_login_ip), CONFIG_SERVE,
-        1, 1000000, "N", "login attempts per IP per minute (default 30)"},
+        1, 1000000, "N", "login attempts per IP per minute (default 300)"},
     {"limit-login-failures", "ROSTER_LIMIT_LOGIN_FAILURES", OPT_UINT, OFF(limit_login_failures),
         CONFIG_SERVE, 1, 1000000, "N",
-        "failed logins per account (or unknown name) per 5 minutes (default 5)"},
+        "failed logins per account (or unknown name) from one IP per 5 minutes (default 5)"},
+    {"limit-login-account-failures", "ROSTER_LIMIT_LOGIN_ACCOUNT_FAILURES", OPT_UINT,
+        OFF(limit_login_account_failures), CONFIG_SERVE, 1, 1000000, "N",
+        "failed logins per account (or unknown name) from all IPs per window (default 50)"},
+    {"limit-login-account-window", "ROSTER_LIMIT_LOGIN_ACCOUNT_WINDOW", OPT_DURATION,
+        OFF(limit_login_account_window_s), CONFIG_SERVE, 1, 3600, "D",
+        "window of --limit-login-account-failures, the longest lockout it makes; 1s to 1h "
+        "(default 1m)"},
     {"limit-invites", "ROSTER_LIMIT_INVITES", OPT_UINT, OFF(limit_invites), CONFIG_SERVE, 1,
         1000000, "N", "invitations per inviter per hour (default 20)"},
     {"token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",
@@ -316,7 +324,7 @@ set_opt(struct config *c, const struct opt *o, const char *v)
 	}
 	case OPT_DURATION:
 		d = config_parse_duration(v);
-		if (d < 0)
+		if (d < 0 || (o->max > 0 && (d < o->min || d > o->max))) /* max 0: unbounded */
 			return -1;
 		*(long long *)field = d;
 		return 0;
@@ -353,10 +361,12 @@ defaults(struct config *c)
 	c->self_register_roles = "explorer";
 	c->trusted_proxies = "";
 	c->rate_limits = true;
-	c->limit_register_ip = 120;
-	c->limit_accounts_ip = 20;
-	c->limit_login_ip = 30;
+	c->limit_register_ip = 600;
+	c->limit_accounts_ip = 300;
+	c->limit_login_ip = 300;
 	c->limit_login_failures = 5;
+	c->limit_login_account_failures = 50;
+	c->limit_login_account_window_s = 60;
 	c->limit_invites = 20;
 	c->token_ttl_s = 14 * 86400;
 	c->invitation_ttl_s = 7 * 86400;

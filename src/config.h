@@ -61,10 +61,12 @@ struct config {
 	const char *self_register_roles;
 	const char *trusted_proxies;
 	bool rate_limits;
-	unsigned limit_register_ip;    /* attempts per IP per minute */
-	unsigned limit_accounts_ip;    /* accounts created per IP per hour */
-	unsigned limit_login_ip;       /* login attempts per IP per minute */
-	unsigned limit_login_failures; /* failed logins per account per 5 minutes */
+	unsigned limit_register_ip;             /* attempts per IP per 10 minutes */
+	unsigned limit_accounts_ip;             /* accounts created per IP per hour */
+	unsigned limit_login_ip;                /* login attempts per IP per minute */
+	unsigned limit_login_failures;          /* failed logins per (account, IP) per 5 minutes */
+	unsigned limit_login_account_failures;  /* failed logins per account, all IPs, per window */
+	long long limit_login_account_window_s; /* that window (and the longest lockout it makes) */
 	unsigned limit_invites; /* invitations per inviter per hour */ /* comma-separated addresses
 	                                                                  or IPv4/IPv6 CIDRs */
 	long long token_ttl_s;

@@ -162,7 +162,8 @@ enum api_limit {
 	API_LIMIT_REGISTER_IP,    /* registration attempts per client IP */
 	API_LIMIT_ACCOUNTS_IP,    /* accounts created per client IP */
 	API_LIMIT_LOGIN_IP,       /* login attempts per client IP */
-	API_LIMIT_LOGIN_FAILURES, /* failed logins per normalised login name */
+	API_LIMIT_LOGIN_FAILURES, /* failed logins per (account or login name, client IP) */
+	API_LIMIT_LOGIN_ACCOUNT,  /* failed logins per account or login name, all IPs */
 	API_LIMIT_INVITES,        /* invitations per inviter */
 };
 

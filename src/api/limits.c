@@ -7,7 +7,8 @@
  * keeps (store_secret, read once per process), so every instance on it counts
  * the same subject under the same key and nothing typed is stored in clear
  * (I5). A hit adds at most one counter; every PURGE_EVERY-th hit of a process
- * deletes up to PURGE_MAX counters whose window ended long ago. A counter
+ * deletes up to PURGE_MAX counters whose window ended long ago (no window,
+ * configured ones included, is longer than an hour). A counter
  * that cannot be read or written fails closed (503), never open.
  */
 #include "api/api.h"
@@ -31,14 +32,16 @@
 
 static const struct {
 	const char *name;
-	long long window_s;
-	size_t max_offset; /* the limit's field in struct config */
+	long long window_s; /* 0: the configured limit_login_account_window_s */
+	size_t max_offset;  /* the limit's field in struct config */
 } limits[] = {
-    [API_LIMIT_REGISTER_IP] = {"register_ip", 60, offsetof(struct config, limit_register_ip)},
+    [API_LIMIT_REGISTER_IP] = {"register_ip", 600, offsetof(struct config, limit_register_ip)},
     [API_LIMIT_ACCOUNTS_IP] = {"accounts_ip", 3600, offsetof(struct config, limit_accounts_ip)},
     [API_LIMIT_LOGIN_IP] = {"login_ip", 60, offsetof(struct config, limit_login_ip)},
-    [API_LIMIT_LOGIN_FAILURES] = {"login_failures", 300,
+    [API_LIMIT_LOGIN_FAILURES] = {"login_fail_ip", 300,
         offsetof(struct config, limit_login_failures)},
+    [API_LIMIT_LOGIN_ACCOUNT] = {"login_fail_acct", 0,
+        offsetof(struct config, limit_login_account_failures)},
     [API_LIMIT_INVITES] = {"invites", 3600, offsetof(struct config, limit_invites)},
 };
 
@@ -107,12 +110,14 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	const struct config *cfg = api_config(req);
 	struct store *s = api_store(req);
 	unsigned max = *(const unsigned *)((const char *)cfg + limits[limit].max_offset);
+	long long window_s =
+	    limits[limit].window_s > 0 ? limits[limit].window_s : cfg->limit_login_account_window_s;
 	unsigned char k[RCRYPTO_KEY_BYTES];
 	long long count = 0, retry = 0;
 	enum store_status st;
 	char key[96], digest[65];
 
-	assert(limits[limit].window_s < PURGE_AGE_S); /* the purge never takes a live counter */
+	assert(window_s > 0 && window_s < PURGE_AGE_S); /* the purge never takes a live counter */
 	if (!cfg->rate_limits || s == NULL)
 		return API_ERR_NONE;
 	if (!limit_key(req, s, k))
@@ -122,7 +127,7 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	snprintf(key, sizeof(key), "%s:%s", limits[limit].name, digest);
 	if (add > 0)
 		purge(req, s);
-	st = store_rate_count(s, key, limits[limit].window_s, add, &count, &retry);
+	st = store_rate_count(s, key, window_s, add, &count, &retry);
 	if (st != STORE_OK) {
 		/* Fail closed: the request this limit protects is not served uncounted. */
 		http_log(req, RS_LOG_WARNING, "rate limit %s not counted (%s): refusing with 503",

@@ -103,6 +103,16 @@ upgrade_hash(struct http_req *req, const struct login_ctx *c, int64_t id, const 
 		    req, RS_LOG_WARNING, "password hash upgrade failed: %s", store_status_str(st));
 }
 
+/* Counts one failed login under both bounds; false when either counter cannot be written. */
+static bool
+count_failure(struct http_req *req, const char *subject, const char *subject_ip)
+{
+	bool ok = api_limit(req, API_LIMIT_LOGIN_FAILURES, subject_ip, 1) != API_ERR_UNAVAILABLE;
+
+	/* Both are written even when the first fails: the other bound still counts. */
+	return api_limit(req, API_LIMIT_LOGIN_ACCOUNT, subject, 1) != API_ERR_UNAVAILABLE && ok;
+}
+
 static void
 login_finish(struct http_req *req)
 {
@@ -114,6 +124,7 @@ login_finish(struct http_req *req)
 	                      by_name = {0, c->username_key, NULL};
 	struct store_user user = {0};
 	char *hash = NULL, token[65] = "", token_hash[65], expires[64], subject[330];
+	char subject_ip[400];
 	bool ok = false, rehash = false;
 	enum store_status st = STORE_NOT_FOUND;
 
@@ -137,12 +148,18 @@ login_finish(struct http_req *req)
 	}
 	/* Failures count per account, whichever name it was reached by, and per
 	 * login name when no account has it: unknown names lock out the same way,
-	 * so a lockout says nothing about whether an account exists. */
+	 * so a lockout says nothing about whether an account exists. Two bounds:
+	 * the strict one per (account, client IP), so an attacker at one address
+	 * cannot lock out the owner at another, and a higher one per account over
+	 * every address with a short window, against guessing spread over many. */
 	if (st == STORE_OK)
 		snprintf(subject, sizeof(subject), "#%lld", (long long)user.id);
 	else
 		snprintf(subject, sizeof(subject), "%s", c->name);
-	limited = api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 0);
+	snprintf(subject_ip, sizeof(subject_ip), "%s|%s", subject, req->remote_bucket);
+	limited = api_limit(req, API_LIMIT_LOGIN_FAILURES, subject_ip, 0);
+	if (limited == API_ERR_NONE)
+		limited = api_limit(req, API_LIMIT_LOGIN_ACCOUNT, subject, 0);
 	if (limited != API_ERR_NONE) {
 		metrics_login(limited == API_ERR_RATE_LIMITED ? METRICS_LOGIN_RATE_LIMITED
 		                                              : METRICS_LOGIN_UNAVAILABLE);
@@ -155,7 +172,7 @@ login_finish(struct http_req *req)
 		/* A failure that cannot be counted gets no verdict: 503, as the right
 		 * password gets when its token cannot be written. Else a database that
 		 * refuses writes would answer "wrong" (400) or "right" (503) forever. */
-		if (api_limit(req, API_LIMIT_LOGIN_FAILURES, subject, 1) == API_ERR_UNAVAILABLE) {
+		if (!count_failure(req, subject, subject_ip)) {
 			metrics_login(METRICS_LOGIN_UNAVAILABLE);
 			api_reply_error(req, API_ERR_UNAVAILABLE);
 			goto out;

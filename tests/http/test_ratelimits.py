@@ -9,8 +9,9 @@ Client addresses: the servers trust 127.0.0.1 as a proxy (--trusted-proxies),
 so `X-Forwarded-For` simulates distinct clients; a limited address must not
 affect another one.
 
-Windows are fixed and aligned to the epoch (60 s, 300 s, 3600 s); `fresh_window`
-waits out the last seconds of a window so a sequence never straddles a reset.
+Windows are fixed and aligned to the epoch (60 s, 300 s, 600 s, 3600 s, and the
+configured window of the per-account login ceiling); `fresh_window` waits out the
+last seconds of a window so a sequence never straddles a reset.
 """
 
 import time
@@ -57,14 +58,14 @@ def login_as(server, name, password, ip=IP_A):
 
 def test_register_per_ip_shared_by_instances_6th_429_other_ip_201(make_db, start_servers):
     db, servers = limited(make_db, start_servers, "--limit-register-per-ip", "5")
-    fresh_window(60)
+    fresh_window(600)
     for i in range(5):
         r = servers[i % 2].register(user_body(f"reg{i}"), headers=xff(IP_A))
         assert_created(r, f"reg{i}")
     r = servers[5 % 2].register(user_body("reg5"), headers=xff(IP_A))
-    ra = assert_limited(r, 60)
+    ra = assert_limited(r, 600)
     r2 = servers[0].register(user_body("reg6"), headers=xff(IP_A))
-    assert_limited(r2, 60)
+    assert_limited(r2, 600)
     # Another address is not affected, nor is the proxy's own.
     assert_created(servers[1].register(user_body("other_ip"), headers=xff(IP_B)), "other_ip")
     assert_created(servers[0].register(user_body("no_xff")), "no_xff")
@@ -164,7 +165,7 @@ def test_invitations_per_inviter_shared_3rd_429_other_inviter_201(make_db, start
 
 
 def test_defaults_on_seed_test1_50_concurrent_one_email_one_201(make_db, start_servers):
-    """Default limits (120 attempts/min, 20 accounts/h per IP) leave the seed's Test 1
+    """Default limits (600 attempts/10 min, 300 accounts/h per IP) leave the seed's Test 1
     intact: 50 concurrent sign-ups with one email from one address, on two instances."""
     db = make_db()
     servers = start_servers(db, 2, args=ON)  # no fresh_window: a reset could only help
@@ -178,6 +179,108 @@ def test_defaults_on_seed_test1_50_concurrent_one_email_one_201(make_db, start_s
             assert_error(r, 400, "email_taken", MSG_EMAIL_TAKEN)
     assert db.count_users() == 1
     db.assert_invariants()
+
+
+# --------------------------------------------------------------------------- schools (issue 10, item 1)
+
+def test_issue_10_defaults_class_of_40_concurrent_one_ip_all_201(make_db, start_servers):
+    """A class of 40 behind one school address registers at once on defaults: 40 x 201
+    (before: the 21st account of the hour was 429)."""
+    db, servers = limited(make_db, start_servers)
+    fresh_window(3600, need_s=30)
+    bodies = [user_body(f"pupil{i}") for i in range(40)]
+    results, _ = burst(servers, bodies, headers=xff(IP_A))
+    counts = report(f"defaults, a class of 40 from one IP [{db.backend}]", results)
+    assert counts == {"201": 40}, counts
+    assert db.count_users() == 40
+    db.assert_invariants()
+
+
+def test_issue_10_defaults_301st_account_of_the_hour_from_one_ip_429(make_db, start_servers):
+    """A script creating accounts nonstop from one address: 300 are created in the hour
+    (a school's morning), the 301st is 429 with Retry-After; another address is not
+    affected. Two instances, one database."""
+    db, servers = limited(make_db, start_servers)
+    fresh_window(3600, need_s=120)
+    t0 = time.monotonic()
+    for i in range(300):
+        r = servers[i % 2].register(user_body(f"s{i}"), headers=xff(IP_A))
+        assert r.status_code == 201, (i, r.status_code, r.text)
+    ra = assert_limited(servers[300 % 2].register(user_body("s300"), headers=xff(IP_A)), 3600)
+    assert_created(servers[1].register(user_body("elsewhere"), headers=xff(IP_B)), "elsewhere")
+    assert db.count_users() == 301
+    print(f"defaults [{db.backend}]: 300 x 201 in {time.monotonic() - t0:.1f}s, "
+          f"301st -> 429, Retry-After {ra}")
+
+
+def test_issue_10_wrong_passwords_from_one_ip_do_not_lock_out_another(make_db, start_servers):
+    """20 wrong passwords for an account from address X: X is locked out (429 after the
+    5th), the owner at Y still logs in. An unknown login name goes through exactly the
+    same sequence (no enumeration), and its email does not reset X's count."""
+    db, servers = limited(make_db, start_servers)
+    assert_created(servers[0].register(user_body("teacher"), headers=xff(IP_B)), "teacher")
+    fresh_window(300, need_s=20)
+    seqs = {}
+    for name in ("teacher", "ghost"):
+        seqs[name] = [outcome(login_as(servers[i % 2], name, WRONG, ip=IP_A)) for i in range(20)]
+        r = login_as(servers[0], name, PASSWORD, ip=IP_A)
+        assert_limited(r, 300)
+        seqs[name].append(outcome(r))
+    expect = ["400 invalid_credentials"] * 5 + ["429 rate_limited"] * 16
+    assert seqs["teacher"] == seqs["ghost"] == expect, seqs
+    r = servers[1].post(LOGIN, json={"email": "teacher@example.com", "password": PASSWORD},
+                        headers=xff(IP_A))
+    assert_limited(r, 300)
+    # The owner, elsewhere: by username and by email.
+    assert login_as(servers[1], "teacher", PASSWORD, ip=IP_B).status_code == 200
+    r = servers[0].post(LOGIN, json={"email": "teacher@example.com", "password": PASSWORD},
+                        headers=xff(IP_B))
+    assert r.status_code == 200, r.text
+    assert_code(login_as(servers[0], "ghost", WRONG, ip=IP_B), "invalid_credentials")
+
+
+CEILING_WINDOW = 5
+
+
+def test_issue_10_many_ips_guessing_hit_the_account_ceiling_then_it_recovers(make_db,
+                                                                            start_servers):
+    """Guessing spread over many addresses (one try each) stops at the per-account ceiling
+    (6 per 5 s here), for the right password too and whichever name reaches the account,
+    and the lockout ends with the ceiling's short window. Unknown names: the same."""
+    db, servers = limited(make_db, start_servers, "--limit-login-account-failures", "6",
+                          "--limit-login-account-window", f"{CEILING_WINDOW}s")
+    assert_created(servers[0].register(user_body("target"), headers=xff(IP_B)), "target")
+    seqs = {}
+    for name in ("target", "nobody"):
+        fresh_window(CEILING_WINDOW, need_s=3)
+        got = [outcome(login_as(servers[i % 2], name, WRONG, ip=f"192.0.2.{i + 1}"))
+               for i in range(8)]
+        r = login_as(servers[0], name, PASSWORD, ip="192.0.2.100")
+        ra = assert_limited(r, CEILING_WINDOW)
+        got.append(outcome(r))
+        if name == "target":
+            r = servers[1].post(LOGIN, json={"email": "target@example.com",
+                                             "password": PASSWORD}, headers=xff(IP_B))
+            assert_limited(r, CEILING_WINDOW)
+        seqs[name] = got
+        time.sleep(ra + 0.3)
+        r = login_as(servers[1], name, PASSWORD, ip="192.0.2.100")
+        if name == "target":
+            assert r.status_code == 200, r.text  # recovered after the short lockout
+        else:
+            assert_code(r, "invalid_credentials")
+    expect = ["400 invalid_credentials"] * 6 + ["429 rate_limited"] * 3
+    assert seqs["target"] == seqs["nobody"] == expect, seqs
+
+
+def test_issue_10_login_account_window_bounds_refused():
+    from conftest import run_roster
+    for bad in ("0s", "2h", "soon"):
+        r = run_roster("serve", "--limit-login-account-window", bad, "--db", "sqlite:/nonexistent/x")
+        assert r.returncode == 2 and "--limit-login-account-window" in r.stderr, (bad, r.stderr)
+    r = run_roster("serve", "--help")
+    assert "--limit-login-account-failures" in r.stdout and "ROSTER_LIMIT_LOGIN_ACCOUNT_WINDOW" \
+        in r.stdout, r.stdout
 
 
 def test_rate_limits_off_disables_every_limit(make_db, start_servers):
@@ -202,20 +305,21 @@ KEY_RE = r"^[a-z_]+:[0-9a-f]{64}$"
 
 
 def test_issue_14_rate_limit_keys_hashed_bounded_per_request(make_db, start_servers):
-    """Every counter's key is '<limit>:<64 hex>' whatever was typed; a login adds at most two
-    counters (its address and its account or name), and a name typed on either instance
-    lands in the same counter (the key the subjects are hashed with is the database's)."""
+    """Every counter's key is '<limit>:<64 hex>' whatever was typed; a login adds at most three
+    counters (its address, its account or name, and the pair), and a name typed on either
+    instance lands in the same counter (the key the subjects are hashed with is the
+    database's)."""
     import re
-    db, servers = limited(make_db, start_servers, "--limit-login-failures", "3")
+    db, servers = limited(make_db, start_servers, "--limit-login-account-failures", "3")
     assert_created(servers[0].register(user_body("victim"), headers=xff(IP_B)), "victim")
-    fresh_window(300)
+    fresh_window(60)
     typed = "Typed-Password-As-Name-" + "x9" * 60  # a valid login name, 143 characters
     for i in range(3):
         before = db.scalar("SELECT COUNT(*) FROM rate_limits")
         assert_code(login_as(servers[i % 2], typed, WRONG, ip=f"192.0.2.{i + 1}"),
                     "invalid_credentials")
         added = db.scalar("SELECT COUNT(*) FROM rate_limits") - before
-        assert added <= 2, f"one login added {added} counters"
+        assert added <= 3, f"one login added {added} counters"
     assert_limited(login_as(servers[0], typed, WRONG), 300)  # one counter for both instances
     keys = [k for (k,) in db.query("SELECT key FROM rate_limits")]
     assert keys and all(re.match(KEY_RE, k) for k in keys), keys

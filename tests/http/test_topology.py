@@ -26,7 +26,8 @@ import requests
 
 import openapi_check
 
-from conftest import (ACCEPT, FAST_HASH, MSG_EMAIL_TAKEN, MSG_USERNAME_TAKEN, REGISTER, T,
+from conftest import (ACCEPT, FAST_HASH, LOGIN, MSG_EMAIL_TAKEN, MSG_USERNAME_TAKEN, PASSWORD,
+                      REGISTER, T,
                       assert_code, assert_created, assert_error, auth, burst, cli_user, outcome,
                       report, token_of, user_body)
 
@@ -444,3 +445,77 @@ def test_issue_14_metrics_refused_through_nginx_whatever_the_spelling(topology):
         # The contract's 404, request id and all (openapi_check fails the test otherwise).
         openapi_check.observe("GET", path, status, headers, body)
     assert instances[0].get("/metrics").status_code == 200  # direct scraping still works
+
+
+CROWD = 1200
+UNIT = os.path.join(HERE, "..", "..", "deploy", "systemd", "roster.service")
+
+
+def unit_args():
+    """The shipped systemd unit's ROSTER_* settings as flags, but for the database and the
+    listen address, which the test chooses (as it chooses nginx's ports)."""
+    args = []
+    with open(UNIT) as f:
+        for line in f:
+            m = re.match(r"Environment=ROSTER_([A-Z_]+)=(.*)$", line.strip())
+            if m and m.group(1) not in ("DB", "BIND"):
+                args += ["--" + m.group(1).lower().replace("_", "-"), m.group(2)]
+    return args
+
+# Instance settings for the crowd: the defaults, and a hashing pool small enough that
+# capacity surely runs out (1 worker, 32 waiting, per instance).
+CROWD_POOLS = {"default-pool": (), "small-pool": ("--hash-workers", "1", "--hash-queue", "32")}
+
+
+@pytest.mark.parametrize("pool", list(CROWD_POOLS))
+def test_issue_10_1200_concurrent_logins_through_nginx_503_not_502(db, start_servers, tmp_path,
+                                                                  pool):
+    """Issue 10, item 1: 1,200 logins at once through the shipped nginx config and three
+    instances configured as the shipped systemd unit says, each login a real hash (the
+    default argon2id cost). Where capacity runs out the answer is the contract's 503 with
+    Retry-After; never a 502, and no instance is taken out of rotation. (Before: the unit
+    did not trust nginx, so nginx's connections met the per-IP connection limit, 256, and
+    were closed unanswered: 502s, counted by max_fails.)"""
+    instances = start_servers(db, 3, [*unit_args(), *CROWD_POOLS[pool]])
+    print(f"instance flags from {os.path.basename(UNIT)}: {unit_args()}")
+    ng = Nginx(str(tmp_path / "nginx"), [s.port for s in instances])
+    try:
+        ng.wait_ready()
+        crowd(db, instances, ng, pool)
+    finally:
+        ng.stop()
+
+
+def crowd(db, instances, ng, pool):
+    cli_user(db, "crowd")  # the default argon2id cost: each login is a real hash
+    bodies = [{"username": "crowd", "password": PASSWORD}] * CROWD
+    t0 = time.monotonic()
+    results, _ = burst([ng], bodies, path=LOGIN)
+    elapsed = time.monotonic() - t0
+    counts = report(f"nginx + 3 instances ({pool}): {CROWD} concurrent logins ({elapsed:.1f}s)",
+                    results)
+    for r in results:
+        if not isinstance(r, Exception) and r.status_code == 503:
+            assert_error(r, 503, "unavailable")
+            assert r.headers.get("Retry-After", "").isdigit(), r.headers
+    log = ng.error_log()
+    disabled = [l for l in log.splitlines() if "temporarily disabled" in l
+                or "no live upstreams" in l]
+    print(f"nginx error log: {len(log.splitlines())} lines, {len(disabled)} upstream disabled")
+    for line in log.splitlines()[-5:]:
+        print(f"  {line[:300]}")
+    spread(instances, LOGIN)
+    assert set(counts) <= {"200", "503 unavailable"}, counts
+    assert counts.get("200", 0) > 0, counts
+    if pool == "small-pool":
+        assert counts.get("503 unavailable", 0) > 0, counts  # capacity did run out
+    assert not disabled, disabled[:5]
+    # Every instance still in rotation: /healthz through nginx reaches all three.
+    before = [len(access_lines(s, "/healthz")) for s in instances]
+    for _ in range(30):
+        assert ng.get("/healthz").status_code == 200
+    time.sleep(0.5)  # the access lines of the last requests
+    after = [len(access_lines(s, "/healthz")) for s in instances]
+    assert all(a > b for a, b in zip(after, before)), (before, after)
+    errors = [l for l in log.splitlines() if "[emerg]" in l or "[alert]" in l]
+    assert not errors, errors
