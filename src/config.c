@@ -109,6 +109,11 @@ static const struct opt opts[] = {
         "login token lifetime (default 14d)"},
     {"invitation-ttl", "ROSTER_INVITATION_TTL", OPT_DURATION, OFF(invitation_ttl_s),
         CONFIG_SERVE | CONFIG_INVITE_CREATE, 0, 0, "D", "invitation lifetime (default 7d)"},
+    {"janitor-interval", "ROSTER_JANITOR_INTERVAL", OPT_DURATION, OFF(janitor_interval_s),
+        CONFIG_SERVE, 0, 0, "D",
+        "delete ended rate-limit windows and expired tokens this often; 0 = never (default 60s)"},
+    {"janitor-batch", "ROSTER_JANITOR_BATCH", OPT_UINT, OFF(janitor_batch), CONFIG_SERVE, 1, 100000,
+        "N", "rows the janitor deletes per transaction (default 500)"},
     {"shutdown-timeout", "ROSTER_SHUTDOWN_TIMEOUT", OPT_DURATION, OFF(shutdown_timeout_s),
         CONFIG_SERVE, 0, 0, "D", "time given to in-flight requests on SIGTERM (default 10s)"},
     {"idle-timeout", "ROSTER_IDLE_TIMEOUT", OPT_DURATION, OFF(idle_timeout_s), CONFIG_SERVE, 0, 0,
@@ -371,6 +376,8 @@ defaults(struct config *c)
 	c->token_ttl_s = 14 * 86400;
 	c->invitation_ttl_s = 7 * 86400;
 	c->shutdown_timeout_s = 10;
+	c->janitor_interval_s = 60;
+	c->janitor_batch = 500;
 	c->idle_timeout_s = 30;
 	c->head_timeout_s = 15;
 	c->body_timeout_s = 30;

@@ -72,6 +72,8 @@ struct config {
 	long long token_ttl_s;
 	long long invitation_ttl_s;
 	long long shutdown_timeout_s;
+	long long janitor_interval_s; /* 0: no janitor */
+	unsigned janitor_batch;
 	long long idle_timeout_s;
 	long long head_timeout_s;
 	long long body_timeout_s;

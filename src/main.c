@@ -281,6 +281,7 @@ cmd_serve(const struct config *cfg)
 {
 	struct http_opts opts;
 	struct http_server *srv;
+	struct api_janitor *janitor;
 	struct store *s = NULL;
 	struct store_schema schema = {0, 0, 0};
 	enum store_status st;
@@ -340,6 +341,7 @@ cmd_serve(const struct config *cfg)
 		    fields, "metrics_port", json_integer(http_server_metrics_port(srv)));
 	}
 	log_json_new(RS_LOG_INFO, NULL, "listening", fields);
+	janitor = api_janitor_start(cfg); /* its own thread: never an I/O or hashing one */
 	/* The schema is checked and the socket listens: systemd's Type=notify may start what
 	 * comes after roster (or a deploy step may go on). */
 	if (!notify_send("READY=1\nSTATUS=serving"))
@@ -350,6 +352,7 @@ cmd_serve(const struct config *cfg)
 		log_msg(RS_LOG_INFO, "SIGHUP: nothing to reopen, logs go to stderr");
 	log_msg(RS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	notify_send("STOPPING=1\nSTATUS=draining");
+	api_janitor_stop(janitor); /* at most its batch in flight: one short transaction */
 	http_server_stop(srv);
 	log_msg(RS_LOG_INFO, "stopped");
 	return 0;

@@ -32,6 +32,10 @@ static atomic_uint_fast64_t db_events[METRICS_DB_COUNT_];
 static atomic_uint_fast64_t hash_rejected;
 static atomic_uint_fast64_t conn_closed[METRICS_CONN_COUNT_];
 static atomic_int_fast64_t conn_open;
+static const char *const *janitor_tables;
+static size_t njanitor_tables;
+static atomic_uint_fast64_t janitor_deleted[METRICS_JANITOR_TABLES_MAX];
+static atomic_uint_fast64_t janitor_runs[METRICS_JANITOR_COUNT_];
 static time_t started;
 
 static const char *const reg_names[METRICS_REG_COUNT_] = {"created", "username_taken",
@@ -39,6 +43,8 @@ static const char *const reg_names[METRICS_REG_COUNT_] = {"created", "username_t
     "error"};
 static const char *const conn_names[METRICS_CONN_COUNT_] = {
     "head_deadline", "body_deadline", "evicted", "refused", "per_address"};
+static const char *const janitor_run_names[METRICS_JANITOR_COUNT_] = {
+    "ok", "busy", "unavailable", "error"};
 static const char *const login_names[METRICS_LOGIN_COUNT_] = {
     "ok", "failed", "unavailable", "rate_limited"};
 
@@ -116,6 +122,26 @@ void
 metrics_conn_open(int delta)
 {
 	atomic_fetch_add_explicit(&conn_open, delta, memory_order_relaxed);
+}
+
+void
+metrics_set_janitor_tables(const char *const *names, size_t n)
+{
+	janitor_tables = names;
+	njanitor_tables = n < METRICS_JANITOR_TABLES_MAX ? n : METRICS_JANITOR_TABLES_MAX;
+}
+
+void
+metrics_janitor_deleted(size_t table, uint64_t rows)
+{
+	if (table < njanitor_tables)
+		inc(&janitor_deleted[table], rows);
+}
+
+void
+metrics_janitor_run(enum metrics_janitor_run outcome)
+{
+	inc(&janitor_runs[outcome], 1);
 }
 
 /* A growing output buffer (xrealloc: out of memory aborts). */
@@ -247,6 +273,14 @@ metrics_render(size_t hash_depth, size_t hash_capacity)
 	for (size_t i = 0; i < METRICS_CONN_COUNT_; i++)
 		put(&o, "roster_http_connections_closed_total{reason=\"%s\"} %llu\n", conn_names[i],
 		    (unsigned long long)get(&conn_closed[i]));
+	put(&o, "# HELP roster_janitor_rows_deleted_total Rows the janitor deleted, by table.\n"
+	        "# TYPE roster_janitor_rows_deleted_total counter\n");
+	for (size_t i = 0; i < njanitor_tables; i++)
+		put(&o, "roster_janitor_rows_deleted_total{table=\"%s\"} %llu\n", janitor_tables[i],
+		    (unsigned long long)get(&janitor_deleted[i]));
+	render_outcomes(&o, "roster_janitor_runs_total",
+	    "Janitor runs over every table, by outcome.", janitor_run_names, janitor_runs,
+	    METRICS_JANITOR_COUNT_);
 	put(&o,
 	    "# HELP roster_build_info Build information.\n# TYPE roster_build_info gauge\n"
 	    "roster_build_info{version=\"%s\"} 1\n"

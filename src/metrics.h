@@ -51,6 +51,17 @@ enum metrics_conn {
 	METRICS_CONN_COUNT_
 };
 
+#define METRICS_JANITOR_TABLES_MAX 8
+
+/* The outcome of one janitor run over every table. */
+enum metrics_janitor_run {
+	METRICS_JANITOR_OK,
+	METRICS_JANITOR_BUSY,        /* still locked after retries */
+	METRICS_JANITOR_UNAVAILABLE, /* database unreachable */
+	METRICS_JANITOR_ERROR,
+	METRICS_JANITOR_COUNT_
+};
+
 /* Names the route slots (index → label); `names` must outlive the process. */
 void metrics_set_routes(const char *const *names, size_t n);
 
@@ -62,7 +73,13 @@ void metrics_login(enum metrics_login outcome);
 void metrics_db(enum metrics_db event);
 void metrics_hash_rejected(void);
 void metrics_conn_closed(enum metrics_conn why);
-void metrics_conn_open(int delta); /* the open-connections gauge: +1 opened, -1 closed */
+void metrics_conn_open(int delta);
+
+/* Names the janitor's table slots (index -> label); `names` must outlive the process. */
+void metrics_set_janitor_tables(const char *const *names, size_t n);
+void metrics_janitor_deleted(size_t table, uint64_t rows);
+void metrics_janitor_run(
+    enum metrics_janitor_run outcome); /* the open-connections gauge: +1 opened, -1 closed */
 
 /*
  * The whole exposition as a malloc'd string (NULL on OOM). `hash_depth` and

@@ -177,6 +177,24 @@ enum api_limit {
  */
 enum api_err api_limit(struct http_req *req, enum api_limit limit, const char *subject, int add);
 
+/*
+ * The name (the prefix of its counters' keys, before ':') and window of
+ * limit `i`; false past the last limit. For the janitor.
+ */
+bool api_limit_window(
+    const struct config *cfg, size_t i, /* OUT: */ const char **name, long long *window_s);
+
+/*
+ * The janitor (janitor.c): a thread of its own, with its own database
+ * connection, that deletes rate-limit counters whose window has ended and
+ * expired login tokens every cfg->janitor_interval_s seconds, in batches of
+ * cfg->janitor_batch rows. NULL when the interval is 0 (or the thread cannot
+ * start, logged). `cfg` must outlive it. Stop wakes it, waits for the batch
+ * in flight, and frees it; NULL is a no-op.
+ */
+struct api_janitor *api_janitor_start(const struct config *cfg);
+void api_janitor_stop(struct api_janitor *j);
+
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);
 void api_login(struct http_req *req);

@@ -141,3 +141,13 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	http_log(req, RS_LOG_INFO, "rate limited: %s", limits[limit].name);
 	return API_ERR_RATE_LIMITED;
 }
+
+bool
+api_limit_window(const struct config *cfg, size_t i, const char **name, long long *window_s)
+{
+	if (i >= sizeof(limits) / sizeof(limits[0]))
+		return false;
+	*name = limits[i].name;
+	*window_s = limits[i].window_s > 0 ? limits[i].window_s : cfg->limit_login_account_window_s;
+	return true;
+}

@@ -1,8 +1,9 @@
 /*
  * The fixed-window rate-limit counter shared by every instance, written once:
  * a hit is one upsert in its own transaction; a read needs no transaction.
- * The purge of counters long past, and the database's secrets (the key that
- * rate-limit subjects are hashed with).
+ * The purge of counters long past, the janitor's sweep of counters whose
+ * window has ended, and the database's secrets (the key that rate-limit
+ * subjects are hashed with).
  */
 #include "store/driver.h"
 
@@ -72,6 +73,35 @@ store_rate_purge(struct store *s, long long age_s, int max, int64_t *deleted)
 
 	*deleted = 0;
 	return store_tx(s, purge_body, &a);
+}
+
+struct sweep_args {
+	long long ended;
+	const char *prefix;
+	int max;
+	int64_t *deleted;
+};
+
+static enum store_status
+sweep_body(struct store *s, void *arg)
+{
+	struct sweep_args *a = arg;
+	struct store_arg args[] = {
+	    ARG_I(a->ended), ARG_T(a->prefix), ARG_I((long long)strlen(a->prefix)), ARG_I(a->max)};
+
+	*a->deleted = 0;
+	return store_db_exec(s, STMT_RATE_SWEEP, args, NARGS(args), a->deleted);
+}
+
+enum store_status
+store_rate_sweep(struct store *s, const char *prefix, long long window_s, long long grace_s,
+    int max, int64_t *deleted)
+{
+	/* A window that started at or before `ended` is over, by grace_s at least. */
+	struct sweep_args a = {(long long)time(NULL) - window_s - grace_s, prefix, max, deleted};
+
+	*deleted = 0;
+	return store_tx(s, sweep_body, &a);
 }
 
 struct secret_args {

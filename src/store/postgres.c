@@ -59,6 +59,11 @@ const char *const store_pg_sql[] = {
                                " compat integer",
     [STMT_MIGRATION_LOCK] = "SELECT pg_advisory_xact_lock(7263001)",
     [STMT_INTEGRITY] = "SELECT 'ok'", /* the server checksums its pages itself */
+    [STMT_RATE_SWEEP] = "DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits"
+                        " WHERE window_start <= $1 AND substr(key, 1, $3) = $2 LIMIT $4"
+                        " FOR UPDATE SKIP LOCKED)",
+    [STMT_TOKENS_SWEEP] = "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens"
+                          " WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
     SQL_COMMON,
 };
 static_assert(sizeof(store_pg_sql) / sizeof(store_pg_sql[0]) == STMT_COUNT_,

@@ -24,7 +24,9 @@ enum store_stmt {
 	STMT_TOKEN_USER,
 	STMT_INV_BY_ID, /* INV_COLS */
 	STMT_INV_LIST,
-	STMT_INTEGRITY, /* rows of text, "ok" alone when the file is sound (SQLite: quick_check) */
+	STMT_INTEGRITY,  /* rows of text, "ok" alone when the file is sound (SQLite: quick_check) */
+	STMT_RATE_SWEEP, /* janitor batches: PostgreSQL skips rows another instance locked */
+	STMT_TOKENS_SWEEP,
 	/* SQL_COMMON. */
 	STMT_APPLIED_VERSION, /* a table without the compat column (made by an older binary) */
 	STMT_APPLIED_COMPAT,  /* highest version and highest compat (NULL counts as its version) */

@@ -40,6 +40,10 @@ const char *const store_sqlite_sql[] = {
     [STMT_MIGRATIONS_COMPAT] = "ALTER TABLE schema_migrations ADD COLUMN compat INTEGER",
     [STMT_MIGRATION_LOCK] = "SELECT 1", /* BEGIN IMMEDIATE already holds the write lock */
     [STMT_INTEGRITY] = "PRAGMA quick_check(1)",
+    [STMT_RATE_SWEEP] = "DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits"
+                        " WHERE window_start <= $1 AND substr(key, 1, $3) = $2 LIMIT $4)",
+    [STMT_TOKENS_SWEEP] = "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens"
+                          " WHERE expires_at <= $1 LIMIT $2)",
     SQL_COMMON,
 };
 static_assert(sizeof(store_sqlite_sql) / sizeof(store_sqlite_sql[0]) == STMT_COUNT_,

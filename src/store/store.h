@@ -423,6 +423,24 @@ RS_MUSTCHECK enum store_status store_rate_count(struct store *s, const char *key
 RS_MUSTCHECK enum store_status store_rate_purge(
     struct store *s, long long age_s, int max, /* OUT: */ int64_t *deleted);
 
+/*
+ * One janitor batch (api/janitor.c), one short transaction: deletes at most
+ * `max` counters whose key starts with `prefix` and whose window of
+ * `window_s` seconds ended at least `grace_s` seconds ago. Several processes
+ * may sweep at once: a row another one is deleting is skipped (PostgreSQL)
+ * or waited for (SQLite's write lock), never an error. `*deleted` counts them.
+ */
+RS_MUSTCHECK enum store_status store_rate_sweep(struct store *s, const char *prefix,
+    long long window_s, long long grace_s, int max, /* OUT: */ int64_t *deleted);
+
+/*
+ * One janitor batch: deletes at most `max` login tokens that have expired
+ * (logout already deletes its token: there is no revoked row to keep), in one
+ * short transaction; `*deleted` counts them.
+ */
+RS_MUSTCHECK enum store_status store_tokens_sweep(
+    struct store *s, int max, /* OUT: */ int64_t *deleted);
+
 #define STORE_SECRET_MAX 128 /* bytes of a stored secret, with its NUL */
 
 /*

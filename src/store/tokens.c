@@ -1,7 +1,8 @@
 /*
  * Session tokens, written once for every backend: a login stores the token's
  * SHA-256 hex and sets last_login in one transaction (purging the account's
- * expired tokens on the way); a request finds its account in one query.
+ * expired tokens on the way); a request finds its account in one query; the
+ * janitor sweeps expired tokens of every account, a batch at a time.
  */
 #include "store/driver.h"
 
@@ -68,4 +69,30 @@ enum store_status
 store_token_revoke(struct store *s, const char *token_hash)
 {
 	return store_tx(s, revoke_body, (void *)token_hash);
+}
+
+struct sweep_args {
+	char now[64];
+	int max;
+	int64_t *deleted;
+};
+
+static enum store_status
+sweep_body(struct store *s, void *arg)
+{
+	struct sweep_args *a = arg;
+	struct store_arg args[] = {ARG_T(a->now), ARG_I(a->max)};
+
+	*a->deleted = 0;
+	return store_db_exec(s, STMT_TOKENS_SWEEP, args, NARGS(args), a->deleted);
+}
+
+enum store_status
+store_tokens_sweep(struct store *s, int max, int64_t *deleted)
+{
+	struct sweep_args a = {.max = max, .deleted = deleted};
+
+	*deleted = 0;
+	store_time_rfc3339(0, a.now);
+	return store_tx(s, sweep_body, &a);
 }

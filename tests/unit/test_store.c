@@ -1393,6 +1393,112 @@ STORE_TEST(rate_purge_takes_only_old_counters_at_most_max)
 	cr_assert_eq(count, 0);
 }
 
+STORE_TEST(rate_sweep_takes_only_ended_windows_of_its_prefix_at_most_max)
+{
+	long long count = 0, retry = 0;
+	int64_t n = -1;
+
+	cr_assert_eq(store_rate_count(S, "login:a", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_count(S, "login:b", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_count(S, "loginx:c", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_count(S, "register:d", 60, 1, &count, &retry), STORE_OK);
+	cr_assert_eq(store_rate_sweep(S, "login:", 60, 0, 10, &n), STORE_OK);
+	cr_assert_eq(n, 0, "live windows stay");
+	/* grace -3600: "ended an hour from now", so every login: window has ended. */
+	cr_assert_eq(store_rate_sweep(S, "login:", 60, -3600, 1, &n), STORE_OK);
+	cr_assert_eq(n, 1, "at most max");
+	cr_assert_eq(store_rate_sweep(S, "login:", 60, -3600, 10, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(store_rate_sweep(S, "login:", 60, -3600, 10, &n), STORE_OK);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(store_rate_count(S, "loginx:c", 60, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 1, "another prefix stays");
+	cr_assert_eq(store_rate_count(S, "register:d", 60, 0, &count, &retry), STORE_OK);
+	cr_assert_eq(count, 1);
+}
+
+STORE_TEST(rate_sweep_under_every_fault_deletes_nothing)
+{
+	long long count = 0, retry = 0;
+	int64_t n = -1;
+
+	for (unsigned at = 1;; at++) {
+		bool fired;
+		enum store_status st;
+
+		cr_assert_lt(at, 16, "no end to the driver calls");
+		cr_assert_eq(store_rate_count(S, "login:a", 60, 1, &count, &retry), STORE_OK);
+		cr_assert_eq(store_rate_count(S, "login:b", 60, 1, &count, &retry), STORE_OK);
+		store_fault_after(S, at, STORE_UNAVAILABLE);
+		st = store_rate_sweep(S, "login:", 60, -3600, 10, &n);
+		fired = store_fault_fired(S);
+		store_fault_after(S, 0, STORE_OK);
+		if (!fired) {
+			cr_assert_eq(st, STORE_OK);
+			cr_assert_eq(n, 2);
+			break;
+		}
+		cr_assert_eq(
+		    st, STORE_UNAVAILABLE, "fault at call %u: %s", at, store_status_str(st));
+		cr_assert_eq(store_rate_sweep(S, "login:", 60, -3600, 10, &n), STORE_OK);
+		cr_assert_eq(n, 2, "fault at call %u deleted %lld row(s)", at, 2 - (long long)n);
+	}
+}
+
+STORE_TEST(tokens_sweep_takes_only_expired_tokens_at_most_max)
+{
+	char expire[64];
+	struct store_user u = {0};
+	int64_t n = -1;
+	const char *const names[] = {"alice", "bob", "carol"};
+
+	for (size_t i = 0; i < 3; i++)
+		mk_user(names[i]);
+	/* One expired token each: a login purges only its own account's expired ones. */
+	cr_assert_eq(store_token_create(S, user_id("alice"), "tok-a", -10, expire), STORE_OK);
+	cr_assert_eq(store_token_create(S, user_id("bob"), "tok-b", -10, expire), STORE_OK);
+	cr_assert_eq(store_token_create(S, user_id("carol"), "tok-c", 3600, expire), STORE_OK);
+	cr_assert_eq(store_tokens_sweep(S, 1, &n), STORE_OK);
+	cr_assert_eq(n, 1, "at most max");
+	cr_assert_eq(store_tokens_sweep(S, 10, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(store_tokens_sweep(S, 10, &n), STORE_OK);
+	cr_assert_eq(n, 0, "the live token stays");
+	cr_assert_eq(store_token_user(S, "tok-c", &u), STORE_OK);
+	store_user_clear(&u);
+}
+
+STORE_TEST(tokens_sweep_under_every_fault_deletes_nothing)
+{
+	char expire[64];
+	int64_t n = -1;
+
+	mk_user("alice");
+	mk_user("bob");
+	for (unsigned at = 1;; at++) {
+		bool fired;
+		enum store_status st;
+
+		cr_assert_lt(at, 16, "no end to the driver calls");
+		cr_assert_eq(
+		    store_token_create(S, user_id("alice"), "tok-a", -10, expire), STORE_OK);
+		cr_assert_eq(store_token_create(S, user_id("bob"), "tok-b", -10, expire), STORE_OK);
+		store_fault_after(S, at, STORE_UNAVAILABLE);
+		st = store_tokens_sweep(S, 10, &n);
+		fired = store_fault_fired(S);
+		store_fault_after(S, 0, STORE_OK);
+		if (!fired) {
+			cr_assert_eq(st, STORE_OK);
+			cr_assert_eq(n, 2);
+			break;
+		}
+		cr_assert_eq(
+		    st, STORE_UNAVAILABLE, "fault at call %u: %s", at, store_status_str(st));
+		cr_assert_eq(store_tokens_sweep(S, 10, &n), STORE_OK);
+		cr_assert_eq(n, 2, "fault at call %u deleted %lld row(s)", at, 2 - (long long)n);
+	}
+}
+
 STORE_TEST(busy_transaction_runs_again_unavailable_does_not)
 {
 	struct person p;
