@@ -14,10 +14,16 @@ among its leading comment lines: binaries that know schema version N or later
 can serve the schema this migration leaves (N = the migration's own version
 when older binaries cannot, e.g. a column they would not fill). It is embedded
 with the migration and recorded in schema_migrations.compat by `roster migrate`.
+The migrations shipped before that line existed are never edited (a database
+they already migrated would not see it): their N is in SHIPPED below.
 """
 import os
 import re
 import sys
+
+# (version, name) of each migration shipped before `roster-compat` lines: its N.
+# 0003 only adds a table that version 2 never reads.
+SHIPPED = {(1, "initial"): 1, (2, "tokens_invitations"): 2, (3, "rate_limits"): 2}
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -67,6 +73,8 @@ for path in sources:
             if compat is not None:
                 sys.exit(f"embed-migrations: {path}: more than one roster-compat line")
             compat = int(c.group(1))
+    if compat is None:
+        compat = SHIPPED.get((version, m.group(2)))
     if compat is None:
         sys.exit(f"embed-migrations: {path}: no `-- roster-compat: N` line among its leading "
                  f"comments (N: the oldest schema version whose binaries can serve the schema "

@@ -1,4 +1,3 @@
--- roster-compat: 1
 -- Accounts and profiles. Uniqueness lives here, on the normalised keys, never
 -- in a SELECT before an INSERT. A profile cannot exist without its user.
 -- Constraint names are part of the code: src/store/postgres.c maps them.

@@ -1,4 +1,3 @@
--- roster-compat: 2
 -- Login tokens and teacher invitations. Tokens are stored as SHA-256 hex of the
 -- secret; the secret itself is shown once and never stored.
 CREATE TABLE auth_tokens (
