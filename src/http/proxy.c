@@ -98,6 +98,19 @@ unmap(struct http_net *a)
 	}
 }
 
+/* An address as per-address limits count it: IPv4 as is, IPv6 by its /64. */
+static void
+format_bucket(struct http_net a, char out[64])
+{
+	if (a.family == AF_INET6) {
+		memset(a.addr + 8, 0, 8);
+		format(&a, out);
+		strncat(out, "/64", 63 - strlen(out));
+		return;
+	}
+	format(&a, out);
+}
+
 void
 http_limit_addr(const char *remote, char out[64])
 {
@@ -108,13 +121,7 @@ http_limit_addr(const char *remote, char out[64])
 		return;
 	}
 	unmap(&a);
-	if (a.family == AF_INET6) {
-		memset(a.addr + 8, 0, 8);
-		format(&a, out);
-		strncat(out, "/64", 63 - strlen(out));
-		return;
-	}
-	format(&a, out);
+	format_bucket(a, out);
 }
 
 /* The peer's address as a /32 or /128 net; false for another family. */
@@ -171,32 +178,46 @@ format(const struct http_net *a, char out[64])
 		strcpy(out, "-");
 }
 
-void
-http_client_addr(
-    const struct http_proxies *p, const struct sockaddr *peer, const char *xff, char out[64])
+/* The client: the peer, or the rightmost X-Forwarded-For hop that is not a trusted proxy. */
+static bool
+client_net(
+    const struct http_proxies *p, const struct sockaddr *peer, const char *xff, struct http_net *a)
 {
-	struct http_net a;
-	size_t end;
-
-	strcpy(out, "-");
-	if (!peer_net(peer, &a))
-		return;
-	format(&a, out);
-	if (xff == NULL || !trusted(p, &a))
-		return;
+	if (!peer_net(peer, a))
+		return false;
+	if (xff == NULL || !trusted(p, a))
+		return true;
 	/* Right to left: each hop appended by a proxy we trust names the one before. */
-	for (end = strlen(xff); end > 0;) {
+	for (size_t end = strlen(xff); end > 0;) {
 		size_t start = end;
 		struct http_net hop;
 
 		while (start > 0 && xff[start - 1] != ',')
 			start--;
 		if (!parse_addr(xff + start, end - start, &hop))
-			return; /* garbage: keep the last address we could trust */
+			return true; /* garbage: keep the last address we could trust */
 		unmap(&hop);
-		format(&hop, out);
+		*a = hop;
 		if (!trusted(p, &hop))
-			return;
+			return true;
 		end = start > 0 ? start - 1 : 0;
 	}
+	return true;
+}
+
+void
+http_client_addr(const struct http_proxies *p, const struct sockaddr *peer, const char *xff,
+    char out[64], char bucket[64])
+{
+	struct http_net a;
+
+	if (!client_net(p, peer, xff, &a)) {
+		strcpy(out, "-");
+		if (bucket != NULL)
+			strcpy(bucket, "-");
+		return;
+	}
+	format(&a, out);
+	if (bucket != NULL)
+		format_bucket(a, bucket);
 }

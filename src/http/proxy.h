@@ -45,9 +45,10 @@ void http_limit_addr(const char *remote, char out[64]);
 
 /*
  * The client's address as text: the peer itself unless it is a trusted proxy;
- * then the rightmost X-Forwarded-For entry that is not a trusted proxy.
+ * then the rightmost X-Forwarded-For entry that is not a trusted proxy. With
+ * `bucket` (may be NULL), the same address as http_limit_addr gives it.
  */
-void http_client_addr(
-    const struct http_proxies *p, const struct sockaddr *peer, const char *xff, char out[64]);
+void http_client_addr(const struct http_proxies *p, const struct sockaddr *peer, const char *xff,
+    char out[64], char bucket[64]);
 
 #endif

@@ -144,8 +144,8 @@ remote_addr(struct http_req *req)
 	    MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
 
-	http_client_addr(&req->srv->proxies, sa, http_header(req, "X-Forwarded-For"), req->remote);
-	http_limit_addr(req->remote, req->remote_bucket);
+	http_client_addr(&req->srv->proxies, sa, http_header(req, "X-Forwarded-For"), req->remote,
+	    req->remote_bucket);
 }
 
 /*

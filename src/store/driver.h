@@ -105,6 +105,13 @@ RS_MUSTCHECK enum store_status store_db_script(struct store *s, const char *sql)
  */
 RS_MUSTCHECK enum store_status store_tx(struct store *s, store_tx_body body, void *arg);
 
+/*
+ * One statement in a transaction of its own, retried as store_tx retries;
+ * `*changed` (may be NULL) the rows it changed.
+ */
+RS_MUSTCHECK enum store_status store_tx_exec(struct store *s, enum store_stmt id,
+    const struct store_arg *args, int n, /* OUT: */ int64_t *changed);
+
 /* A one-row query's row copied by `fn`; STORE_NOT_FOUND without a row. */
 RS_MUSTCHECK enum store_status store_db_one(struct store *s, enum store_stmt id,
     const struct store_arg *args, int n, store_row_fn fn, void *arg);

@@ -15,19 +15,12 @@
 
 static atomic_bool damaged;
 
-static enum store_status
-probe_body(struct store *s, void *arg)
-{
-	struct store_arg args[] = {ARG_I((long long)time(NULL))};
-
-	(void)arg;
-	return store_db_exec(s, STMT_WRITE_PROBE, args, NARGS(args), NULL);
-}
-
 enum store_status
 store_write_probe(struct store *s)
 {
-	return store_tx(s, probe_body, NULL);
+	struct store_arg args[] = {ARG_I((long long)time(NULL))};
+
+	return store_tx_exec(s, STMT_WRITE_PROBE, args, NARGS(args), NULL);
 }
 
 static enum store_status

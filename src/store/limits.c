@@ -50,58 +50,23 @@ store_rate_count(struct store *s, const char *key, long long window_s, int add, 
 	return store_db_one(s, STMT_RATE_READ, args, NARGS(args), rate_row, count);
 }
 
-struct purge_args {
-	long long before;
-	int max;
-	int64_t *deleted;
-};
-
-static enum store_status
-purge_body(struct store *s, void *arg)
-{
-	struct purge_args *a = arg;
-	struct store_arg args[] = {ARG_I(a->before), ARG_I(a->max)};
-
-	*a->deleted = 0;
-	return store_db_exec(s, STMT_RATE_PURGE, args, NARGS(args), a->deleted);
-}
-
 enum store_status
 store_rate_purge(struct store *s, long long age_s, int max, int64_t *deleted)
 {
-	struct purge_args a = {(long long)time(NULL) - age_s, max, deleted};
+	struct store_arg args[] = {ARG_I((long long)time(NULL) - age_s), ARG_I(max)};
 
-	*deleted = 0;
-	return store_tx(s, purge_body, &a);
-}
-
-struct sweep_args {
-	long long ended;
-	const char *prefix;
-	int max;
-	int64_t *deleted;
-};
-
-static enum store_status
-sweep_body(struct store *s, void *arg)
-{
-	struct sweep_args *a = arg;
-	struct store_arg args[] = {
-	    ARG_I(a->ended), ARG_T(a->prefix), ARG_I((long long)strlen(a->prefix)), ARG_I(a->max)};
-
-	*a->deleted = 0;
-	return store_db_exec(s, STMT_RATE_SWEEP, args, NARGS(args), a->deleted);
+	return store_tx_exec(s, STMT_RATE_PURGE, args, NARGS(args), deleted);
 }
 
 enum store_status
 store_rate_sweep(struct store *s, const char *prefix, long long window_s, long long grace_s,
     int max, int64_t *deleted)
 {
-	/* A window that started at or before `ended` is over, by grace_s at least. */
-	struct sweep_args a = {(long long)time(NULL) - window_s - grace_s, prefix, max, deleted};
+	/* A window that started at or before the first argument is over, by grace_s at least. */
+	struct store_arg args[] = {ARG_I((long long)time(NULL) - window_s - grace_s), ARG_T(prefix),
+	    ARG_I((long long)strlen(prefix)), ARG_I(max)};
 
-	*deleted = 0;
-	return store_tx(s, sweep_body, &a);
+	return store_tx_exec(s, STMT_RATE_SWEEP, args, NARGS(args), deleted);
 }
 
 struct secret_args {

@@ -223,6 +223,34 @@ store_tx(struct store *s, store_tx_body body, void *arg)
 	return st;
 }
 
+struct exec_args {
+	enum store_stmt id;
+	const struct store_arg *args;
+	int n;
+	int64_t *changed;
+};
+
+static enum store_status
+exec_body(struct store *s, void *arg)
+{
+	const struct exec_args *a = arg;
+
+	if (a->changed != NULL)
+		*a->changed = 0; /* an attempt that was rolled back changed nothing */
+	return store_db_exec(s, a->id, a->args, a->n, a->changed);
+}
+
+enum store_status
+store_tx_exec(
+    struct store *s, enum store_stmt id, const struct store_arg *args, int n, int64_t *changed)
+{
+	struct exec_args a = {id, args, n, changed};
+
+	if (changed != NULL)
+		*changed = 0;
+	return store_tx(s, exec_body, &a);
+}
+
 void *
 store_grow(void *items, size_t n, size_t *cap, size_t size)
 {

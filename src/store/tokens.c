@@ -57,42 +57,20 @@ store_token_user(struct store *s, const char *token_hash, struct store_user *out
 	return st;
 }
 
-static enum store_status
-revoke_body(struct store *s, void *arg)
-{
-	struct store_arg args[] = {ARG_T((const char *)arg)};
-
-	return store_db_exec(s, STMT_TOKEN_DELETE, args, 1, NULL);
-}
-
 enum store_status
 store_token_revoke(struct store *s, const char *token_hash)
 {
-	return store_tx(s, revoke_body, (void *)token_hash);
-}
+	struct store_arg args[] = {ARG_T(token_hash)};
 
-struct sweep_args {
-	char now[64];
-	int max;
-	int64_t *deleted;
-};
-
-static enum store_status
-sweep_body(struct store *s, void *arg)
-{
-	struct sweep_args *a = arg;
-	struct store_arg args[] = {ARG_T(a->now), ARG_I(a->max)};
-
-	*a->deleted = 0;
-	return store_db_exec(s, STMT_TOKENS_SWEEP, args, NARGS(args), a->deleted);
+	return store_tx_exec(s, STMT_TOKEN_DELETE, args, NARGS(args), NULL);
 }
 
 enum store_status
 store_tokens_sweep(struct store *s, int max, int64_t *deleted)
 {
-	struct sweep_args a = {.max = max, .deleted = deleted};
+	char now[64];
+	struct store_arg args[] = {ARG_T(now), ARG_I(max)};
 
-	*deleted = 0;
-	store_time_rfc3339(0, a.now);
-	return store_tx(s, sweep_body, &a);
+	store_time_rfc3339(0, now);
+	return store_tx_exec(s, STMT_TOKENS_SWEEP, args, NARGS(args), deleted);
 }

@@ -93,7 +93,7 @@ Test(http_proxies, untrusted_peer_ignores_forwarded_for)
 	char out[64];
 
 	http_proxies_parse("127.0.0.1", &p);
-	http_client_addr(&p, (struct sockaddr *)&peer, "203.0.113.9", out);
+	http_client_addr(&p, (struct sockaddr *)&peer, "203.0.113.9", out, NULL);
 	cr_assert_str_eq(out, "192.0.2.5");
 }
 
@@ -104,11 +104,12 @@ Test(http_proxies, trusted_chain_gives_rightmost_untrusted)
 	char out[64];
 
 	http_proxies_parse("127.0.0.1,10.0.0.0/8", &p);
-	http_client_addr(&p, (struct sockaddr *)&peer, "198.51.100.1, 203.0.113.9, 10.1.2.3", out);
+	http_client_addr(
+	    &p, (struct sockaddr *)&peer, "198.51.100.1, 203.0.113.9, 10.1.2.3", out, NULL);
 	cr_assert_str_eq(out, "203.0.113.9"); /* 198.51.100.1 was the client's own claim */
-	http_client_addr(&p, (struct sockaddr *)&peer, "garbage, 10.1.2.3", out);
+	http_client_addr(&p, (struct sockaddr *)&peer, "garbage, 10.1.2.3", out, NULL);
 	cr_assert_str_eq(out, "10.1.2.3");
-	http_client_addr(&p, (struct sockaddr *)&peer, NULL, out);
+	http_client_addr(&p, (struct sockaddr *)&peer, NULL, out, NULL);
 	cr_assert_str_eq(out, "127.0.0.1");
 }
 
@@ -129,9 +130,9 @@ Test(http_proxies, ipv4_mapped_peer_and_hop_are_ipv4)
 
 	http_proxies_parse("127.0.0.1", &p);
 	cr_assert(http_peer_trusted(&p, (struct sockaddr *)&peer), "::ffff:127.0.0.1 is 127.0.0.1");
-	http_client_addr(&p, (struct sockaddr *)&peer, "::ffff:203.0.113.9", out);
+	http_client_addr(&p, (struct sockaddr *)&peer, "::ffff:203.0.113.9", out, NULL);
 	cr_assert_str_eq(out, "203.0.113.9");
-	http_client_addr(&p, (struct sockaddr *)&peer, NULL, out);
+	http_client_addr(&p, (struct sockaddr *)&peer, NULL, out, NULL);
 	cr_assert_str_eq(out, "127.0.0.1");
 }
 
