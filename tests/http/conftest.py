@@ -37,6 +37,11 @@ Both backends. The `backend` fixture is parametrized over "sqlite" and
 - `start_servers(db, n=1, args=(), user=None) -> [Server]` (`user`: a passwd entry
   to run them as), `server`, `fast_server`.
 
+Slow end-to-end scenarios carry `@pytest.mark.scenario`: they run once per `make
+test`, on the development build; the sanitizer build deselects them (meson sets
+ROSTER_SANITIZED=1 there), and their C paths are covered under the sanitizers
+by the faster tests.
+
 Helpers used by the test modules live here too (`from conftest import ...`).
 """
 
@@ -593,6 +598,22 @@ def _responses_match_openapi():
     if problems:
         pytest.fail("responses the OpenAPI document does not describe:\n  " +
                     "\n  ".join(problems[:20]), pytrace=False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "scenario: a slow end-to-end scenario that runs once per `make test`, on the "
+        "development build; the sanitizer build (ROSTER_SANITIZED=1) deselects it, and its "
+        "C paths are covered there by the faster tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("ROSTER_SANITIZED") != "1":
+        return
+    once = [i for i in items if i.get_closest_marker("scenario")]
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = [i for i in items if not i.get_closest_marker("scenario")]
 
 
 def pytest_terminal_summary(terminalreporter):
