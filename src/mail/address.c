@@ -85,7 +85,8 @@ mail_address_ascii(const char *addr, char *out, size_t size)
 	}
 	if (!ascii) {
 		if (idn2_to_ascii_8z(at + 1, &alabel,
-		        IDN2_NONTRANSITIONAL | IDN2_USE_STD3_ASCII_RULES | IDN2_NFC_INPUT) != IDN2_OK)
+		        IDN2_NONTRANSITIONAL | IDN2_USE_STD3_ASCII_RULES | IDN2_NFC_INPUT) !=
+		    IDN2_OK)
 			goto out;
 	}
 	const char *domain = ascii ? at + 1 : alabel;
@@ -137,8 +138,8 @@ smtp_url_parse(const char *url, CURLU **u)
 	else if (curl_url_get(*u, CURLUPART_QUERY, &query, 0) == CURLUE_OK &&
 	         strcmp(query, "starttls=required") != 0)
 		problem = "the only query an smtp URL takes is ?starttls=required";
-	else if (curl_url_get(*u, CURLUPART_PATH, &path, 0) == CURLUE_OK && strcmp(path, "/") != 0 &&
-	         strcmp(path, "") != 0)
+	else if (curl_url_get(*u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
+	         strcmp(path, "/") != 0 && strcmp(path, "") != 0)
 		problem = "an smtp URL takes no path: smtp://[user:pass@]host[:port]";
 	curl_free(host);
 	curl_free(query);
@@ -159,7 +160,8 @@ mail_url_problem(const char *url)
 	if (strncmp(url, "file:", 5) == 0)
 		return url[5] == '\0' ? "file: needs a directory: file:DIR" : NULL;
 	if (strncmp(url, "smtp://", 7) != 0 && strncmp(url, "smtps://", 8) != 0)
-		return "unsupported mail URL: use file:DIR, smtp://host[:port] or smtps://host[:port]";
+		return "unsupported mail URL: use file:DIR, smtp://host[:port] or "
+		       "smtps://host[:port]";
 	problem = smtp_url_parse(url, &u);
 	curl_url_cleanup(u);
 	return problem;
@@ -179,7 +181,8 @@ mail_url_redacted(const char *url, char *out, size_t size)
 	}
 	if (has_control(url) || smtp_url_parse(url, &u) != NULL) {
 		/* Unparsable: nothing of it is shown, it may hold a password. */
-		snprintf(out, size, "%s(invalid URL, not shown)", url[4] == 's' ? "smtps://" : "smtp://");
+		snprintf(out, size, "%s(invalid URL, not shown)",
+		    url[4] == 's' ? "smtps://" : "smtp://");
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK &&

@@ -67,7 +67,8 @@ utf8_seq(const unsigned char *s, uint32_t *cp)
 			return 0;
 		c = (c << 6) | (s[i] & 0x3f);
 	}
-	if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) || (n == 4 && (c < 0x10000 || c > 0x10ffff)))
+	if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (n == 4 && (c < 0x10000 || c > 0x10ffff)))
 		return 0;
 	*cp = c;
 	return n;
@@ -187,7 +188,8 @@ put_mailbox(struct buf *b, const char *field, const char *name, const char *addr
 		puts_(b, addr);
 		goto out;
 	}
-	bool quoted = plain_ascii(n) && strlen(field) + strlen(n) + 2 <= 78 && strstr(n, "=?") == NULL;
+	bool quoted =
+	    plain_ascii(n) && strlen(field) + strlen(n) + 2 <= 78 && strstr(n, "=?") == NULL;
 
 	if (quoted) {
 		put(b, "\"", 1);
@@ -201,7 +203,8 @@ put_mailbox(struct buf *b, const char *field, const char *name, const char *addr
 		put_encoded_words(b, n);
 	}
 	/* Quoted names are short; after encoded-words the address takes a line of its own. */
-	puts_(b, quoted && strlen(field) + strlen(n) + 2 + strlen(addr) + 3 <= 78 ? " <" : "\r\n <");
+	puts_(
+	    b, quoted && strlen(field) + strlen(n) + 2 + strlen(addr) + 3 <= 78 ? " <" : "\r\n <");
 	puts_(b, addr);
 	puts_(b, ">");
 out:

@@ -34,15 +34,14 @@ struct mail_transport {
 	enum kind kind;
 	char dir[PATH_MAX];
 	CURL *curl;
-	char *base;       /* scheme://host:port, no user information */
+	char *base;        /* scheme://host:port, no user information */
 	char *user, *pass; /* decoded; pass wiped on close */
 	bool tls_required;
 	char last_reply[256]; /* the server's last answer line, for `detail` */
 };
 
 /* snprintf whose truncation is expected: a detail or path is cut, never overrun. */
-static void __attribute__((format(printf, 3, 4)))
-fmt(char *out, size_t size, const char *f, ...)
+static void __attribute__((format(printf, 3, 4))) fmt(char *out, size_t size, const char *f, ...)
 {
 	va_list ap;
 
@@ -187,7 +186,8 @@ header_cb(char *line, size_t size, size_t n, void *arg)
 	if (len == 0)
 		return size * n;
 	for (size_t i = 0; i < len && k + 1 < sizeof(t->last_reply); i++) /* printable only */
-		t->last_reply[k++] = (unsigned char)line[i] >= 0x20 && line[i] != 0x7f ? line[i] : '?';
+		t->last_reply[k++] =
+		    (unsigned char)line[i] >= 0x20 && line[i] != 0x7f ? line[i] : '?';
 	t->last_reply[k] = '\0';
 	return size * n;
 }
@@ -229,7 +229,8 @@ smtp_send(struct mail_transport *t, const struct mail_message *m, const char *ms
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, SMTP_CONNECT_TIMEOUT_S);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, SMTP_TOTAL_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_USE_SSL, t->tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
+	curl_easy_setopt(
+	    c, CURLOPT_USE_SSL, t->tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
 	if (t->user != NULL) {
 		curl_easy_setopt(c, CURLOPT_USERNAME, t->user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, t->pass != NULL ? t->pass : "");
@@ -248,7 +249,8 @@ smtp_send(struct mail_transport *t, const struct mail_message *m, const char *ms
 	out->outcome = smtp_outcome(rc, code);
 	if (rc == CURLE_USE_SSL_FAILED && t->tls_required)
 		fmt(out->detail, sizeof(out->detail),
-		    "not sent: the server offers no STARTTLS and the URL says starttls=required (%s)",
+		    "not sent: the server offers no STARTTLS and the URL says starttls=required "
+		    "(%s)",
 		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	else if (rc == CURLE_OK || t->last_reply[0] != '\0')
 		fmt(out->detail, sizeof(out->detail), "%s%s%s", t->last_reply,

@@ -56,8 +56,8 @@ assert_lines(const char *msg, size_t max)
 }
 
 static char *
-render(const char *from_name, const char *to, const char *subject, const char *text,
-    const char *html)
+render(
+    const char *from_name, const char *to, const char *subject, const char *text, const char *html)
 {
 	struct mail_message m = {"roster@example.org", from_name, to, subject, text, html};
 	size_t len = 0;
@@ -133,8 +133,8 @@ Test(mail_address, idn_domain_as_its_a_label)
 
 Test(mail_render, headers_and_mime)
 {
-	char *msg = render("Roster", "user@example.com", "Verify your address", "Hello\nworld\n",
-	    "<p>Hello</p>");
+	char *msg = render(
+	    "Roster", "user@example.com", "Verify your address", "Hello\nworld\n", "<p>Hello</p>");
 	char *head;
 
 	cr_assert_not_null(msg);
@@ -152,10 +152,13 @@ Test(mail_render, headers_and_mime)
 	int day, year, h, mi, s;
 	char wd[4], mon[4];
 
-	cr_assert_eq(sscanf(d, "Date: %3[A-Za-z], %d %3s %d %d:%d:%d +0000", wd, &day, mon, &year, &h, &mi, &s), 7);
+	cr_assert_eq(sscanf(d, "Date: %3[A-Za-z], %d %3s %d %d:%d:%d +0000", wd, &day, mon, &year,
+	                 &h, &mi, &s),
+	    7);
 	cr_assert_eq(wd[3], '\0');
-	cr_assert_not_null(strstr(msg, "Content-Type: text/plain; charset=UTF-8\r\n"
-	                               "Content-Transfer-Encoding: quoted-printable\r\n\r\nHello\r\nworld\r\n"));
+	cr_assert_not_null(
+	    strstr(msg, "Content-Type: text/plain; charset=UTF-8\r\n"
+	                "Content-Transfer-Encoding: quoted-printable\r\n\r\nHello\r\nworld\r\n"));
 	cr_assert_not_null(strstr(msg, "Content-Type: text/html; charset=UTF-8\r\n"));
 	cr_assert_not_null(strstr(msg, "--\r\n"), "closing boundary");
 	assert_lines(msg, 78);
@@ -177,9 +180,12 @@ Test(mail_render, message_ids_differ)
 
 Test(mail_render, hostile_subject_adds_no_header)
 {
-	const char *subjects[] = {"Hi\r\nBcc: x@evil.org", "Hi\nBcc: x@evil.org", "Hi\rBcc: x@evil.org",
-	    "Hi\r\n\r\n<html>body</html>", "Hi\x0b\x0c\x1b\x7f\xc2\x85 Bcc: x@evil.org",
-	    "Hi\xe2\x80\xa8" "Bcc: x@evil.org", NULL};
+	const char *subjects[] = {"Hi\r\nBcc: x@evil.org", "Hi\nBcc: x@evil.org",
+	    "Hi\rBcc: x@evil.org", "Hi\r\n\r\n<html>body</html>",
+	    "Hi\x0b\x0c\x1b\x7f\xc2\x85 Bcc: x@evil.org",
+	    "Hi\xe2\x80\xa8"
+	    "Bcc: x@evil.org",
+	    NULL};
 
 	for (int i = 0; subjects[i] != NULL; i++) {
 		char *msg = render("Roster", "u@example.com", subjects[i], "t", "<p>t</p>");
@@ -187,9 +193,11 @@ Test(mail_render, hostile_subject_adds_no_header)
 
 		cr_assert_eq(count_field(head, "Bcc:"), 0, "%s", head);
 		cr_assert_eq(count_field(head, "Subject:"), 1);
-		cr_assert_not_null(strstr(head, "MIME-Version: 1.0\r\n"), "no empty line ends the head early");
+		cr_assert_not_null(
+		    strstr(head, "MIME-Version: 1.0\r\n"), "no empty line ends the head early");
 		for (const char *p = head; *p != '\0'; p++)
-			cr_assert(*p == '\r' || *p == '\n' || ((unsigned char)*p >= 0x20 && *p != 0x7f),
+			cr_assert(
+			    *p == '\r' || *p == '\n' || ((unsigned char)*p >= 0x20 && *p != 0x7f),
 			    "control character in the head of subject %d", i);
 		assert_lines(msg, 78);
 		free(head);
@@ -197,7 +205,8 @@ Test(mail_render, hostile_subject_adds_no_header)
 	}
 	char *msg = render(NULL, "u@example.com", "Hi\r\nBcc: x@evil.org", "t", NULL);
 
-	cr_assert_not_null(strstr(msg, "Subject: Hi Bcc: x@evil.org\r\n"), "CR LF become one space");
+	cr_assert_not_null(
+	    strstr(msg, "Subject: Hi Bcc: x@evil.org\r\n"), "CR LF become one space");
 	free(msg);
 }
 
@@ -212,15 +221,15 @@ Test(mail_render, hostile_display_name_adds_no_header)
 	free(head);
 	free(msg);
 	msg = render("a\"b\\c <x@evil.org>", "u@example.com", "s", "t", NULL);
-	cr_assert_not_null(strstr(msg, "From: \"a\\\"b\\\\c <x@evil.org>\" <roster@example.org>\r\n"),
-	    "%s", msg);
+	cr_assert_not_null(
+	    strstr(msg, "From: \"a\\\"b\\\\c <x@evil.org>\" <roster@example.org>\r\n"), "%s", msg);
 	free(msg);
 }
 
 Test(mail_render, refuses_bad_addresses)
 {
-	struct mail_message m = {"roster@example.org", NULL, "u@example.com\r\nBcc: x@evil.org", "s",
-	    "t", NULL};
+	struct mail_message m = {
+	    "roster@example.org", NULL, "u@example.com\r\nBcc: x@evil.org", "s", "t", NULL};
 
 	cr_assert_null(mail_render(&m, NULL));
 	m.to = "u@example.com";
@@ -257,9 +266,13 @@ decode_words(const char *value)
 
 Test(mail_render, non_ascii_subject_encoded_words)
 {
-	const char *subject = "Bienvenue \xc3\xa0 l'\xc3\xa9" "cole \xe2\x80\x94 v\xc3\xa9rifiez votre "
-	                      "adresse \xf0\x9f\x93\xa7 pour continuer, c'est important \xc3\xa9\xc3\xa9";
-	char *msg = render("\xc3\x89" "cole Roster", "u@example.com", subject, "t\xc3\xa9", NULL);
+	const char *subject =
+	    "Bienvenue \xc3\xa0 l'\xc3\xa9"
+	    "cole \xe2\x80\x94 v\xc3\xa9rifiez votre "
+	    "adresse \xf0\x9f\x93\xa7 pour continuer, c'est important \xc3\xa9\xc3\xa9";
+	char *msg = render("\xc3\x89"
+	                   "cole Roster",
+	    "u@example.com", subject, "t\xc3\xa9", NULL);
 	char *head = head_of(msg), *s = strstr(head, "Subject: "), *end, *value, *dec;
 
 	for (const char *p = head; *p != '\0'; p++)
@@ -279,7 +292,8 @@ Test(mail_render, non_ascii_subject_encoded_words)
 		fend = strstr(fend + 2, "\r\n");
 	*fend = '\0';
 	dec = decode_words(from);
-	cr_assert_str_eq(dec, "\xc3\x89" "cole Roster");
+	cr_assert_str_eq(dec, "\xc3\x89"
+	                      "cole Roster");
 	cr_assert_not_null(strstr(msg, "t=C3=A9"), "quoted-printable body");
 	free(dec);
 	free(value);
@@ -311,7 +325,8 @@ Test(mail_url, problems_never_quote_the_password)
 	    "smtp://u:s3cret@h/path", "smtp://u:s3cret@h:99999", "smtp://h\r\n", "smtp:/h", NULL};
 
 	for (int i = 0; good[i] != NULL; i++)
-		cr_assert_null(mail_url_problem(good[i]), "%s: %s", good[i], mail_url_problem(good[i]));
+		cr_assert_null(
+		    mail_url_problem(good[i]), "%s: %s", good[i], mail_url_problem(good[i]));
 	for (int i = 0; bad[i] != NULL; i++) {
 		const char *p = mail_url_problem(bad[i]);
 
@@ -324,7 +339,8 @@ Test(mail_url, redacted)
 {
 	char out[256];
 
-	mail_url_redacted("smtp://mailer:s3cret@mail.example.org:587?starttls=required", out, sizeof(out));
+	mail_url_redacted(
+	    "smtp://mailer:s3cret@mail.example.org:587?starttls=required", out, sizeof(out));
 	cr_assert_null(strstr(out, "s3cret"));
 	cr_assert_not_null(strstr(out, "mailer:***@mail.example.org:587"), "%s", out);
 	mail_url_redacted("smtps://h:465", out, sizeof(out));
@@ -338,7 +354,8 @@ Test(mail_url, redacted)
 Test(mail_file, writes_one_eml_atomically)
 {
 	char dir[] = "/tmp/roster-mail-XXXXXX", url[256], err[128], sub[128];
-	struct mail_message m = {"roster@example.org", "Roster", "u@example.com", "Hi", "text", "<p>h</p>"};
+	struct mail_message m = {
+	    "roster@example.org", "Roster", "u@example.com", "Hi", "text", "<p>h</p>"};
 	struct mail_result r;
 	struct mail_transport *t;
 	int files = 0;
