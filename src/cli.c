@@ -7,6 +7,7 @@
 #include "config.h"
 #include "accounts/acct.h"
 #include "log.h"
+#include "mail/mail.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
 #include "xmalloc.h"
@@ -646,4 +647,53 @@ cli_invite_revoke(const struct config *cfg)
 		return fail(store_exit(st), "cannot revoke: %s", store_status_str(st));
 	printf("revoked invitation %s\n", cfg->arg);
 	return CLI_OK;
+}
+
+/*
+ * roster mail test ADDRESS: one mail through --mail-url, as the delivery loop
+ * sends them, and the transport's answer printed (the server's final reply,
+ * or the file written). Exit 0 sent, 1 ADDRESS refused, 5 not sent for now
+ * (connection, timeout, 4xx, disk), 6 refused for good (5xx).
+ */
+int
+cli_mail_test(const struct config *cfg)
+{
+	struct mail_message m = {0};
+	struct mail_result r = {0};
+	struct mail_transport *t = NULL;
+	char url[512], err[256];
+	int rc;
+
+	mail_url_redacted(cfg->mail_url, url, sizeof(url));
+	if (!mail_address_ok(cfg->arg))
+		return fail(
+		    CLI_INVALID, "mail test: not an address roster sends to: '%s'", cfg->arg);
+	t = mail_transport_open(cfg->mail_url, err, sizeof(err));
+	if (t == NULL)
+		return fail(CLI_FAILURE, "mail test: cannot use %s: %s", url, err);
+	m.from = cfg->mail_from;
+	m.from_name = cfg->site_name;
+	m.to = cfg->arg;
+	char subject[512];
+
+	snprintf(subject, sizeof(subject), "%s: test mail", cfg->site_name);
+	m.subject = subject;
+	m.text = "This is a test mail.";
+	m.html = "<p>This is a test mail.</p>";
+	mail_send(t, &m, &r);
+	switch (r.outcome) {
+	case MAIL_SENT:
+		printf("sent to %s via %s: %s\n", cfg->arg, url, r.detail);
+		rc = CLI_OK;
+		break;
+	case MAIL_RETRY:
+		rc = fail(CLI_FAILURE,
+		    "mail test: not sent (temporary, would be retried) via %s: %s", url, r.detail);
+		break;
+	default:
+		rc = fail(CLI_REFUSED, "mail test: refused for good via %s: %s", url, r.detail);
+		break;
+	}
+	mail_transport_close(t);
+	return rc;
 }

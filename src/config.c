@@ -4,6 +4,7 @@
 #include "store/store.h"
 #include "accounts/acct.h"
 #include "http/proxy.h"
+#include "mail/mail.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -23,7 +24,9 @@ enum opt_type {
 	OPT_LOGLEVEL,
 	OPT_BIND,
 	OPT_DB,
-	OPT_ROLES
+	OPT_ROLES,
+	OPT_MAIL_URL, /* may hold a password: never quoted back */
+	OPT_MAIL_ADDR
 };
 
 struct opt {
@@ -49,6 +52,7 @@ struct opt {
 /* Commands that take one existing user: USER, --username NAME or --email ADDR. */
 #define USER_REF (CONFIG_USER_SHOW | CONFIG_USER_SET | CONFIG_USER_PASSWORD | CONFIG_USER_DELETE)
 #define OFF(f)   offsetof(struct config, f)
+#define MAILING  (CONFIG_SERVE | CONFIG_MAIL_TEST)
 
 static const struct opt opts[] = {
     {"db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",
@@ -129,8 +133,18 @@ static const struct opt opts[] = {
         "open connections per client address; 0 = no limit (default 256)"},
     {"body-limit", "ROSTER_BODY_LIMIT", OPT_UINT, OFF(body_limit), CONFIG_SERVE, 256, 1048576,
         "BYTES", "largest request body accepted (default 16384)"},
-    {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
-        "debug, info, warning or error (default info)"},
+    {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL | CONFIG_MAIL_TEST, 0, 0,
+        "LEVEL", "debug, info, warning or error (default info)"},
+    {"mail-url", "ROSTER_MAIL_URL", OPT_MAIL_URL, OFF(mail_url), MAILING, 0, 0, "URL",
+        "how mails leave: file:DIR (one .eml each), smtp://[user:pass@]host[:port][?starttls="
+        "required] or smtps://... (default file:var/mail)"},
+    {"mail-from", "ROSTER_MAIL_FROM", OPT_MAIL_ADDR, OFF(mail_from), MAILING, 0, 0, "ADDR",
+        "sender address of the mails (default roster@localhost)"},
+    {"site-name", "ROSTER_SITE_NAME", OPT_STR, OFF(site_name), MAILING, 0, 0, "TEXT",
+        "the site's name in mails and pages (default roster)"},
+    {"mail-templates", "ROSTER_MAIL_TEMPLATES", OPT_STR, OFF(mail_templates), MAILING, 0, 0, "DIR",
+        "mail templates that replace the embedded ones: KIND.subject, KIND.txt, KIND.html "
+        "(default: none)"},
     {"check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
         "apply nothing; exit 1 when migrations are pending or the schema is newer and "
         "incompatible"},
@@ -177,6 +191,8 @@ static const struct config_command commands[] = {
     {CONFIG_INVITE_CREATE, "invite create", NULL, "invite a teacher; prints the token once"},
     {CONFIG_INVITE_LIST, "invite list", NULL, "list invitations"},
     {CONFIG_INVITE_REVOKE, "invite revoke", "ID", "revoke a pending invitation"},
+    {CONFIG_MAIL_TEST, "mail test", "ADDRESS",
+        "send one test mail through --mail-url; print the server's answer or the file"},
 };
 
 const struct config_command *
@@ -305,6 +321,16 @@ set_opt(struct config *c, const struct opt *o, const char *v)
 			return -1;
 		*(const char **)field = v;
 		return 0;
+	case OPT_MAIL_URL:
+		if (mail_url_problem(v) != NULL)
+			return -1;
+		*(const char **)field = v;
+		return 0;
+	case OPT_MAIL_ADDR:
+		if (!mail_address_ok(v))
+			return -1;
+		*(const char **)field = v;
+		return 0;
 	case OPT_ROLES:
 		if (!acct_role_list_valid(v))
 			return -1;
@@ -386,6 +412,9 @@ defaults(struct config *c)
 	c->body_limit = 16384;
 	c->log_level = RS_LOG_INFO;
 	c->set_active = c->set_admin = c->set_can_invite = -1;
+	c->mail_url = "file:var/mail";
+	c->mail_from = "roster@localhost";
+	c->site_name = "roster";
 }
 
 static void
@@ -425,6 +454,11 @@ bad_value(const char *cmd, const char *what, const struct opt *o, const char *v)
 		    "roster: %s%sinvalid value for %s: %s (the value is not shown: it may hold a "
 		    "password)\n",
 		    cmd, *cmd != '\0' ? ": " : "", what, store_url_problem(v));
+	else if (o->type == OPT_MAIL_URL)
+		fprintf(stderr,
+		    "roster: %s%sinvalid value for %s: %s (the value is not shown: it may hold a "
+		    "password)\n",
+		    cmd, *cmd != '\0' ? ": " : "", what, mail_url_problem(v));
 	else
 		fprintf(stderr, "roster: %s%sinvalid value for %s: '%s'\n", cmd,
 		    *cmd != '\0' ? ": " : "", what, v);

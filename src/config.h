@@ -21,6 +21,7 @@ enum config_cmd {
 	CONFIG_INVITE_CREATE = 1 << 9,
 	CONFIG_INVITE_LIST = 1 << 10,
 	CONFIG_INVITE_REVOKE = 1 << 11,
+	CONFIG_MAIL_TEST = 1 << 12, /* roster mail test ADDRESS */
 };
 
 /* A command of the binary: its words ("user create"), positional arguments, help. */
@@ -82,6 +83,12 @@ struct config {
 	unsigned body_limit;
 	int log_level;
 	bool migrate_check; /* migrate --check */
+
+	/* Mail (serve, mail test): transport, sender, site name, template overrides. */
+	const char *mail_url;       /* file:DIR, smtp://..., smtps://... */
+	const char *mail_from;      /* an addr-spec mail_address_ok accepts */
+	const char *site_name;      /* the From display name and {{site_name}} of the mails */
+	const char *mail_templates; /* DIR of KIND.subject/.txt/.html overrides; NULL: none */
 
 	/* Admin commands (user ..., invite ...). */
 	const char *arg;           /* the positional argument (USERNAME, USER or ID) */

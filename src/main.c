@@ -378,6 +378,7 @@ main(int argc, char **argv)
 	    {CONFIG_INVITE_CREATE, cli_invite_create},
 	    {CONFIG_INVITE_LIST, cli_invite_list},
 	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
+	    {CONFIG_MAIL_TEST, cli_mail_test},
 	};
 	const struct config_command *cmd;
 	struct config cfg;
