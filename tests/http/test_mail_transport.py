@@ -59,7 +59,9 @@ def test_mail_test_hostile_site_name_adds_no_header(smtp):
     assert m.rcpt_tos == ["anna@example.org"]
     assert m.message["Bcc"] is None
     assert len(m.message.get_all("Subject")) == 1
-    assert "forged" != str(m.message["Subject"])
+    # The site name is in the test mail's subject too: one line, the CR LF gone.
+    assert str(m.message["Subject"]) == "Evil Bcc: victim@evil.example Subject: forged: test mail"
+    assert m.message["From"].addresses[0].addr_spec == "roster@localhost"
     assert len(m.message.get_all("From")) == 1
 
 
@@ -166,3 +168,22 @@ def test_file_transport_unwritable_is_retry(tmp_path):
     r = mail_test("anna@example.org", "--mail-url", f"file:{blocker}/mail")
     assert_exit(r, 5)
     assert str(blocker) in r.stderr
+
+
+def test_mail_templates_override_and_broken_template(smtp, tmp_path):
+    (tmp_path / "test.subject").write_text("Überprüfung von {{site_name}}\n")
+    (tmp_path / "test.html").write_text("<p>Hallo von {{site_name}}</p>\n")
+    r = mail_test("anna@example.org", "--mail-url", smtp.url, "--site-name", "<b>Schule</b>",
+                  "--mail-templates", str(tmp_path))
+    assert_exit(r, 0)
+    (m,) = smtp.wait_for(1)
+    assert str(m.message["Subject"]) == "Überprüfung von <b>Schule</b>"
+    html = m.message.get_body(("html",)).get_content()
+    assert "<p>Hallo von &lt;b&gt;Schule&lt;/b&gt;</p>" in html, html
+    text = m.message.get_body(("plain",)).get_content()
+    assert "test mail from <b>Schule</b>" in text, "the embedded text part is kept"
+    (tmp_path / "verify.txt").write_text("{{#link}} never closed")
+    r = mail_test("anna@example.org", "--mail-url", smtp.url, "--mail-templates", str(tmp_path))
+    assert_exit(r, 5)
+    assert "verify.txt" in r.stderr
+    assert len(smtp.messages()) == 1
