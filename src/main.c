@@ -9,6 +9,7 @@
 #include "config.h"
 #include "http/server.h"
 #include "log.h"
+#include "mail/compose.h"
 #include "mail/mail.h"
 #include "notify.h"
 #include "crypto/rcrypto.h"
@@ -34,7 +35,8 @@ usage(FILE *out)
 	if (out == stdout)
 		config_print_commands();
 	else
-		fputs("  serve, migrate, check, user ..., invite ... (roster --help lists them)\n",
+		fputs("  serve, migrate, check, user ..., invite ..., mail ... (roster --help "
+		      "lists them)\n",
 		    out);
 	fputs("\n"
 	      "Options:\n"
@@ -289,7 +291,16 @@ cmd_serve(const struct config *cfg)
 	sigset_t sigs;
 	int sig = 0;
 	json_t *fields;
+	char mail_err[512];
+	struct mail_templates *mail_tpl =
+	    mail_templates_load(cfg->mail_templates, mail_err, sizeof(mail_err));
 
+	/* A broken --mail-templates file stops serve here, not each mail later. */
+	if (mail_tpl == NULL) {
+		log_msg(RS_LOG_ERROR, "refusing to serve: %s", mail_err);
+		return 1;
+	}
+	mail_templates_free(mail_tpl);
 	st = open_schema_status(cfg, STORE_OPEN_EXISTING, &s, &schema,
 	    store_url_remote(cfg->db) ? RS_LOG_WARNING : RS_LOG_ERROR);
 	if (st == STORE_OK && schema.applied == schema.latest)
@@ -396,7 +407,8 @@ main(int argc, char **argv)
 	cmd = config_command_find(argc, argv, &words);
 	if (cmd == NULL && argc == 3 &&
 	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
-	    (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "invite") == 0)) {
+	    (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "invite") == 0 ||
+	        strcmp(argv[1], "mail") == 0)) {
 		usage(stdout);
 		return 0;
 	}

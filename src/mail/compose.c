@@ -81,7 +81,8 @@ read_override(const char *dir, const char *file, char **data, size_t *len, char 
 	if (f == NULL && errno == ENOENT)
 		return 0;
 	if (f == NULL) {
-		snprintf(err, errlen, "cannot read the mail template %s: %s", path, strerror(errno));
+		snprintf(
+		    err, errlen, "cannot read the mail template %s: %s", path, strerror(errno));
 		return -1;
 	}
 	*data = xmalloc(TEMPLATE_FILE_MAX + 1);
@@ -123,9 +124,11 @@ mail_templates_load(const char *dir, char *err, size_t errlen)
 					snprintf(err, errlen, "no embedded mail template %s", file);
 					goto fail;
 				}
-				t->t[k][p] = tmpl_parse(e->data, e->len, part_mode[p], perr, sizeof(perr));
+				t->t[k][p] =
+				    tmpl_parse(e->data, e->len, part_mode[p], perr, sizeof(perr));
 			} else {
-				t->t[k][p] = tmpl_parse(data, len, part_mode[p], perr, sizeof(perr));
+				t->t[k][p] =
+				    tmpl_parse(data, len, part_mode[p], perr, sizeof(perr));
 				free(data);
 			}
 			if (t->t[k][p] == NULL) {
@@ -170,8 +173,8 @@ one_line(char *s)
 
 /* The caller's string variables plus the site's (which the caller cannot override). */
 static json_t *
-scope_new(const json_t *vars, const struct mail_site *site, const char *to, char *err,
-    size_t errlen)
+scope_new(
+    const json_t *vars, const struct mail_site *site, const char *to, char *err, size_t errlen)
 {
 	json_t *scope = json_object();
 	const char *key;
@@ -189,8 +192,10 @@ scope_new(const json_t *vars, const struct mail_site *site, const char *to, char
 		}
 		json_object_set(scope, key, v);
 	}
-	json_object_set_new(scope, "site_name", json_string(site->site_name ? site->site_name : ""));
-	json_object_set_new(scope, "public_url", json_string(site->public_url ? site->public_url : ""));
+	json_object_set_new(
+	    scope, "site_name", json_string(site->site_name ? site->site_name : ""));
+	json_object_set_new(
+	    scope, "public_url", json_string(site->public_url ? site->public_url : ""));
 	json_object_set_new(scope, "to", json_string(to));
 	return scope;
 fail:
@@ -224,8 +229,8 @@ mail_compose(const struct mail_templates *t, enum mail_kind kind, const json_t *
 	for (int p = 0; p < PART_COUNT; p++) {
 		parts[p] = tmpl_render(t->t[kind][p], scope, RENDER_MAX, NULL);
 		if (parts[p] == NULL) {
-			snprintf(err, errlen, "the %s mail's %s is larger than 64 KiB", kinds[kind].name,
-			    part_ext[p]);
+			snprintf(err, errlen, "the %s mail's %s is larger than 64 KiB",
+			    kinds[kind].name, part_ext[p]);
 			goto out;
 		}
 	}

@@ -1,4 +1,5 @@
-/* The mail templates compiled into the binary (scripts/embed-mail-templates.py, templates/mail/). */
+/* The mail templates compiled into the binary (scripts/embed-mail-templates.py, templates/mail/).
+ */
 #ifndef ROSTER_MAIL_TEMPLATES_H
 #define ROSTER_MAIL_TEMPLATES_H
 

@@ -187,3 +187,11 @@ def test_mail_templates_override_and_broken_template(smtp, tmp_path):
     assert_exit(r, 5)
     assert "verify.txt" in r.stderr
     assert len(smtp.messages()) == 1
+
+
+def test_serve_refuses_a_broken_mail_template(tmp_path):
+    (tmp_path / "reset.html").write_text("<p>{{#link}}</p>")
+    r = run_roster("serve", "--bind", "127.0.0.1:0", "--db", f"sqlite:{tmp_path}/r.db",
+                   "--mail-templates", str(tmp_path))
+    assert_exit(r, 1)
+    assert "reset.html" in r.stderr and "refusing to serve" in r.stderr
