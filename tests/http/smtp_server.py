@@ -2,7 +2,11 @@
 A real SMTP server for the tests: Debian's python3-aiosmtpd on 127.0.0.1, in
 a thread of the test process. No STARTTLS and no AUTH are offered (so a
 `?starttls=required` URL must refuse to send to it, and libcurl skips AUTH
-even when the URL carries a user and password).
+even when the URL carries a user and password). `SmtpServer(starttls=True)`
+offers STARTTLS with a fresh self-signed certificate (made with the openssl
+command), which no client trusts: `starttls_requests` counts the STARTTLS
+commands it got, so a test sees that a client tried TLS and did not fall back
+to clear text.
 
     from smtp_server import SmtpServer
 
@@ -24,11 +28,16 @@ Mails refused by an `answer` are not recorded. Thread-safe.
 import collections
 import email
 import email.policy
+import os
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from pgcluster import free_port
 
@@ -56,14 +65,50 @@ class _Handler:
         return "250 2.0.0 Ok: queued as roster-test"
 
 
+class _CountingSMTP(SMTP):
+    async def smtp_STARTTLS(self, arg):
+        self._owner._starttls()
+        return await super().smtp_STARTTLS(arg)
+
+
+class _Controller(Controller):
+    def __init__(self, owner, *args, **kw):
+        self._owner = owner
+        super().__init__(*args, **kw)
+
+    def factory(self):
+        smtp = _CountingSMTP(self.handler, **self.SMTP_kwargs)
+        smtp._owner = self._owner
+        return smtp
+
+
+def _self_signed_context(directory):
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=30)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class SmtpServer:
-    def __init__(self, port=None):
+    def __init__(self, port=None, starttls=False):
         self.port = port or free_port()
         self._lock = threading.Condition()
         self._received = []
         self._replies = {}
         self._controller = None
+        self._tls = None
+        self.starttls_requests = 0
+        if starttls:
+            with tempfile.TemporaryDirectory() as d:
+                self._tls = _self_signed_context(d)
         self.start()
+
+    def _starttls(self):
+        with self._lock:
+            self.starttls_requests += 1
 
     @property
     def url(self):
@@ -75,8 +120,9 @@ class SmtpServer:
             return
         deadline = time.monotonic() + 10
         while True:
-            c = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                           ready_timeout=5, enable_SMTPUTF8=False, decode_data=False)
+            kw = {"tls_context": self._tls, "require_starttls": False} if self._tls else {}
+            c = _Controller(self, _Handler(self), hostname="127.0.0.1", port=self.port,
+                            ready_timeout=5, enable_SMTPUTF8=False, decode_data=False, **kw)
             try:
                 c.start()
                 self._controller = c

@@ -11,9 +11,12 @@ import glob
 import email
 import email.policy
 import os
+import socket
+import threading
+import time
 
 from conftest import run_roster
-from smtp_server import smtp  # noqa: F401 (the fixture)
+from smtp_server import SmtpServer, smtp  # noqa: F401 (the fixture)
 
 SECRET = "s3cret-Pa55"
 
@@ -195,3 +198,54 @@ def test_serve_refuses_a_broken_mail_template(tmp_path):
                    "--mail-templates", str(tmp_path))
     assert_exit(r, 1)
     assert "reset.html" in r.stderr and "refusing to serve" in r.stderr
+
+
+def test_mail_test_starttls_offered_is_used_no_fallback_to_clear():
+    """The server offers STARTTLS with a certificate nobody trusts: roster
+    asks for STARTTLS (opportunistic TLS), the handshake fails verification,
+    and the mail is not sent in clear after it (temporary: retried)."""
+    smtp = SmtpServer(starttls=True)
+    try:
+        r = mail_test("anna@example.org", "--mail-url", smtp.url)
+        assert_exit(r, 5)
+        assert smtp.starttls_requests >= 1
+        assert "certificate" in r.stderr.lower() or "ssl" in r.stderr.lower(), r.stderr
+        assert smtp.messages() == []
+    finally:
+        smtp.close()
+
+
+def test_mail_test_silent_server_times_out():
+    """A server that accepts the connection and never greets: the attempt
+    ends at the transport's 10 s connect bound (which covers the greeting and
+    EHLO) as a temporary failure."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        start = time.monotonic()
+        r = mail_test("anna@example.org", "--mail-url",
+                      f"smtp://127.0.0.1:{listener.getsockname()[1]}")
+        took = time.monotonic() - start
+        assert_exit(r, 5)
+        assert "timed out" in r.stderr.lower() or "timeout" in r.stderr.lower(), r.stderr
+        assert 9 <= took <= 20, took
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        listener.close()
