@@ -27,4 +27,7 @@ int cli_invite_create(const struct config *cfg);
 int cli_invite_list(const struct config *cfg);
 int cli_invite_revoke(const struct config *cfg);
 
+/* roster audit: the audit trail, newest first, filtered (docs/cli.md). */
+int cli_audit(const struct config *cfg);
+
 #endif

@@ -33,7 +33,8 @@ usage(FILE *out)
 	if (out == stdout)
 		config_print_commands();
 	else
-		fputs("  serve, migrate, check, user ..., invite ... (roster --help lists them)\n",
+		fputs("  serve, migrate, check, user ..., invite ..., audit (roster --help lists "
+		      "them)\n",
 		    out);
 	fputs("\n"
 	      "Options:\n"
@@ -377,6 +378,7 @@ main(int argc, char **argv)
 	    {CONFIG_INVITE_CREATE, cli_invite_create},
 	    {CONFIG_INVITE_LIST, cli_invite_list},
 	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
+	    {CONFIG_AUDIT, cli_audit},
 	};
 	const struct config_command *cmd;
 	struct config cfg;
