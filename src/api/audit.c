@@ -31,11 +31,11 @@ api_audit_arm_new(struct http_req *req, enum store_audit_event event, int64_t us
 	else
 		snprintf(actor, sizeof(actor), "anonymous");
 	store_audit_arm(s, &(struct store_audit){.event = event,
-	                                    .user_id = user_id,
-	                                    .actor = actor,
-	                                    .ip = req->remote[0] != '\0' ? req->remote : NULL,
-	                                    .request_id = req->id[0] != '\0' ? req->id : NULL,
-	                                    .detail = text});
+	                       .user_id = user_id,
+	                       .actor = actor,
+	                       .ip = req->remote[0] != '\0' ? req->remote : NULL,
+	                       .request_id = req->id[0] != '\0' ? req->id : NULL,
+	                       .detail = text});
 	free(text);
 	json_decref(detail);
 }

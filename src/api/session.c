@@ -121,8 +121,13 @@ count_failure(struct http_req *req, const char *subject, const char *subject_ip,
 	    req, STORE_AUDIT_LOGIN_FAILED, user_id, 0, json_pack("{s:s}", "reason", reason));
 	/* Both are written even when the first fails: the other bound still counts. */
 	ok = api_limit(req, API_LIMIT_LOGIN_ACCOUNT, subject, 1) != API_ERR_UNAVAILABLE && ok;
-	if (api_store(req) != NULL && store_audit_armed(api_store(req)))
-		ok = store_audit_flush(api_store(req)) == STORE_OK && ok;
+	/* Not consumed: no counter was written (rate limits off), or one failed. */
+	if (api_store(req) != NULL && store_audit_armed(api_store(req))) {
+		if (ok)
+			ok = store_audit_flush(api_store(req)) == STORE_OK;
+		else
+			store_audit_disarm(api_store(req));
+	}
 	return ok;
 }
 

@@ -149,15 +149,14 @@ store_audit_tx_committed(struct store *s)
 }
 
 enum store_status
-store_audit_side(
-    struct store *s, enum store_audit_event event, int64_t user_id, const char *detail)
+store_audit_side(struct store *s, enum store_audit_event event, int64_t user_id, const char *detail)
 {
 	const struct store_audit_armed *a = &s->audit;
 
 	if (a->armed && a->event == event)
 		return STORE_OK;
-	return insert(s, event, user_id, a->armed ? a->actor : "system", a->ip, a->request_id,
-	    detail);
+	return insert(
+	    s, event, user_id, a->armed ? a->actor : "system", a->ip, a->request_id, detail);
 }
 
 static enum store_status
@@ -235,8 +234,8 @@ time_of(long long t, char out[64])
 	time_t tt = (time_t)t;
 
 	gmtime_r(&tt, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.000000Z", tm.tm_year + 1900,
-	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.000000Z", tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 enum store_status
