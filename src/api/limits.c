@@ -126,7 +126,8 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	sodium_memzero(k, sizeof(k));
 	snprintf(key, sizeof(key), "%s:%s", limits[limit].name, digest);
 	st = store_rate_count(s, key, window_s, add, &count, &retry);
-	if (add > 0) /* after the count: an audit event armed for it goes in its transaction */
+	/* After the count, so that an audit event armed for it goes in its transaction. */
+	if (add > 0 && st == STORE_OK)
 		purge(req, s);
 	if (st != STORE_OK) {
 		/* Fail closed: the request this limit protects is not served uncounted. */
