@@ -111,7 +111,8 @@ static const struct opt opts[] = {
         CONFIG_SERVE | CONFIG_INVITE_CREATE, 0, 0, "D", "invitation lifetime (default 7d)"},
     {"janitor-interval", "ROSTER_JANITOR_INTERVAL", OPT_DURATION, OFF(janitor_interval_s),
         CONFIG_SERVE, 0, 0, "D",
-        "delete ended rate-limit windows and expired tokens this often; 0 = never (default 60s)"},
+        "delete ended rate-limit windows, expired tokens and audit rows past retention this "
+        "often; 0 = never (default 60s)"},
     {"janitor-batch", "ROSTER_JANITOR_BATCH", OPT_UINT, OFF(janitor_batch), CONFIG_SERVE, 1, 100000,
         "N", "rows the janitor deletes per transaction (default 500)"},
     {"shutdown-timeout", "ROSTER_SHUTDOWN_TIMEOUT", OPT_DURATION, OFF(shutdown_timeout_s),
