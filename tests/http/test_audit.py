@@ -17,7 +17,8 @@ import time
 import pytest
 
 from conftest import (ACCEPT, FAST_HASH, INVITATIONS, LOGIN, LOGOUT, ME, PASSWORD,
-                      assert_code, assert_created, auth, cli, cli_ok, cli_user, user_body)
+                      assert_code, assert_created, auth, burst, cli, cli_ok, cli_user, outcome,
+                      user_body)
 
 OPERATOR = "cli:" + pwd.getpwuid(os.geteuid()).pw_name
 PROXY = ("--trusted-proxies", "127.0.0.1")
@@ -196,6 +197,26 @@ def test_audit_refused_actions_leave_no_row(make_db, start_servers):
     assert cli(db, "user", "delete", "nobody").returncode == 3
     assert cli(db, "invite", "revoke", str(carol)).returncode == 4
     assert len(rows(db)) == before
+
+
+def test_audit_racing_registrations_record_only_the_winner(make_db, start_servers):
+    """Two instances, 16 concurrent sign-ups for one email (case variants) and 16 for
+    one username: one account each, and exactly one `register` row each, the
+    winner's; every loser's transaction rolled its row back."""
+    db = make_db()
+    servers = start_servers(db, 2, args=FAST_HASH)
+    bodies = ([user_body(f"racer{i}", email="same@example.com" if i % 2 else "SAME@Example.com")
+               for i in range(16)]
+              + [user_body("samename", email=f"n{i}@example.com") for i in range(16)])
+    results, _ = burst(servers, bodies)
+    counts = {}
+    for r in results:
+        counts[outcome(r)] = counts.get(outcome(r), 0) + 1
+    assert counts.get("201") == 2, counts
+    winners = sorted(r.json()["user"]["id"] for r in results if outcome(r) == "201")
+    got = rows(db, "event = 'register'")
+    assert sorted(g["user_id"] for g in got) == winners, got
+    assert len(rows(db)) == 2
 
 
 def test_audit_cli_actions_record_the_operator(db):
