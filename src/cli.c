@@ -14,12 +14,14 @@
 #include "xmalloc.h"
 
 #include <jansson.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Prints "roster: <message>" on stderr; returns `code`, the exit status. */
@@ -73,6 +75,29 @@ open_db(const struct config *cfg)
 		return NULL;
 	}
 	return s;
+}
+
+/*
+ * Arms the audit event of an admin command on `s`, recorded by the next
+ * write operation in its own transaction (store.h): the actor is
+ * "cli:<the operator's Unix user>" (by uid when it has no name). `detail`
+ * (may be NULL) is taken over; it never holds a password or hash.
+ */
+static void
+audit_arm_new(struct store *s, enum store_audit_event event, int64_t user_id, json_t *detail)
+{
+	const struct passwd *pw = getpwuid(geteuid());
+	char actor[300],
+	    *text = detail != NULL ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
+		snprintf(actor, sizeof(actor), "cli:%s", pw->pw_name);
+	else
+		snprintf(actor, sizeof(actor), "cli:uid:%lld", (long long)geteuid());
+	store_audit_arm(s, &(struct store_audit){
+	                       .event = event, .user_id = user_id, .actor = actor, .detail = text});
+	free(text);
+	json_decref(detail);
 }
 
 /* How a command names its user: USER (or --by USER), --username NAME, --email ADDR. */
@@ -311,6 +336,9 @@ cli_user_create(const struct config *cfg)
 		fail(CLI_FAILURE, "password hashing failed");
 		goto out;
 	}
+	audit_arm_new(s, STORE_AUDIT_USER_CREATED, 0,
+	    json_pack("{s:s, s:b, s:b}", "role", su.role, "admin", cfg->admin,
+	        "can_invite_teachers", cfg->can_invite));
 	st = store_user_create(s,
 	    &(struct store_new_user){.username = su.username,
 	        .username_key = su.username_key,
@@ -430,6 +458,23 @@ cli_user_show(const struct config *cfg)
 	return rc;
 }
 
+/* What `user set` changes, for the audit trail. */
+static json_t *
+changes_json_new(const struct config *cfg)
+{
+	json_t *d = json_object();
+
+	if (cfg->role != NULL)
+		json_object_set_new(d, "role", json_string(cfg->role));
+	if (cfg->set_active >= 0)
+		json_object_set_new(d, "active", json_boolean(cfg->set_active));
+	if (cfg->set_admin >= 0)
+		json_object_set_new(d, "admin", json_boolean(cfg->set_admin));
+	if (cfg->set_can_invite >= 0)
+		json_object_set_new(d, "can_invite_teachers", json_boolean(cfg->set_can_invite));
+	return d;
+}
+
 int
 cli_user_set(const struct config *cfg)
 {
@@ -445,6 +490,7 @@ cli_user_set(const struct config *cfg)
 		rc = fail(CLI_INVALID, "role: %s", ACCT_MSG_ROLE_INVALID);
 		goto out;
 	}
+	audit_arm_new(s, STORE_AUDIT_USER_UPDATED, id, changes_json_new(cfg));
 	st = store_user_update(s, id,
 	    &(struct store_user_update){.role = cfg->role,
 	        .is_active = cfg->set_active,
@@ -493,6 +539,7 @@ cli_user_set_password(const struct config *cfg)
 		rc = fail(CLI_FAILURE, "password hashing failed");
 		goto out;
 	}
+	audit_arm_new(s, STORE_AUDIT_PASSWORD_SET, u.id, NULL);
 	st = store_user_update(s, u.id,
 	    &(struct store_user_update){
 	        .password_hash = hash, .is_active = -1, .is_admin = -1, .can_invite_teachers = -1});
@@ -520,6 +567,9 @@ cli_user_delete(const struct config *cfg)
 	enum store_status st;
 
 	if (s != NULL) {
+		/* The row outlives the account: it keeps the name that is gone. */
+		audit_arm_new(s, STORE_AUDIT_USER_DELETED, u.id,
+		    json_pack("{s:s, s:s}", "username", u.username, "email", u.email));
 		st = store_user_delete(s, u.id);
 		rc = store_exit(st);
 		if (st != STORE_OK)
@@ -565,6 +615,7 @@ cli_invite_create(const struct config *cfg)
 	}
 	rcrypto_random_hex(token, 32);
 	rcrypto_sha256_hex(token, 64, hash);
+	audit_arm_new(s, STORE_AUDIT_INVITATION_CREATED, u.id, json_pack("{s:s}", "email", email));
 	st = store_invite_create(s, u.id, email, key, hash, cfg->invitation_ttl_s, &inv);
 	rc = store_exit(st);
 	if (st == STORE_CONFLICT_EMAIL)
@@ -638,6 +689,8 @@ cli_invite_revoke(const struct config *cfg)
 	s = open_db(cfg);
 	if (s == NULL)
 		return CLI_FAILURE;
+	audit_arm_new(
+	    s, STORE_AUDIT_INVITATION_REVOKED, 0, json_pack("{s:I}", "invitation_id", id));
 	st = store_invite_revoke(s, id, 0);
 	store_close(s);
 	if (st == STORE_NOT_FOUND)
@@ -706,5 +759,102 @@ out:
 	mail_transport_close(t);
 	mail_composed_clear(&m);
 	mail_templates_free(tpl);
+	return rc;
+}
+
+/* One row of the trail as JSON: detail as an object (text the store wrote, so valid JSON). */
+static json_t *
+audit_json_new(const struct store_audit_row *r)
+{
+	json_t *detail = json_loads(r->detail, 0, NULL);
+
+	return json_pack("{s:I, s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "id", (json_int_t)r->id, "ts",
+	    r->ts, "event", r->event, "user_id",
+	    r->user_id > 0 ? json_integer((json_int_t)r->user_id) : json_null(), "actor", r->actor,
+	    "ip", r->ip != NULL ? json_string(r->ip) : json_null(), "request_id",
+	    r->request_id != NULL ? json_string(r->request_id) : json_null(), "detail",
+	    detail != NULL ? detail : json_object());
+}
+
+/* The account --user names: "#ID" as it is (a deleted account keeps its rows), else by key. */
+static int
+audit_user(struct store *s, const char *spec, int64_t *id)
+{
+	struct store_user u = {0};
+	int rc;
+
+	if (spec[0] == '#') {
+		char *end;
+		long long v = strtoll(spec + 1, &end, 10);
+
+		if (*end != '\0' || v <= 0)
+			return fail(CLI_USAGE, "not a user id: %s", spec);
+		*id = v;
+		return CLI_OK;
+	}
+	rc = find_user(s, spec, AS_ANY, false, &u);
+	*id = u.id;
+	store_user_clear(&u);
+	return rc;
+}
+
+int
+cli_audit(const struct config *cfg)
+{
+	struct store_audit_filter f = {.event = cfg->audit_event, .limit = (int)cfg->audit_limit};
+	struct store_audit_rows rows = {0};
+	enum store_audit_event ev;
+	struct store *s = NULL;
+	enum store_status st;
+	int rc = CLI_OK;
+
+	if (cfg->audit_event != NULL && !store_audit_event_parse(cfg->audit_event, &ev))
+		return fail(
+		    CLI_USAGE, "unknown event: %s (docs/security.md lists them)", cfg->audit_event);
+	if (cfg->audit_since != NULL) {
+		f.since = config_parse_since(cfg->audit_since, (long long)time(NULL));
+		if (f.since <= 0)
+			return fail(CLI_USAGE,
+			    "--since: not a duration (1h, 7d) or an RFC 3339 time: %s",
+			    cfg->audit_since);
+	}
+	s = open_db(cfg);
+	if (s == NULL)
+		return CLI_FAILURE;
+	if (cfg->audit_user != NULL)
+		rc = audit_user(s, cfg->audit_user, &f.user_id);
+	if (rc != CLI_OK)
+		goto out;
+	st = store_audit_list(s, &f, &rows);
+	if (st != STORE_OK) {
+		rc = fail(store_exit(st), "cannot read the audit trail: %s", store_status_str(st));
+		goto out;
+	}
+	if (!cfg->json)
+		printf("%-27s %-24s %-8s %-22s %-39s %s\n", "TIME", "EVENT", "USER", "ACTOR", "IP",
+		    "DETAIL");
+	for (size_t i = 0; i < rows.n; i++) {
+		const struct store_audit_row *r = &rows.items[i];
+		char user[24] = "-";
+		json_t *doc;
+		char *line;
+
+		if (!cfg->json) {
+			if (r->user_id > 0)
+				snprintf(user, sizeof(user), "#%lld", (long long)r->user_id);
+			printf("%-27s %-24s %-8s %-22s %-39s %s\n", r->ts, r->event, user, r->actor,
+			    r->ip != NULL ? r->ip : "-", r->detail);
+			continue;
+		}
+		doc = audit_json_new(r);
+		line = json_dumps(doc, JSON_COMPACT);
+		if (line != NULL)
+			puts(line);
+		free(line);
+		json_decref(doc);
+	}
+out:
+	store_audit_rows_clear(&rows);
+	store_close(s);
 	return rc;
 }

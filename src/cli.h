@@ -30,4 +30,7 @@ int cli_invite_revoke(const struct config *cfg);
 /* roster mail test ADDRESS: one mail through the configured transport; 0 when sent. */
 int cli_mail_test(const struct config *cfg);
 
+/* roster audit: the audit trail, newest first, filtered (docs/cli.md). */
+int cli_audit(const struct config *cfg);
+
 #endif

@@ -44,7 +44,7 @@ struct opt {
 	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
 	    CONFIG_USER_PASSWORD | CONFIG_USER_DELETE | CONFIG_INVITE_CREATE |                     \
 	    CONFIG_INVITE_LIST | CONFIG_INVITE_REVOKE)
-#define ALL     (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN)
+#define ALL     (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN | CONFIG_AUDIT)
 #define HASHING (CONFIG_SERVE | CONFIG_USER_CREATE | CONFIG_USER_PASSWORD)
 #define PRINTS_JSON                                                                                \
 	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
@@ -115,7 +115,8 @@ static const struct opt opts[] = {
         CONFIG_SERVE | CONFIG_INVITE_CREATE, 0, 0, "D", "invitation lifetime (default 7d)"},
     {"janitor-interval", "ROSTER_JANITOR_INTERVAL", OPT_DURATION, OFF(janitor_interval_s),
         CONFIG_SERVE, 0, 0, "D",
-        "delete ended rate-limit windows and expired tokens this often; 0 = never (default 60s)"},
+        "delete ended rate-limit windows, expired tokens and audit rows past retention this "
+        "often; 0 = never (default 60s)"},
     {"janitor-batch", "ROSTER_JANITOR_BATCH", OPT_UINT, OFF(janitor_batch), CONFIG_SERVE, 1, 100000,
         "N", "rows the janitor deletes per transaction (default 500)"},
     {"shutdown-timeout", "ROSTER_SHUTDOWN_TIMEOUT", OPT_DURATION, OFF(shutdown_timeout_s),
@@ -174,6 +175,20 @@ static const struct opt opts[] = {
         "the inviting user: #ID, a username or an email (create: required; list: only "
         "theirs)"},
     {"json", NULL, OPT_FLAG, OFF(json), PRINTS_JSON, 0, 0, NULL, "print JSON instead of text"},
+    /* The audit trail. */
+    {"audit-retention", "ROSTER_AUDIT_RETENTION", OPT_DURATION, OFF(audit_retention_s),
+        CONFIG_SERVE, 0, 0, "D",
+        "the janitor deletes audit trail rows older than this; 0 = keep them (default 90d)"},
+    {"user", NULL, OPT_STR, OFF(audit_user), CONFIG_AUDIT, 0, 0, "USER",
+        "only events about this account: #ID, a username or an email"},
+    {"event", NULL, OPT_STR, OFF(audit_event), CONFIG_AUDIT, 0, 0, "EVENT",
+        "only this event (docs/security.md lists them)"},
+    {"since", NULL, OPT_STR, OFF(audit_since), CONFIG_AUDIT, 0, 0, "D|TIME",
+        "only events of the last D (1h, 7d) or at or after an RFC 3339 time"},
+    {"limit", NULL, OPT_UINT, OFF(audit_limit), CONFIG_AUDIT, 1, 100000, "N",
+        "the newest N events at most (default 100)"},
+    {"json", NULL, OPT_FLAG, OFF(json), CONFIG_AUDIT, 0, 0, NULL,
+        "print one JSON object per line instead of text"},
 };
 
 static const struct config_command commands[] = {
@@ -193,6 +208,8 @@ static const struct config_command commands[] = {
     {CONFIG_INVITE_REVOKE, "invite revoke", "ID", "revoke a pending invitation"},
     {CONFIG_MAIL_TEST, "mail test", "ADDRESS",
         "send one test mail through --mail-url; print the server's answer or the file"},
+    {CONFIG_AUDIT, "audit", NULL,
+        "show the audit trail, newest first (--user, --event, --since, --limit, --json)"},
 };
 
 const struct config_command *
@@ -249,6 +266,88 @@ config_parse_duration(const char *s)
 			return v <= CONFIG_DURATION_MAX_S / units[i].seconds ? v * units[i].seconds
 			                                                     : -1;
 	return -1;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's days_from_civil). */
+static long long
+days_from_civil(long long y, unsigned m, unsigned d)
+{
+	long long era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long long)doe - 719468;
+}
+
+/* Exactly `n` digits at `s` as a number; -1 otherwise. */
+static int
+digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+static long long
+parse_rfc3339(const char *s)
+{
+	static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y = digits(s, 4), mo = -1, d = -1, h = 0, mi = 0, sec = 0, off = 0;
+	const char *p = s + 10;
+
+	if (y >= 0 && s[4] == '-' && s[7] == '-') {
+		mo = digits(s + 5, 2);
+		d = digits(s + 8, 2);
+	}
+	if (mo < 1 || mo > 12 || d < 1 || (unsigned)d > mdays[mo - 1])
+		return -1;
+	if (*p != '\0') {
+		if (strlen(p) < 9 || (*p != 'T' && *p != 't' && *p != ' ') || p[3] != ':' ||
+		    p[6] != ':')
+			return -1;
+		h = digits(p + 1, 2);
+		mi = digits(p + 4, 2);
+		sec = digits(p + 7, 2);
+		if (h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+			return -1;
+		p += 9;
+		if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				; /* whole seconds are enough */
+		if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+			off = 0;
+		} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+		           digits(p + 1, 2) >= 0 && digits(p + 1, 2) <= 23 &&
+		           digits(p + 4, 2) >= 0 && digits(p + 4, 2) <= 59) {
+			off =
+			    (digits(p + 1, 2) * 60 + digits(p + 4, 2)) * 60 * (*p == '-' ? -1 : 1);
+		} else {
+			return -1;
+		}
+	}
+	return days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
+	       off;
+}
+
+long long
+config_parse_since(const char *s, long long now)
+{
+	long long d = config_parse_duration(s);
+
+	if (d >= 0)
+		return now - d;
+	if (strlen(s) < 10)
+		return -1;
+	return parse_rfc3339(s);
 }
 
 static int
@@ -415,6 +514,8 @@ defaults(struct config *c)
 	c->mail_url = "file:var/mail";
 	c->mail_from = "roster@localhost";
 	c->site_name = "roster";
+	c->audit_retention_s = 90 * 86400;
+	c->audit_limit = 100;
 }
 
 static void

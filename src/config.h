@@ -22,6 +22,7 @@ enum config_cmd {
 	CONFIG_INVITE_LIST = 1 << 10,
 	CONFIG_INVITE_REVOKE = 1 << 11,
 	CONFIG_MAIL_TEST = 1 << 12, /* roster mail test ADDRESS */
+	CONFIG_AUDIT = 1 << 24,     /* a bit far from the others: parallel work adds commands */
 };
 
 /* A command of the binary: its words ("user create"), positional arguments, help. */
@@ -105,6 +106,13 @@ struct config {
 	int set_active;  /* user set: -1 unchanged, 0 off, 1 on */
 	int set_admin;
 	int set_can_invite;
+
+	/* The audit trail: serve's retention; `roster audit` filters. */
+	long long audit_retention_s; /* rows older than this are deleted by the janitor */
+	const char *audit_user;      /* --user USER */
+	const char *audit_event;     /* --event NAME */
+	const char *audit_since;     /* --since D|RFC3339 */
+	unsigned audit_limit;        /* --limit N */
 };
 
 enum config_result {
@@ -129,5 +137,12 @@ enum config_result config_load(
  * invalid or longer than CONFIG_DURATION_MAX_S once the unit is applied.
  */
 long long config_parse_duration(const char *s);
+
+/*
+ * `roster audit --since`: a duration back from `now` ("1h", "7d") or an RFC
+ * 3339 time ("2026-12-01T08:00:00Z", fraction and offset allowed; a bare
+ * date is its midnight UTC), as seconds since the epoch; -1 when neither.
+ */
+long long config_parse_since(const char *s, long long now);
 
 #endif

@@ -35,8 +35,8 @@ usage(FILE *out)
 	if (out == stdout)
 		config_print_commands();
 	else
-		fputs("  serve, migrate, check, user ..., invite ..., mail ... (roster --help "
-		      "lists them)\n",
+		fputs("  serve, migrate, check, user ..., invite ..., mail ..., audit (roster "
+		      "--help lists them)\n",
 		    out);
 	fputs("\n"
 	      "Options:\n"
@@ -390,6 +390,7 @@ main(int argc, char **argv)
 	    {CONFIG_INVITE_LIST, cli_invite_list},
 	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
 	    {CONFIG_MAIL_TEST, cli_mail_test},
+	    {CONFIG_AUDIT, cli_audit},
 	};
 	const struct config_command *cmd;
 	struct config cfg;

@@ -36,6 +36,9 @@ static const char *const *janitor_tables;
 static size_t njanitor_tables;
 static atomic_uint_fast64_t janitor_deleted[METRICS_JANITOR_TABLES_MAX];
 static atomic_uint_fast64_t janitor_runs[METRICS_JANITOR_COUNT_];
+static const char *const *audit_events;
+static size_t naudit_events;
+static atomic_uint_fast64_t audit_rows[METRICS_AUDIT_EVENTS_MAX];
 static time_t started;
 
 static const char *const reg_names[METRICS_REG_COUNT_] = {"created", "username_taken",
@@ -142,6 +145,20 @@ void
 metrics_janitor_run(enum metrics_janitor_run outcome)
 {
 	inc(&janitor_runs[outcome], 1);
+}
+
+void
+metrics_set_audit_events(const char *const *names, size_t n)
+{
+	audit_events = names;
+	naudit_events = n < METRICS_AUDIT_EVENTS_MAX ? n : METRICS_AUDIT_EVENTS_MAX;
+}
+
+void
+metrics_audit_event(size_t event, uint64_t rows)
+{
+	if (event < naudit_events)
+		inc(&audit_rows[event], rows);
 }
 
 /* A growing output buffer (xrealloc: out of memory aborts). */
@@ -281,6 +298,11 @@ metrics_render(size_t hash_depth, size_t hash_capacity)
 	render_outcomes(&o, "roster_janitor_runs_total",
 	    "Janitor runs over every table, by outcome.", janitor_run_names, janitor_runs,
 	    METRICS_JANITOR_COUNT_);
+	put(&o, "# HELP roster_audit_events_total Audit trail rows committed, by event.\n"
+	        "# TYPE roster_audit_events_total counter\n");
+	for (size_t i = 0; i < naudit_events; i++)
+		put(&o, "roster_audit_events_total{event=\"%s\"} %llu\n", audit_events[i],
+		    (unsigned long long)get(&audit_rows[i]));
 	put(&o,
 	    "# HELP roster_build_info Build information.\n# TYPE roster_build_info gauge\n"
 	    "roster_build_info{version=\"%s\"} 1\n"

@@ -81,6 +81,13 @@ void metrics_janitor_deleted(size_t table, uint64_t rows);
 void metrics_janitor_run(
     enum metrics_janitor_run outcome); /* the open-connections gauge: +1 opened, -1 closed */
 
+/* The audit trail's event slots (store/audit.c): rows committed, by event. */
+#define METRICS_AUDIT_EVENTS_MAX 32
+
+/* Names the audit event slots (index -> label); `names` must outlive the process. */
+void metrics_set_audit_events(const char *const *names, size_t n);
+void metrics_audit_event(size_t event, uint64_t rows);
+
 /*
  * The whole exposition as a malloc'd string (NULL on OOM). `hash_depth` and
  * `hash_capacity` are the pool's current gauges.

@@ -195,6 +195,17 @@ bool api_limit_window(
 struct api_janitor *api_janitor_start(const struct config *cfg);
 void api_janitor_stop(struct api_janitor *j);
 
+/*
+ * Arms the audit event of this request on the worker's connection (store.h,
+ * "the audit trail"), to be recorded by the next write operation's
+ * transaction: call it right before that operation. `user_id` is the
+ * account it is about (0: none, or the one the operation creates),
+ * `actor_id` the authenticated caller (0: "anonymous"); `detail` (may be
+ * NULL) is taken over, and must hold no password, token or hash. On a worker.
+ */
+void api_audit_arm_new(struct http_req *req, enum store_audit_event event, int64_t user_id,
+    int64_t actor_id, json_t *detail);
+
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);
 void api_login(struct http_req *req);

@@ -98,6 +98,8 @@ create(struct http_req *req, int64_t user_id)
 		goto out;
 	}
 	new_token(token, token_hash);
+	api_audit_arm_new(req, STORE_AUDIT_INVITATION_CREATED, user_id, user_id,
+	    json_pack("{s:s}", "email", email_norm));
 	st = store_invite_create(api_store(req), user_id, email_norm, email_key, token_hash,
 	    api_config(req)->invitation_ttl_s, &inv);
 	if (st == STORE_OK)
@@ -159,6 +161,8 @@ resend_finish(struct http_req *req)
 	if (!inviter(req, &user_id))
 		return;
 	new_token(token, token_hash);
+	api_audit_arm_new(req, STORE_AUDIT_INVITATION_RESENT, user_id, user_id,
+	    json_pack("{s:I}", "invitation_id", (json_int_t)req->path_id));
 	st = store_invite_resend(api_store(req), req->path_id, user_id, token_hash,
 	    api_config(req)->invitation_ttl_s, &inv);
 	if (st == STORE_OK)
@@ -182,6 +186,8 @@ revoke_finish(struct http_req *req)
 
 	if (!inviter(req, &user_id))
 		return;
+	api_audit_arm_new(req, STORE_AUDIT_INVITATION_REVOKED, user_id, user_id,
+	    json_pack("{s:I}", "invitation_id", (json_int_t)req->path_id));
 	st = store_invite_revoke(api_store(req), req->path_id, user_id);
 	if (st == STORE_OK)
 		http_reply_empty(req, 204);
@@ -234,6 +240,7 @@ accept_finish(struct http_req *req)
 		api_reply_error(req, API_ERR_INVITATION_INVALID);
 		goto out;
 	}
+	api_audit_arm_new(req, STORE_AUDIT_INVITATION_ACCEPTED, user.id, user.id, NULL);
 	st = store_invite_accept(api_store(req), token_hash, user.id, &why);
 	if (st == STORE_CONFLICT) {
 		api_reply_error(req, api_invite_why_err(why));

@@ -1,6 +1,7 @@
 /*
  * The janitor: a thread of `roster serve` that, every --janitor-interval,
- * deletes the rows no request can read any more, a batch (--janitor-batch
+ * deletes the rows no request can read any more (and audit trail rows past
+ * --audit-retention), a batch (--janitor-batch
  * rows, one short transaction) at a time with a pause between batches, so
  * it never holds a write lock for long. Every instance may run it on one
  * database: a batch another one already took deletes fewer rows or none.
@@ -70,6 +71,16 @@ tokens_batch(const struct config *cfg, struct store *s, int max, int64_t *delete
 	return store_tokens_sweep(s, max, deleted);
 }
 
+/* Audit trail rows older than --audit-retention (0: kept for ever). */
+static enum store_status
+audit_batch(const struct config *cfg, struct store *s, int max, int64_t *deleted)
+{
+	*deleted = 0;
+	if (cfg->audit_retention_s <= 0)
+		return STORE_OK;
+	return store_audit_sweep(s, cfg->audit_retention_s, max, deleted);
+}
+
 /* The tables the janitor keeps small; a new one is one entry here. */
 static const struct sweep {
 	const char *table; /* the metric's label */
@@ -78,6 +89,7 @@ static const struct sweep {
 } sweeps[] = {
     {"rate_limits", rate_batch},
     {"auth_tokens", tokens_batch},
+    {"audit_events", audit_batch},
 };
 #define NSWEEPS (sizeof(sweeps) / sizeof(sweeps[0]))
 

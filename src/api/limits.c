@@ -125,9 +125,10 @@ api_limit(struct http_req *req, enum api_limit limit, const char *subject, int a
 	rcrypto_keyed_hash_hex(k, subject, strlen(subject), digest);
 	sodium_memzero(k, sizeof(k));
 	snprintf(key, sizeof(key), "%s:%s", limits[limit].name, digest);
-	if (add > 0)
-		purge(req, s);
 	st = store_rate_count(s, key, window_s, add, &count, &retry);
+	/* After the count, so that an audit event armed for it goes in its transaction. */
+	if (add > 0 && st == STORE_OK)
+		purge(req, s);
 	if (st != STORE_OK) {
 		/* Fail closed: the request this limit protects is not served uncounted. */
 		http_log(req, RS_LOG_WARNING, "rate limit %s not counted (%s): refusing with 503",

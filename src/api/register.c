@@ -115,6 +115,9 @@ register_finish(struct http_req *req)
 		refuse(req, API_ERR_INTERNAL_REGISTER);
 		return;
 	}
+	api_audit_arm_new(req, STORE_AUDIT_REGISTER, 0, 0,
+	    json_pack(
+	        "{s:s, s:b}", "role", s->role, "invitation", ctx->invitation_hash[0] != '\0'));
 	st = store_user_create(db,
 	    &(struct store_new_user){.username = s->username,
 	        .username_key = s->username_key,

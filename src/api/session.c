@@ -103,14 +103,32 @@ upgrade_hash(struct http_req *req, const struct login_ctx *c, int64_t id, const 
 		    req, RS_LOG_WARNING, "password hash upgrade failed: %s", store_status_str(st));
 }
 
-/* Counts one failed login under both bounds; false when either counter cannot be written. */
+/*
+ * Counts one failed login under both bounds, and records `login_failed` in
+ * the transaction of the second counter (alone when rate limits are off);
+ * false when a counter or the record cannot be written. The row names the
+ * account when the login name reached one (`user_id`), and never the name
+ * typed: it may be a password typed into the wrong field, and a plain hash
+ * of a password is guessable offline.
+ */
 static bool
-count_failure(struct http_req *req, const char *subject, const char *subject_ip)
+count_failure(struct http_req *req, const char *subject, const char *subject_ip, int64_t user_id,
+    const char *reason)
 {
 	bool ok = api_limit(req, API_LIMIT_LOGIN_FAILURES, subject_ip, 1) != API_ERR_UNAVAILABLE;
 
+	api_audit_arm_new(
+	    req, STORE_AUDIT_LOGIN_FAILED, user_id, 0, json_pack("{s:s}", "reason", reason));
 	/* Both are written even when the first fails: the other bound still counts. */
-	return api_limit(req, API_LIMIT_LOGIN_ACCOUNT, subject, 1) != API_ERR_UNAVAILABLE && ok;
+	ok = api_limit(req, API_LIMIT_LOGIN_ACCOUNT, subject, 1) != API_ERR_UNAVAILABLE && ok;
+	/* Not consumed: no counter was written (rate limits off), or one failed. */
+	if (api_store(req) != NULL && store_audit_armed(api_store(req))) {
+		if (ok)
+			ok = store_audit_flush(api_store(req)) == STORE_OK;
+		else
+			store_audit_disarm(api_store(req));
+	}
+	return ok;
 }
 
 static void
@@ -172,7 +190,10 @@ login_finish(struct http_req *req)
 		/* A failure that cannot be counted gets no verdict: 503, as the right
 		 * password gets when its token cannot be written. Else a database that
 		 * refuses writes would answer "wrong" (400) or "right" (503) forever. */
-		if (!count_failure(req, subject, subject_ip)) {
+		if (!count_failure(req, subject, subject_ip, st == STORE_OK ? user.id : 0,
+		        st != STORE_OK    ? "unknown_account"
+		        : !user.is_active ? "inactive"
+		                          : "password")) {
 			metrics_login(METRICS_LOGIN_UNAVAILABLE);
 			api_reply_error(req, API_ERR_UNAVAILABLE);
 			goto out;
@@ -185,6 +206,7 @@ login_finish(struct http_req *req)
 		upgrade_hash(req, c, user.id, hash, &cost);
 	rcrypto_random_hex(token, 32);
 	rcrypto_sha256_hex(token, 64, token_hash);
+	api_audit_arm_new(req, STORE_AUDIT_LOGIN, user.id, user.id, NULL);
 	st = store_token_create(db, user.id, token_hash, cfg->token_ttl_s, expires);
 	if (st != STORE_OK) {
 		metrics_login(METRICS_LOGIN_UNAVAILABLE);
@@ -275,16 +297,18 @@ logout_finish(struct http_req *req)
 	enum api_err err = api_authenticate(req, &user, hash);
 	enum store_status st;
 
-	store_user_clear(&user);
 	if (err != API_ERR_NONE) {
+		store_user_clear(&user);
 		api_reply_error(req, err);
 		return;
 	}
+	api_audit_arm_new(req, STORE_AUDIT_LOGOUT, user.id, user.id, NULL);
 	st = store_token_revoke(api_store(req), hash);
 	if (st != STORE_OK)
 		api_reply_error(req, store_api_err(st));
 	else
 		http_reply_empty(req, 204);
+	store_user_clear(&user);
 }
 
 void
@@ -345,6 +369,9 @@ me_patch(struct http_req *req, int64_t user_id)
 		goto out;
 	}
 	v = json_object_get(obj, "bio");
+	if (v != NULL) /* a change: nothing to record for an empty PATCH */
+		api_audit_arm_new(req, STORE_AUDIT_PROFILE_UPDATED, user_id, user_id,
+		    json_pack("{s:[s]}", "fields", "bio"));
 	st = store_user_update(api_store(req), user_id,
 	    &(struct store_user_update){.bio = v != NULL ? json_string_value(v) : NULL,
 	        .is_active = -1,

@@ -84,6 +84,15 @@ struct store {
 	enum store_status fault_st;
 	bool fault_fired;
 	unsigned deadline_ms; /* 0: the driver's default */
+	/* audit.c: the armed event (owned copies) and what this attempt recorded. */
+	struct store_audit_armed {
+		bool armed;
+		enum store_audit_event event;
+		int64_t user_id;
+		char *actor, *ip, *request_id, *detail;
+	} audit;
+	int64_t audit_new_user;                  /* set by an op that creates the account */
+	unsigned audit_rows[STORE_AUDIT_COUNT_]; /* rows of the open transaction, by event */
 };
 
 extern const struct store_driver store_sqlite_driver;
@@ -161,6 +170,24 @@ enum store_status store_row_user(const struct store_row *r, void *out);
 /* Inside a transaction: accepts an invitation for the new or existing account (invites.c). */
 RS_MUSTCHECK enum store_status store_invite_accept_locked(struct store *s, const char *token_hash,
     int64_t user_id, const char *email_key, /* OUT: */ enum store_invite_why *why);
+
+/*
+ * The audit trail inside store_tx (audit.c): a new attempt forgets what the
+ * last one recorded; before COMMIT the armed event is inserted; after COMMIT
+ * the rows are counted; at the end the armed event is dropped.
+ */
+void store_audit_tx_begin(struct store *s);
+RS_MUSTCHECK enum store_status store_audit_tx_precommit(struct store *s);
+void store_audit_tx_committed(struct store *s);
+
+/*
+ * Inside a transaction: records a side effect of the operation (`event`
+ * about `user_id`, `detail` JSON text or NULL) with the armed event's actor,
+ * ip and request id ("system" when none is armed); nothing when the armed
+ * event is this same event (it is the operation itself).
+ */
+RS_MUSTCHECK enum store_status store_audit_side(
+    struct store *s, enum store_audit_event event, int64_t user_id, const char *detail);
 
 /* store_user_fill_keys inside the caller's transaction (users.c; migration 0004). */
 RS_MUSTCHECK enum store_status store_user_fill_keys_locked(

@@ -52,7 +52,9 @@ store_invite_accept_locked(struct store *s, const char *token_hash, int64_t user
 	store_time_rfc3339(0, now);
 	st = store_db_exec(s, STMT_INV_ACCEPT, accept, NARGS(accept), &changed);
 	if (st == STORE_OK && changed == 1)
-		return store_db_exec(s, STMT_PROFILE_TEACHER, profile, 1, NULL);
+		st = store_db_exec(s, STMT_PROFILE_TEACHER, profile, 1, NULL);
+	if (st == STORE_OK && changed == 1) /* recorded here when registration accepts it */
+		return store_audit_side(s, STORE_AUDIT_INVITATION_ACCEPTED, user_id, NULL);
 	if (st != STORE_OK)
 		return st;
 	/* Refused: say why, read in the same transaction ($1 token, $2 now). */

@@ -65,6 +65,9 @@ const char *const store_pg_sql[] = {
     [STMT_TOKENS_SWEEP] = "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens"
                           " WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
     SQL_COMMON,
+    [STMT_AUDIT_SWEEP] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events"
+                         " WHERE ts < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    SQL_AUDIT,
 };
 static_assert(sizeof(store_pg_sql) / sizeof(store_pg_sql[0]) == STMT_COUNT_,
     "store_pg_sql has one text per enum store_stmt");

@@ -76,6 +76,10 @@ enum store_stmt {
 	STMT_FILL_INVITES,
 	STMT_PENDING_KEY_TAKEN,
 	STMT_INV_SET_EMAIL_KEY,
+	/* The audit trail (audit.c): SQL_AUDIT, and each driver's own sweep. */
+	STMT_AUDIT_INSERT,
+	STMT_AUDIT_LIST,
+	STMT_AUDIT_SWEEP,
 	STMT_COUNT_
 };
 
@@ -212,5 +216,20 @@ extern const char *const store_pg_sql[];
 	                               " AND status = 'pending'",                                  \
 	    [STMT_INV_SET_EMAIL_KEY] = "UPDATE teacher_invitations SET email_key = $2"             \
 	                               " WHERE id = $1"
+
+/*
+ * The audit trail's statements both dialects accept (with the driver's TS()):
+ * list filters are written so that each parameter's first use gives
+ * PostgreSQL its type ($1 user id or 0, $2 event or NULL, $3 since or NULL).
+ */
+#define SQL_AUDIT                                                                                  \
+	[STMT_AUDIT_INSERT] = "INSERT INTO audit_events (ts, event, user_id, actor, ip,"           \
+	                      " request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",          \
+	[STMT_AUDIT_LIST] = "SELECT a.id, " TS(                                                    \
+	    "a.ts") ", a.event, a.user_id, a.actor, a.ip,"                                         \
+	            " a.request_id, a.detail FROM audit_events a"                                  \
+	            " WHERE (a.user_id = $1 OR $1 = 0) AND (a.event = $2 OR $2 IS NULL)"           \
+	            " AND (a.ts >= $3 OR $3 IS NULL) ORDER BY a.ts DESC, a.id DESC"                \
+	            " LIMIT $4"
 
 #endif

@@ -45,6 +45,9 @@ const char *const store_sqlite_sql[] = {
     [STMT_TOKENS_SWEEP] = "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens"
                           " WHERE expires_at <= $1 LIMIT $2)",
     SQL_COMMON,
+    [STMT_AUDIT_SWEEP] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events"
+                         " WHERE ts < $1 LIMIT $2)",
+    SQL_AUDIT,
 };
 static_assert(sizeof(store_sqlite_sql) / sizeof(store_sqlite_sql[0]) == STMT_COUNT_,
     "store_sqlite_sql has one text per enum store_stmt");

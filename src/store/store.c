@@ -114,8 +114,10 @@ store_open(const char *url, enum store_open_mode mode, struct store **out)
 void
 store_close(struct store *s)
 {
-	if (s != NULL)
-		s->drv->close(s);
+	if (s == NULL)
+		return;
+	store_audit_disarm(s);
+	s->drv->close(s);
 }
 
 void
@@ -210,16 +212,22 @@ store_tx(struct store *s, store_tx_body body, void *arg)
 
 	for (int attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
 		st = faulted(s) ? s->fault_st : s->drv->begin(s);
+		store_audit_tx_begin(s);
 		if (st == STORE_OK)
 			st = body(s, arg);
 		if (st == STORE_OK)
-			st = faulted(s) ? s->fault_st : s->drv->commit(s);
+			st = store_audit_tx_precommit(s);
 		if (st == STORE_OK)
+			st = faulted(s) ? s->fault_st : s->drv->commit(s);
+		if (st == STORE_OK) {
+			store_audit_tx_committed(s);
 			break;
+		}
 		s->drv->rollback(s);
 		if (!s->drv->retryable(s, st))
 			break;
 	}
+	store_audit_disarm(s);
 	return st;
 }
 

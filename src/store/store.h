@@ -452,4 +452,123 @@ RS_MUSTCHECK enum store_status store_tokens_sweep(
 RS_MUSTCHECK enum store_status store_secret(struct store *s, const char *name,
     const char *candidate, /* OUT: */ char out[STORE_SECRET_MAX]);
 
+/* ---- the audit trail (audit.c; docs/security.md "Audit trail") ----
+ *
+ * How an operation records its event: the caller arms one event on the
+ * connection right before the write operation (store_audit_arm), and the
+ * operation's transaction (store_tx) inserts the row just before COMMIT, so
+ * the row commits with the change or not at all: an operation that fails
+ * and rolls back leaves no row. Every store_tx consumes the armed event,
+ * whatever its outcome; a read-only call does not, so arm immediately before
+ * the one write it describes. An operation that creates the account (user
+ * create) fills user_id itself when the event leaves it 0. Side effects the
+ * store performs are recorded by the store in the same transaction with the
+ * armed event's actor, ip and request id: `tokens_revoked` (a new password,
+ * a deactivation) and `invitation_accepted` (registration with an
+ * invitation). roster_audit_events_total{event} counts rows at COMMIT.
+ * A later work (mail flows, import) adds no new mechanism: arm one of the
+ * events below before its operation, or record it alone (store_audit_record).
+ */
+enum store_audit_event {
+	STORE_AUDIT_REGISTER,            /* register: an account made over HTTP */
+	STORE_AUDIT_LOGIN,               /* login: a token issued */
+	STORE_AUDIT_LOGIN_FAILED,        /* login_failed: with the failure counter */
+	STORE_AUDIT_LOGOUT,              /* logout: the token presented revoked */
+	STORE_AUDIT_TOKENS_REVOKED,      /* tokens_revoked: every token of an account */
+	STORE_AUDIT_PROFILE_UPDATED,     /* profile_updated: PATCH /users/me/ */
+	STORE_AUDIT_INVITATION_CREATED,  /* invitation_created */
+	STORE_AUDIT_INVITATION_RESENT,   /* invitation_resent */
+	STORE_AUDIT_INVITATION_REVOKED,  /* invitation_revoked */
+	STORE_AUDIT_INVITATION_ACCEPTED, /* invitation_accepted */
+	STORE_AUDIT_USER_CREATED,        /* user_created: roster user create */
+	STORE_AUDIT_USER_UPDATED,        /* user_updated: roster user set */
+	STORE_AUDIT_USER_DELETED,        /* user_deleted: roster user delete */
+	STORE_AUDIT_PASSWORD_SET,        /* password_set: roster user set-password */
+	/* For the lifecycle and import work, recorded once it lands. */
+	STORE_AUDIT_EMAIL_VERIFIED,           /* email_verified */
+	STORE_AUDIT_PASSWORD_RESET_REQUESTED, /* password_reset_requested */
+	STORE_AUDIT_PASSWORD_RESET,           /* password_reset */
+	STORE_AUDIT_PASSWORD_CHANGED,         /* password_changed */
+	STORE_AUDIT_EMAIL_CHANGE_REQUESTED,   /* email_change_requested */
+	STORE_AUDIT_EMAIL_CHANGED,            /* email_changed */
+	STORE_AUDIT_IMPORT,                   /* import */
+	STORE_AUDIT_COUNT_
+};
+
+/* The stored name of an event ("login_failed"); NULL past the last. */
+const char *store_audit_event_name(enum store_audit_event e);
+
+/* The event named `name`; false when there is none. */
+bool store_audit_event_parse(const char *name, /* OUT: */ enum store_audit_event *out);
+
+/*
+ * One event to record; strings borrowed (store_audit_arm copies them). Never
+ * a password, token or hash in any of them.
+ */
+struct store_audit {
+	enum store_audit_event event;
+	int64_t user_id;        /* the account it is about; 0: none (or the one the op creates) */
+	const char *actor;      /* "user:<id>", "anonymous", "cli:<unix user>", "system" */
+	const char *ip;         /* the client address; NULL: none (CLI) */
+	const char *request_id; /* X-Request-ID; NULL: none (CLI) */
+	const char *detail;     /* a small JSON object as text; NULL: {} */
+};
+
+/* Arms `a` for the next transaction of `s` (copied; replaces one armed before). */
+void store_audit_arm(struct store *s, const struct store_audit *a);
+
+/* Drops an armed event that no transaction consumed. */
+void store_audit_disarm(struct store *s);
+
+/* True while an event is armed and no transaction has consumed it. */
+bool store_audit_armed(const struct store *s);
+
+/* Records the armed event alone, in a transaction of its own; STORE_OK when none is armed. */
+RS_MUSTCHECK enum store_status store_audit_flush(struct store *s);
+
+/* Records `a` alone, in a transaction of its own (an event with no write of its own). */
+RS_MUSTCHECK enum store_status store_audit_record(struct store *s, const struct store_audit *a);
+
+/* One row of the trail: strings owned, released by store_audit_rows_clear. */
+struct store_audit_row {
+	int64_t id;
+	char *ts; /* RFC 3339, UTC */
+	char *event;
+	int64_t user_id; /* 0: none */
+	char *actor;
+	char *ip;         /* NULL: none */
+	char *request_id; /* NULL: none */
+	char *detail;     /* JSON text */
+};
+
+struct store_audit_rows {
+	struct store_audit_row *items;
+	size_t n;
+};
+
+void store_audit_rows_clear(struct store_audit_rows *rows);
+
+/* What store_audit_list selects: 0 / NULL members do not filter. */
+struct store_audit_filter {
+	int64_t user_id;
+	const char *event;
+	long long since; /* seconds since the epoch: rows at or after it; 0: any */
+	int limit;       /* rows at most, 1..STORE_AUDIT_LIST_MAX */
+};
+
+#define STORE_AUDIT_LIST_MAX 100000
+
+/* The rows `f` selects, newest first. */
+RS_MUSTCHECK enum store_status store_audit_list(
+    struct store *s, const struct store_audit_filter *f, /* OUT: */ struct store_audit_rows *out);
+
+/*
+ * One janitor batch: deletes at most `max` rows older than `age_s` seconds
+ * in one short transaction; several processes may sweep at once (PostgreSQL
+ * skips rows another one locked; SQLite's write lock serialises). `*deleted`
+ * counts them.
+ */
+RS_MUSTCHECK enum store_status store_audit_sweep(
+    struct store *s, long long age_s, int max, /* OUT: */ int64_t *deleted);
+
 #endif

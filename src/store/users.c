@@ -10,6 +10,7 @@
 #include "store/driver.h"
 #include "xmalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,6 +118,7 @@ create_body(struct store *s, void *arg)
 	if (st == STORE_OK)
 		st = store_db_one(s, STMT_USER_INSERT, user, NARGS(user), store_row_int, &a->id);
 	profile[0] = ARG_I(a->id);
+	s->audit_new_user = a->id; /* the armed event is about the account made here */
 	if (st == STORE_OK)
 		st = store_db_exec(s, STMT_PROFILE_INSERT, profile, NARGS(profile), NULL);
 	if (st != STORE_OK || in->invitation_hash == NULL)
@@ -319,8 +321,16 @@ update_body(struct store *s, void *arg)
 	}
 	/* A new password or a deactivation ends every session. */
 	if (st == STORE_OK &&
-	    ((u->password_hash != NULL && u->expect_hash == NULL) || u->is_active == 0))
-		st = store_db_exec(s, STMT_TOKENS_REVOKE_USER, id, 1, NULL);
+	    ((u->password_hash != NULL && u->expect_hash == NULL) || u->is_active == 0)) {
+		st = store_db_exec(s, STMT_TOKENS_REVOKE_USER, id, 1, &changed);
+		if (st == STORE_OK && changed > 0) {
+			char detail[64];
+
+			snprintf(detail, sizeof(detail), "{\"count\":%lld,\"why\":\"%s\"}",
+			    (long long)changed, u->is_active == 0 ? "deactivated" : "password");
+			st = store_audit_side(s, STORE_AUDIT_TOKENS_REVOKED, a->id, detail);
+		}
+	}
 	return st;
 }
 

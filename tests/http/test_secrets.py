@@ -4,7 +4,7 @@ logging, rate limits on) with distinctive passwords, every token the API hands
 out captured, and wrong tokens sent on purpose; then every log line of every
 instance, the admin CLI's output, /metrics, every column of every row of every
 table (and, on SQLite, the raw database and WAL files) are searched for each
-secret in clear. Error bodies must never echo a password, and no error body
+secret in clear; the audit trail is searched for their hashes too. Error bodies must never echo a password, and no error body
 carries a token. Passwords typed into the login's username field (one a
 valid username, one shaped like an email) must not show either: rate-limit
 counters are keyed by a keyed hash of the login name (issue 14, item 8); on
@@ -233,6 +233,18 @@ def test_secrets_never_in_logs_database_or_error_bodies(make_db, start_servers):
     assert sha256(inv_teacher.json()["token"]) in inv_hashes
     for (h,) in db.query("SELECT password_hash FROM users"):
         assert h.startswith("$argon2id$"), h[:20]
+    # ... and the audit trail holds neither a secret (above) nor a hash of one: not
+    # the tokens' SHA-256 (as stored), not a password hash, not the typed names'.
+    audit = [row for table, row in rows if table == "audit_events"]
+    events = {row[2] for row in audit}
+    assert {"register", "login", "login_failed", "logout", "profile_updated",
+            "invitation_created", "invitation_resent", "invitation_revoked",
+            "invitation_accepted", "user_created"} <= events, events
+    hashed = ([sha256(t) for t in tokens] + [h for (h,) in db.query(
+        "SELECT password_hash FROM users")] + [sha256(p) for p in PASSWORDS])
+    for row in audit:
+        for found in hits(" ".join(text_of(v) for v in row), hashed):
+            problems.append(f"audit_events: a hash {found[:24]}... in row {row}")
 
     # 4. SQLite: the raw bytes of the database and its WAL (freed pages included).
     raw_scanned = []
