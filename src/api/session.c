@@ -297,8 +297,9 @@ api_logout(struct http_req *req)
 static json_t *
 me_json_new(const struct store_user *u)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "id", (json_int_t)u->id,
-	    "username", u->username, "email", u->email, "date_joined", u->date_joined, "profile",
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "id",
+	    (json_int_t)u->id, "username", u->username, "email", u->email, "first_name",
+	    u->first_name, "last_name", u->last_name, "date_joined", u->date_joined, "profile",
 	    "role", u->role, "bio", u->bio, "can_invite_teachers", u->can_invite_teachers);
 }
 
@@ -318,7 +319,8 @@ reply_me(struct http_req *req, int64_t user_id)
 	store_user_clear(&u);
 }
 
-/* PATCH: only `bio`, a string of at most 500 characters; then the updated account. */
+/* PATCH: `bio` (at most 500 characters), `first_name`, `last_name` (at most 150 each); then
+ * the updated account. */
 static void
 me_patch(struct http_req *req, int64_t user_id)
 {
@@ -333,10 +335,14 @@ me_patch(struct http_req *req, int64_t user_id)
 	}
 	json_object_foreach(obj, key, v)
 	{
-		if (strcmp(key, "bio") != 0)
+		bool name = strcmp(key, "first_name") == 0 || strcmp(key, "last_name") == 0;
+
+		if (strcmp(key, "bio") != 0 && !name)
 			acct_errors_add(&errs, key, ACCT_MSG_UNKNOWN_FIELD); /* obj outlives errs */
 		else if (!json_is_string(v))
-			acct_errors_add(&errs, "bio", ACCT_MSG_NOT_STRING);
+			acct_errors_add(&errs, key, ACCT_MSG_NOT_STRING);
+		else if (name)
+			acct_name_check(key, json_string_value(v), json_string_length(v), &errs);
 		else
 			acct_bio_check(json_string_value(v), json_string_length(v), &errs);
 	}
@@ -347,6 +353,8 @@ me_patch(struct http_req *req, int64_t user_id)
 	v = json_object_get(obj, "bio");
 	st = store_user_update(api_store(req), user_id,
 	    &(struct store_user_update){.bio = v != NULL ? json_string_value(v) : NULL,
+	        .first_name = json_string_value(json_object_get(obj, "first_name")),
+	        .last_name = json_string_value(json_object_get(obj, "last_name")),
 	        .is_active = -1,
 	        .is_admin = -1,
 	        .can_invite_teachers = -1});

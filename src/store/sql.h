@@ -76,6 +76,9 @@ enum store_stmt {
 	STMT_FILL_INVITES,
 	STMT_PENDING_KEY_TAKEN,
 	STMT_INV_SET_EMAIL_KEY,
+	/* import (issue 13): names, and `roster import django` (store/import.c). */
+	STMT_SET_FIRST_NAME,
+	STMT_SET_LAST_NAME,
 	STMT_COUNT_
 };
 
@@ -92,7 +95,8 @@ extern const char *const store_pg_sql[];
 #define SQL_USER_COLS                                                                              \
 	"SELECT u.id, u.username, u.email, " TS("u.date_joined") ", " TS(                          \
 	    "u.last_login") ", u.is_active, u.is_admin, p.role, p.bio, p.can_invite_teachers,"     \
-	                    " u.password_hash FROM users u JOIN profiles p ON p.user_id = u.id"
+	                    " u.password_hash, u.first_name, u.last_name"                          \
+	                    " FROM users u JOIN profiles p ON p.user_id = u.id"
 #define SQL_INV_COLS                                                                               \
 	"SELECT i.id, i.inviter_id, u.username, i.email,"                                          \
 	" CASE WHEN i.status = 'pending' AND i.expires_at <= $2 THEN 'expired' ELSE i.status END," \
@@ -211,6 +215,8 @@ extern const char *const store_pg_sql[];
 	    [STMT_PENDING_KEY_TAKEN] = "SELECT 1 FROM teacher_invitations WHERE email_key = $1"    \
 	                               " AND status = 'pending'",                                  \
 	    [STMT_INV_SET_EMAIL_KEY] = "UPDATE teacher_invitations SET email_key = $2"             \
-	                               " WHERE id = $1"
+	                               " WHERE id = $1",                                           \
+	    [STMT_SET_FIRST_NAME] = "UPDATE users SET first_name = $2 WHERE id = $1",              \
+	    [STMT_SET_LAST_NAME] = "UPDATE users SET last_name = $2 WHERE id = $1"
 
 #endif

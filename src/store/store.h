@@ -197,6 +197,8 @@ struct store_user {
 	char *role;
 	char *bio;
 	bool can_invite_teachers;
+	char *first_name; /* Django's, kept by the import; "" when none */
+	char *last_name;
 };
 
 void store_user_clear(struct store_user *u);
@@ -291,6 +293,8 @@ void store_users_clear(struct store_users *list);
 /* Changes to an account: NULL / negative members are left as they are. */
 struct store_user_update {
 	const char *bio;
+	const char *first_name;
+	const char *last_name;
 	const char *role;
 	int is_active; /* -1: unchanged; 0 also revokes every token */
 	int is_admin;

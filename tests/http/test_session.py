@@ -376,3 +376,43 @@ def test_me_patch_bio_not_string_400(fast_server, db, ada):
         assert_invalid(r, "bio")
     assert db.user(ada["id"])["bio"] == ""
 
+
+
+# --------------------------------------------------------------------------- first and last name
+
+@pytest.mark.parametrize("first,last", [("Ada", "Lovelace"), ("Ærø", "先生 🎓"), ("x" * 150, ""),
+                                        ("", "")], ids=["ascii", "unicode", "max", "empty"])
+def test_me_patch_names_200(fast_server, db, ada, first, last):
+    token = login(fast_server, username="ada")["token"]
+    got = assert_me(me(fast_server, token))
+    assert (got["first_name"], got["last_name"]) == ("", "")  # default of a new account
+    r = fast_server.patch(ME, json={"first_name": first, "last_name": last, "bio": "b"},
+                          headers=auth(token))
+    got = assert_me(r, "ada", bio="b")
+    assert (got["first_name"], got["last_name"]) == (first, last)
+    got = assert_me(me(fast_server, token))
+    assert (got["first_name"], got["last_name"]) == (first, last)
+    row = db.query("SELECT first_name, last_name FROM users WHERE id = ?", ada["id"])[0]
+    assert tuple(row) == (first, last)
+
+
+def test_me_patch_one_name_keeps_other_200(fast_server, ada):
+    token = login(fast_server, username="ada")["token"]
+    fast_server.patch(ME, json={"first_name": "A", "last_name": "L"}, headers=auth(token))
+    got = assert_me(fast_server.patch(ME, json={"last_name": "M"}, headers=auth(token)))
+    assert (got["first_name"], got["last_name"]) == ("A", "M")
+
+
+@pytest.mark.parametrize("body,fields", [
+    ({"first_name": "x" * 151}, ("first_name",)),
+    ({"last_name": "é" * 151}, ("last_name",)),
+    ({"first_name": 3, "last_name": None}, ("first_name", "last_name")),
+    ({"first_name": "x" * 151, "bio": "y" * 501}, ("first_name", "bio")),
+], ids=["first-long", "last-long", "not-strings", "with-bio"])
+def test_me_patch_names_invalid_400(fast_server, db, ada, body, fields):
+    token = login(fast_server, username="ada")["token"]
+    got = assert_invalid(fast_server.patch(ME, json=body, headers=auth(token)), *fields)
+    if "first_name" in got and body.get("first_name") == "x" * 151:
+        assert got["first_name"] == ["Ensure this field has no more than 150 characters."]
+    row = db.query("SELECT first_name, last_name FROM users WHERE id = ?", ada["id"])[0]
+    assert tuple(row) == ("", "")  # nothing written

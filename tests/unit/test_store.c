@@ -423,7 +423,7 @@ STORE_TEST(migrate_under_every_fault_leaves_whole_versions)
 		int applied = 0;
 		bool fired;
 
-		cr_assert_lt(n, 64, "migrate: no end to the driver calls");
+		cr_assert_lt(n, 160, "migrate: no end to the driver calls");
 		store_fault_after(e, n, STORE_UNAVAILABLE);
 		st = store_migrate(e, &applied);
 		fired = store_fault_fired(e);
