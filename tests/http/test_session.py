@@ -150,7 +150,9 @@ def django_hash(password, hasher):
             "from django.conf import settings\n"
             "settings.configure(PASSWORD_HASHERS=["
             "'django.contrib.auth.hashers.PBKDF2PasswordHasher',"
-            "'django.contrib.auth.hashers.Argon2PasswordHasher'])\n"
+            "'django.contrib.auth.hashers.Argon2PasswordHasher',"
+            "'django.contrib.auth.hashers.BCryptSHA256PasswordHasher',"
+            "'django.contrib.auth.hashers.BCryptPasswordHasher'])\n"
             "from django.contrib.auth.hashers import make_password\n"
             "print(make_password(sys.argv[1], hasher=sys.argv[2]))\n")
     r = subprocess.run(["/usr/bin/python3", "-c", code, password, hasher],
@@ -164,7 +166,9 @@ def stored_hash(db, user_id):
 
 
 @pytest.mark.parametrize("hasher,prefix", [("pbkdf2_sha256", "pbkdf2_sha256$"),
-                                           ("argon2", "argon2$argon2id$")])
+                                           ("argon2", "argon2$argon2id$"),
+                                           ("bcrypt_sha256", "bcrypt_sha256$$2b$"),
+                                           ("bcrypt", "bcrypt$$2b$")])
 def test_login_django_hash_200_rehashed_argon2id(fast_server, db, hasher, prefix):
     password = "Imported-from-django-7"
     user = cli_user(db, "imported", password=PASSWORD)
