@@ -21,6 +21,7 @@ enum config_cmd {
 	CONFIG_INVITE_CREATE = 1 << 9,
 	CONFIG_INVITE_LIST = 1 << 10,
 	CONFIG_INVITE_REVOKE = 1 << 11,
+	CONFIG_IMPORT_DJANGO = 1 << 24, /* import (issue 13): its own bit, far from the others */
 };
 
 /* A command of the binary: its words ("user create"), positional arguments, help. */
@@ -98,6 +99,15 @@ struct config {
 	int set_active;  /* user set: -1 unchanged, 0 off, 1 on */
 	int set_admin;
 	int set_can_invite;
+
+	/* import django (issue 13). */
+	const char *import_from;
+	bool import_dry_run;
+	const char *import_report;
+	const char *import_on_duplicate;
+	const char *import_profile_table;
+	const char *import_invitation_table;
+	unsigned import_batch; /* accounts per transaction */
 };
 
 enum config_result {

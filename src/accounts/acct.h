@@ -68,6 +68,14 @@ enum acct_status acct_username_normalize(const char *in, size_t len,
     /* OUT: */ char **display, char **key, const char **msg);
 
 /*
+ * The username key (NFKC + case folding) of any non-empty valid UTF-8 without
+ * NUL, whatever characters it holds: for usernames imported from Django that
+ * acct_username_normalize refuses, which must still log in and stay unique.
+ * malloc'd; NULL for invalid input or OOM.
+ */
+char *acct_username_key_any(const char *in, size_t len);
+
+/*
  * The confusable keys of a username (UTS #39), each skeleton(fold(skeleton()))
  * with ICU's skeleton and NFKC case folding: `*skeleton_key` of its
  * username_key (NFKC + case fold), shared by all its case variants, so

@@ -219,6 +219,10 @@ login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *e
 	if (username != NULL &&
 	    acct_username_normalize(username, ulen, &display, &c->username_key, &msg) == ACCT_OK)
 		free(display);
+	else if (username != NULL && ulen <= 4 * ACCT_USERNAME_MAX)
+		/* A username roster refuses for new accounts, imported from Django as it was
+		 * (e.g. with a space): only such an account can have this key. */
+		c->username_key = acct_username_key_any(username, ulen);
 	snprintf(c->name, sizeof(c->name), "%s",
 	    c->email_key != NULL      ? c->email_key
 	    : c->username_key != NULL ? c->username_key

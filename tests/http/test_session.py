@@ -213,12 +213,14 @@ def test_me_no_header_401(fast_server):
 
 @pytest.mark.parametrize("header", [
     "Token", "Token ", "Bearer", "Basic xxx", "Basic {t}", "Token abc", "Token {t} extra",
-    "Bearer {t} {t}", "{t}", "Token{t}", "Token {t}x", "Token {t_short}",
+    "Bearer {t} {t}", "{t}", "Token{t}", "Token {t}x", "Token {t_short}", "Token {t40}",
+    "Token {t41}",
 ], ids=["token-alone", "token-space", "bearer-alone", "basic", "basic-real-token", "short",
-        "extra-word", "two-tokens", "no-scheme", "no-space", "one-char-more", "one-char-less"])
+        "extra-word", "two-tokens", "no-scheme", "no-space", "one-char-more", "one-char-less",
+        "drf-length-prefix", "drf-length-plus-one"])
 def test_me_malformed_header_401(fast_server, ada, header):
     t = token_of(fast_server, "ada")
-    value = header.format(t=t, t_short=t[:-1])
+    value = header.format(t=t, t_short=t[:-1], t40=t[:40], t41=t[:41])
     assert_code(fast_server.get(ME, headers={"Authorization": value}), "not_authenticated")
     assert_me(me(fast_server, t), "ada")  # the token itself is fine
 
