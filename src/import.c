@@ -161,7 +161,8 @@ plan_password(struct plan_user *u)
 	 * crypt): the weak hash is not kept; the account must reset its password. */
 	u->password_hash = "!";
 	u->must_reset = true;
-	note(u, pw[0] == '!' || pw[0] == '\0' ? "password_unusable" : "password_hasher_unsupported");
+	note(
+	    u, pw[0] == '!' || pw[0] == '\0' ? "password_unusable" : "password_hasher_unsupported");
 }
 
 static void
@@ -390,8 +391,8 @@ plan_action(const struct plan *p, struct plan_user *u)
 	}
 	u->old_token = was && tok != NULL ? tok->digest : NULL;
 	u->set_password = !was || pw == NULL || strcmp(pw->digest, u->pw_digest) != 0;
-	u->token_changed = (u->old_token == NULL) != (th == NULL) ||
-	                   (th != NULL && strcmp(u->old_token, th) != 0);
+	u->token_changed =
+	    (u->old_token == NULL) != (th == NULL) || (th != NULL && strcmp(u->old_token, th) != 0);
 	if (!was)
 		u->action = ACT_CREATE;
 	else if (u->mark_changed || u->set_password || u->token_changed)
@@ -595,7 +596,8 @@ user_entry_new(const struct plan *p, const struct plan_user *u)
 	if (u->outcome == OUT_REFUSED) {
 		json_object_set_new(e, "reason", json_string(u->reason));
 		if (u->winner != 0)
-			json_object_set_new(e, "roster_account", json_integer((json_int_t)u->winner));
+			json_object_set_new(
+			    e, "roster_account", json_integer((json_int_t)u->winner));
 	}
 	for (size_t i = 0; i < u->n_notes; i++)
 		json_array_append_new(notes, json_string(u->notes[i]));
@@ -616,21 +618,21 @@ report_new(const struct plan *p, size_t counts[3])
 		counts[u->outcome]++;
 		json_array_append_new(rows, user_entry_new(p, u));
 		if (u->src->has_profile)
-			json_array_append_new(rows, json_pack("{s:s, s:I, s:s}", "table",
-			                                p->cfg->import_profile_table, "user_id",
-			                                (json_int_t)u->src->id, "outcome", o));
-		if (u->src->token != NULL)
 			json_array_append_new(rows,
-			    json_pack("{s:s, s:I, s:s}", "table", "authtoken_token", "user_id",
-			        (json_int_t)u->src->id, "outcome",
-			        u->outcome == OUT_IMPORTED ? "imported" : "dropped"));
+			    json_pack("{s:s, s:I, s:s}", "table", p->cfg->import_profile_table,
+			        "user_id", (json_int_t)u->src->id, "outcome", o));
+		if (u->src->token != NULL)
+			json_array_append_new(
+			    rows, json_pack("{s:s, s:I, s:s}", "table", "authtoken_token",
+			              "user_id", (json_int_t)u->src->id, "outcome",
+			              u->outcome == OUT_IMPORTED ? "imported" : "dropped"));
 	}
 	for (size_t i = 0; i < p->src.n_invs; i++) {
 		const struct plan_inv *v = &p->invs[i];
-		json_t *e = json_pack("{s:s, s:I, s:s, s:s, s:s}", "table",
-		    p->cfg->import_invitation_table, "id", (json_int_t)v->src->id, "outcome",
-		    outcome_names[v->outcome], "action", action_names[v->action], "status",
-		    v->status);
+		json_t *e =
+		    json_pack("{s:s, s:I, s:s, s:s, s:s}", "table", p->cfg->import_invitation_table,
+		        "id", (json_int_t)v->src->id, "outcome", outcome_names[v->outcome],
+		        "action", action_names[v->action], "status", v->status);
 
 		if (v->reason != NULL)
 			json_object_set_new(e, "reason", json_string(v->reason));
@@ -644,9 +646,9 @@ report_new(const struct plan *p, size_t counts[3])
 		for (size_t k = 0; k < p->groups[g].n; k++)
 			json_array_append_new(
 			    m, json_integer((json_int_t)p->users[p->groups[g].members[k]].src->id));
-		json_array_append_new(groups,
-		    json_pack("{s:s, s:I, s:o}", "key", p->groups[g].key, "winner",
-		        (json_int_t)p->users[p->groups[g].winner].src->id, "members", m));
+		json_array_append_new(
+		    groups, json_pack("{s:s, s:I, s:o}", "key", p->groups[g].key, "winner",
+		                (json_int_t)p->users[p->groups[g].winner].src->id, "members", m));
 	}
 	if (!p->src.has_can_invite)
 		json_array_append_new(notes, json_string("profile_table_lacks_can_invite_teachers: "
@@ -688,7 +690,8 @@ summary(const struct plan *p, const size_t counts[3])
 	}
 	for (size_t i = 0; i < p->src.n_invs; i++) {
 		inv[p->invs[i].outcome]++;
-		pending += p->invs[i].outcome == OUT_IMPORTED && strcmp(p->invs[i].status, "pending") == 0;
+		pending +=
+		    p->invs[i].outcome == OUT_IMPORTED && strcmp(p->invs[i].status, "pending") == 0;
 	}
 	printf("roster import django%s: %zu accounts read (on-duplicate %s)\n",
 	    p->cfg->import_dry_run ? " (dry run: nothing written)" : "", p->src.n_users,
@@ -780,8 +783,8 @@ add_marks(struct batch *bt, const struct plan_user *u)
 		if (u->set_password)
 			*m++ = (struct store_import_mark){"password", id, u->pw_digest, "imported"};
 		if (u->token_changed)
-			*m++ = (struct store_import_mark){"token", id,
-			    u->src->token != NULL ? u->token_hash : NULL, "imported"};
+			*m++ = (struct store_import_mark){
+			    "token", id, u->src->token != NULL ? u->token_hash : NULL, "imported"};
 	}
 	bt->b.n_marks = (size_t)(m - bt->marks);
 }
@@ -948,7 +951,8 @@ import_django(const struct config *cfg)
 		goto out;
 	}
 	if ((st = store_import_state(s, &p.state)) != STORE_OK) {
-		rc = fail(CLI_FAILURE, "cannot read the roster database (%s)", store_status_str(st));
+		rc =
+		    fail(CLI_FAILURE, "cannot read the roster database (%s)", store_status_str(st));
 		goto out;
 	}
 	rc = plan_all(&p);

@@ -1,9 +1,9 @@
 /*
  * Verification of stored hashes in every format roster accepts: its own argon2id
  * (libsodium), and hashes imported from Django: PBKDF2 (OpenSSL), argon2 with
- * p > 1 (libargon2), bcrypt_sha256 and bcrypt (libxcrypt's crypt_r). Every cost in an imported hash
- * is read and bounded before any work is done, so a hostile stored value cannot make a login slow
- * or large. Also token digests, keyed hashes and constant-time compare.
+ * p > 1 (libargon2), bcrypt_sha256 and bcrypt (libxcrypt's crypt_rn). Every cost in an imported
+ * hash is read and bounded before any work is done, so a hostile stored value cannot make a login
+ * slow or large. Also token digests, keyed hashes and constant-time compare.
  */
 #include "crypto/rcrypto.h"
 
@@ -175,7 +175,9 @@ bcrypt_verify(const char *key, size_t len, const char *mcf)
 		goto out;
 	memcpy(pw, key, len);
 	pw[len] = '\0';
-	got = crypt_r(pw, mcf, cd);
+	/* crypt_rn, not crypt_r: the sanitizers' runtime defines a crypt_r of its own, which
+	 * the linker then prefers to libxcrypt's (and calls a NULL "real" one) */
+	got = crypt_rn(pw, mcf, cd, (int)sizeof(*cd));
 	ok = got != NULL && strlen(got) == BCRYPT_LEN && sodium_memcmp(got, mcf, BCRYPT_LEN) == 0;
 out:
 	if (pw != NULL)

@@ -271,8 +271,8 @@ static const char *
 ts(const struct src *c, const char *col, char out[128])
 {
 	if (c->pg != NULL)
-		snprintf(out, 128, "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-		    col);
+		snprintf(out, 128,
+		    "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", col);
 	else
 		snprintf(out, 128, "%s", col);
 	return out;
@@ -296,7 +296,8 @@ read_all(struct src *c, const char *profile_table, const char *inv_table, struct
 		return problem != NULL ? problem : r.problem;
 	if (exists(c, profile_table, NULL)) {
 		out->has_can_invite = exists(c, profile_table, "can_invite_teachers");
-		snprintf(sql, sizeof(sql), "SELECT user_id, role, bio%s FROM \"%s\" ORDER BY user_id",
+		snprintf(sql, sizeof(sql),
+		    "SELECT user_id, role, bio%s FROM \"%s\" ORDER BY user_id",
 		    out->has_can_invite ? ", CASE WHEN can_invite_teachers THEN 1 ELSE 0 END" : "",
 		    profile_table);
 		if ((problem = src_query(c, sql, profile_row, &r)) != NULL)

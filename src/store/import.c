@@ -26,8 +26,8 @@ put_user(struct store *s, const struct store_import_user *u, const char *now, co
 	struct store_arg row[] = {ARG_I(u->id), ARG_T(u->username), ARG_T(u->username_key),
 	    ARG_T(u->email), ARG_T(u->email_key), ARG_T(u->password_hash),
 	    ARG_B(u->password_must_reset), ARG_B(u->is_active), ARG_B(u->is_admin),
-	    ARG_T(u->date_joined), ARG_T(u->last_login), ARG_T(u->first_name),
-	    ARG_T(u->last_name), ARG_B(u->set_password)};
+	    ARG_T(u->date_joined), ARG_T(u->last_login), ARG_T(u->first_name), ARG_T(u->last_name),
+	    ARG_B(u->set_password)};
 	struct store_arg profile[] = {
 	    ARG_I(u->id), ARG_T(u->role), ARG_T(u->bio), ARG_B(u->can_invite_teachers)};
 	struct store_arg old[] = {ARG_T(u->old_token_hash)};
