@@ -583,11 +583,18 @@ plan_all(struct plan *p)
 	return p->policy == 2 && p->n_groups > 0 ? CLI_CONFLICT : CLI_OK;
 }
 
+/* `s` for the report: JSON holds only valid UTF-8 (a SQLite source may not). */
+static const char *
+text(const char *s)
+{
+	return s != NULL && acct_utf8_chars(s, strlen(s)) >= 0 ? s : "(not valid UTF-8)";
+}
+
 static json_t *
 user_entry_new(const struct plan *p, const struct plan_user *u)
 {
 	json_t *e = json_pack("{s:s, s:I, s:s, s:s, s:s}", "table", "auth_user", "id",
-	    (json_int_t)u->src->id, "username", u->src->username, "outcome",
+	    (json_int_t)u->src->id, "username", text(u->src->username), "outcome",
 	    outcome_names[u->outcome], "action", action_names[u->action]);
 	json_t *notes = json_array();
 
@@ -632,7 +639,7 @@ report_new(const struct plan *p, size_t counts[3])
 		json_t *e =
 		    json_pack("{s:s, s:I, s:s, s:s, s:s}", "table", p->cfg->import_invitation_table,
 		        "id", (json_int_t)v->src->id, "outcome", outcome_names[v->outcome],
-		        "action", action_names[v->action], "status", v->status);
+		        "action", action_names[v->action], "status", text(v->status));
 
 		if (v->reason != NULL)
 			json_object_set_new(e, "reason", json_string(v->reason));

@@ -83,8 +83,21 @@ apply_body(struct store *s, void *arg)
 		st = put_user(s, &b->users[i], now, until);
 	for (size_t i = 0; st == STORE_OK && i < b->n_invs; i++)
 		st = put_invitation(s, &b->invs[i]);
-	for (size_t i = 0; st == STORE_OK && i < b->n_marks; i++)
-		st = put_mark(s, &b->marks[i], now);
+	for (size_t i = 0; st == STORE_OK && i < b->n_marks; i++) {
+		const struct store_import_mark *m = &b->marks[i], *n = m + 1;
+
+		if (i + 1 < b->n_marks && m->digest != NULL && n->digest != NULL &&
+		    (strcmp(m->tbl, n->tbl) != 0 || m->source_id != n->source_id)) {
+			struct store_arg two[] = {ARG_T(m->tbl), ARG_I(m->source_id),
+			    ARG_T(m->digest), ARG_T(m->outcome), ARG_T(now), ARG_T(n->tbl),
+			    ARG_I(n->source_id), ARG_T(n->digest), ARG_T(n->outcome)};
+
+			st = store_db_exec(s, STMT_IMPORT_MARK2, two, NARGS(two), NULL);
+			i++; /* two rows: one round trip instead of two */
+		} else {
+			st = put_mark(s, m, now);
+		}
+	}
 	if (st == STORE_OK)
 		st = store_db_query(s, STMT_IMPORT_SEQUENCES, NULL, 0, ignore_row, NULL);
 	return st;

@@ -85,6 +85,7 @@ enum store_stmt {
 	STMT_IMPORT_PROFILE_UPSERT,
 	STMT_IMPORT_TOKEN,
 	STMT_IMPORT_MARK,
+	STMT_IMPORT_MARK2, /* two rows in one round trip */
 	STMT_IMPORT_UNMARK,
 	STMT_IMPORT_ROWS,
 	STMT_IMPORT_NATIVE,
@@ -175,6 +176,11 @@ extern const char *const store_pg_sql[];
 	                     " imported_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl,"         \
 	                     " source_id) DO UPDATE SET digest = excluded.digest,"                 \
 	                     " outcome = excluded.outcome, imported_at = excluded.imported_at",    \
+	[STMT_IMPORT_MARK2] = "INSERT INTO import_rows (tbl, source_id, digest, outcome,"          \
+	                      " imported_at) VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $5)"    \
+	                      " ON CONFLICT (tbl, source_id) DO UPDATE SET"                        \
+	                      " digest = excluded.digest, outcome = excluded.outcome,"             \
+	                      " imported_at = excluded.imported_at",                               \
 	[STMT_IMPORT_UNMARK] = "DELETE FROM import_rows WHERE tbl = $1 AND source_id = $2",        \
 	[STMT_IMPORT_ROWS] = "SELECT tbl, source_id, digest, outcome FROM import_rows"             \
 	                     " ORDER BY tbl, source_id",                                           \

@@ -447,3 +447,26 @@ def test_import_kill9_midway_rerun_same_result(make_db, tmp_path):
         assert a[k] == b[k], k
     assert [r[:2] + r[3:] for r in a["import_rows"]] == [r[:2] + r[3:] for r in b["import_rows"]]
     cut.assert_invariants()
+
+
+def test_import_key_held_by_roster_account_refused_reported(source, make_db, tmp_path):
+    """A roster account of its own (an id past the source's) holding a source username."""
+    db = make_db()
+    top = max(source.ids.values()) + len(source.racers) + 5
+    for n in range(top - 1):
+        cli_user(db, f"filler{n}", *FAST_HASH)
+    native = cli_user(db, "H_Bcrypt", *FAST_HASH, email="someone@example.com")
+    assert native["id"] == top
+    db.execute("DELETE FROM profiles WHERE user_id IN"
+               " (SELECT id FROM users WHERE username LIKE 'filler%')")  # no FK enforcement here
+    db.execute("DELETE FROM users WHERE username LIKE 'filler%'")
+    report = str(tmp_path / "r.json")
+    r = do_import(db, source, "--report", report)
+    assert "username_held_by_roster_account" in r.stdout, r.stdout
+    with open(report) as f:
+        e = [x for x in json.load(f)["rows"]
+             if x["table"] == "auth_user" and x["username"] == "h_bcrypt"][0]
+    assert e["outcome"] == "refused" and e["roster_account"] == top, e
+    assert db.scalar("SELECT COUNT(*) FROM users WHERE id = ?", source.ids["h_bcrypt"]) == 0
+    assert db.scalar("SELECT username FROM users WHERE id = ?", top) == "H_Bcrypt"
+    db.assert_invariants()
