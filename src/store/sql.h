@@ -223,7 +223,8 @@ extern const char *const store_pg_sql[];
 	                            " WHERE user_id = $1",                                         \
 	    [STMT_SET_ACTIVE] = "UPDATE users SET is_active = $2 WHERE id = $1",                   \
 	    [STMT_SET_ADMIN] = "UPDATE users SET is_admin = $2 WHERE id = $1",                     \
-	    [STMT_SET_PASSWORD] = "UPDATE users SET password_hash = $2 WHERE id = $1",             \
+	    [STMT_SET_PASSWORD] = "UPDATE users SET password_hash = $2,"                           \
+	                          " password_must_reset = false WHERE id = $1",                    \
 	    [STMT_REHASH] = "UPDATE users SET password_hash = $2 WHERE id = $1"                    \
 	                    " AND password_hash = $3",                                             \
 	    [STMT_USER_DELETE] = "DELETE FROM users WHERE id = $1",                                \

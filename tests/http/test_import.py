@@ -20,8 +20,8 @@ import urllib.request
 
 import pytest
 
-from conftest import (FAST_HASH, LOGIN, ME, T, assert_error, assert_me, auth, cli_user,
-                      roster_bin, run_roster)
+from conftest import (FAST_HASH, LOGIN, ME, T, assert_error, assert_me, auth, cli_ok,
+                      cli_user, roster_bin, run_roster)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = os.path.join(HERE, "..", "django_seed", "seed.py")
@@ -268,6 +268,13 @@ def test_import_logins_tokens_profiles_groups(source, make_db, start_servers, tm
         assert r.status_code == 200, (name, r.text)
         stored = db.scalar("SELECT password_hash FROM users WHERE id = ?", ids[name])
         assert stored.startswith("$argon2id$"), (name, stored)
+    # a must-reset account: flagged, and a new password (here the admin CLI's) ends that
+    assert db.scalar("SELECT password_must_reset FROM users WHERE id = ?", ids["md5user"]) == 1
+    cli_ok(db, "user", "set-password", "md5user", "--password-stdin",
+           stdin="New-md5user-pass-1\n")
+    assert db.scalar("SELECT password_must_reset FROM users WHERE id = ?", ids["md5user"]) == 0
+    r = srv.post(LOGIN, json={"username": "md5user", "password": "New-md5user-pass-1"})
+    assert r.status_code == 200, r.text
     # the winners' DRF tokens authenticate as their users; the losers' do not
     for name, key in source.made["tokens"].items():
         r = srv.get(ME, headers=auth(key))
