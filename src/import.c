@@ -993,9 +993,10 @@ import_django(const struct config *cfg)
 		goto out;
 	}
 	/*
-	 * AUDIT (issue 13, item 3 / the audit branch): record ONE `import` event here,
-	 * once the audit trail exists: actor "cli", detail {source (redacted URL),
-	 * counts: imported/merged/refused, duplicate groups, dry_run: false}.
+	 * AUDIT (issue 13, item 3; the audit branch, now on main): record ONE `import`
+	 * event here, e.g. store_audit_record(s, &(struct store_audit){STORE_AUDIT_IMPORT,
+	 * 0, "cli:<unix user>", NULL, NULL, detail}) with detail a small JSON object:
+	 * {"imported": n, "merged": n, "refused": n, "groups": n} (no URL, no secret).
 	 */
 out:
 	plan_clear(&p);
