@@ -82,6 +82,7 @@ bench:
 	@test -f $(BENCH_BUILD)/build.ninja || meson setup $(BENCH_BUILD) --buildtype=release
 	ninja -C $(BENCH_BUILD)
 	bench/run --build $(BENCH_BUILD)
+	bench/import-django --build $(BENCH_BUILD)
 
 # Rewrites every C file with the pinned .clang-format; `make test` checks it (scripts/check-format).
 format:

@@ -83,17 +83,24 @@ open_db(const struct config *cfg)
  * "cli:<the operator's Unix user>" (by uid when it has no name). `detail`
  * (may be NULL) is taken over; it never holds a password or hash.
  */
+void
+cli_audit_actor(char *out, size_t size)
+{
+	const struct passwd *pw = getpwuid(geteuid());
+
+	if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
+		snprintf(out, size, "cli:%s", pw->pw_name);
+	else
+		snprintf(out, size, "cli:uid:%lld", (long long)geteuid());
+}
+
 static void
 audit_arm_new(struct store *s, enum store_audit_event event, int64_t user_id, json_t *detail)
 {
-	const struct passwd *pw = getpwuid(geteuid());
 	char actor[300],
 	    *text = detail != NULL ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
-	if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
-		snprintf(actor, sizeof(actor), "cli:%s", pw->pw_name);
-	else
-		snprintf(actor, sizeof(actor), "cli:uid:%lld", (long long)geteuid());
+	cli_audit_actor(actor, sizeof(actor));
 	store_audit_arm(s, &(struct store_audit){
 	                       .event = event, .user_id = user_id, .actor = actor, .detail = text});
 	free(text);

@@ -6,6 +6,8 @@
 #ifndef ROSTER_CLI_H
 #define ROSTER_CLI_H
 
+#include <stddef.h>
+
 struct config;
 
 enum cli_exit {
@@ -32,5 +34,9 @@ int cli_mail_test(const struct config *cfg);
 
 /* roster audit: the audit trail, newest first, filtered (docs/cli.md). */
 int cli_audit(const struct config *cfg);
+
+/* The audit trail's actor of an admin command: "cli:<the operator's Unix user>" (by effective uid).
+ */
+void cli_audit_actor(char *out, size_t size);
 
 #endif

@@ -44,7 +44,8 @@ struct opt {
 	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
 	    CONFIG_USER_PASSWORD | CONFIG_USER_DELETE | CONFIG_INVITE_CREATE |                     \
 	    CONFIG_INVITE_LIST | CONFIG_INVITE_REVOKE)
-#define ALL     (CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN | CONFIG_AUDIT)
+#define ALL                                                                                        \
+	(CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN | CONFIG_AUDIT | CONFIG_IMPORT_DJANGO)
 #define HASHING (CONFIG_SERVE | CONFIG_USER_CREATE | CONFIG_USER_PASSWORD)
 #define PRINTS_JSON                                                                                \
 	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
@@ -109,8 +110,8 @@ static const struct opt opts[] = {
         "(default 1m)"},
     {"limit-invites", "ROSTER_LIMIT_INVITES", OPT_UINT, OFF(limit_invites), CONFIG_SERVE, 1,
         1000000, "N", "invitations per inviter per hour (default 20)"},
-    {"token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s), CONFIG_SERVE, 0, 0, "D",
-        "login token lifetime (default 14d)"},
+    {"token-ttl", "ROSTER_TOKEN_TTL", OPT_DURATION, OFF(token_ttl_s),
+        CONFIG_SERVE | CONFIG_IMPORT_DJANGO, 0, 0, "D", "login token lifetime (default 14d)"},
     {"invitation-ttl", "ROSTER_INVITATION_TTL", OPT_DURATION, OFF(invitation_ttl_s),
         CONFIG_SERVE | CONFIG_INVITE_CREATE, 0, 0, "D", "invitation lifetime (default 7d)"},
     {"janitor-interval", "ROSTER_JANITOR_INTERVAL", OPT_DURATION, OFF(janitor_interval_s),
@@ -189,6 +190,22 @@ static const struct opt opts[] = {
         "the newest N events at most (default 100)"},
     {"json", NULL, OPT_FLAG, OFF(json), CONFIG_AUDIT, 0, 0, NULL,
         "print one JSON object per line instead of text"},
+    /* import django (issue 13) */
+    {"from", NULL, OPT_STR, OFF(import_from), CONFIG_IMPORT_DJANGO, 0, 0, "URL",
+        "the Django database: sqlite:PATH or postgresql://... (required; only read)"},
+    {"dry-run", NULL, OPT_FLAG, OFF(import_dry_run), CONFIG_IMPORT_DJANGO, 0, 0, NULL,
+        "read everything and report, write nothing"},
+    {"report", NULL, OPT_STR, OFF(import_report), CONFIG_IMPORT_DJANGO, 0, 0, "FILE",
+        "write the JSON report (one entry per source row) to FILE"},
+    {"on-duplicate", NULL, OPT_STR, OFF(import_on_duplicate), CONFIG_IMPORT_DJANGO, 0, 0, "POLICY",
+        "most-recent-login (default: latest last_login wins, ties to the lowest id), oldest "
+        "(earliest date_joined), or fail"},
+    {"profile-table", NULL, OPT_STR, OFF(import_profile_table), CONFIG_IMPORT_DJANGO, 0, 0, "TABLE",
+        "the Django profile table (default users_profile)"},
+    {"invitation-table", NULL, OPT_STR, OFF(import_invitation_table), CONFIG_IMPORT_DJANGO, 0, 0,
+        "TABLE", "the Django invitation table (default users_teacherinvitation)"},
+    {"batch", NULL, OPT_UINT, OFF(import_batch), CONFIG_IMPORT_DJANGO, 1, 1000, "N",
+        "accounts written per transaction (default 1000)"},
 };
 
 static const struct config_command commands[] = {
@@ -210,6 +227,8 @@ static const struct config_command commands[] = {
         "send one test mail through --mail-url; print the server's answer or the file"},
     {CONFIG_AUDIT, "audit", NULL,
         "show the audit trail, newest first (--user, --event, --since, --limit, --json)"},
+    {CONFIG_IMPORT_DJANGO, "import django", NULL,
+        "import a Django database's users, profiles, tokens and invitations (docs/cli.md)"},
 };
 
 const struct config_command *
@@ -499,6 +518,10 @@ defaults(struct config *c)
 	c->limit_login_account_window_s = 60;
 	c->limit_invites = 20;
 	c->token_ttl_s = 14 * 86400;
+	c->import_on_duplicate = "most-recent-login";
+	c->import_profile_table = "users_profile";
+	c->import_invitation_table = "users_teacherinvitation";
+	c->import_batch = 1000;
 	c->invitation_ttl_s = 7 * 86400;
 	c->shutdown_timeout_s = 10;
 	c->janitor_interval_s = 60;

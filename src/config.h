@@ -21,8 +21,9 @@ enum config_cmd {
 	CONFIG_INVITE_CREATE = 1 << 9,
 	CONFIG_INVITE_LIST = 1 << 10,
 	CONFIG_INVITE_REVOKE = 1 << 11,
-	CONFIG_MAIL_TEST = 1 << 12, /* roster mail test ADDRESS */
-	CONFIG_AUDIT = 1 << 24,     /* a bit far from the others: parallel work adds commands */
+	CONFIG_MAIL_TEST = 1 << 12,     /* roster mail test ADDRESS */
+	CONFIG_AUDIT = 1 << 24,         /* a bit far from the others: parallel work adds commands */
+	CONFIG_IMPORT_DJANGO = 1 << 25, /* import (issue 13): its own bit, far from the others */
 };
 
 /* A command of the binary: its words ("user create"), positional arguments, help. */
@@ -113,6 +114,14 @@ struct config {
 	const char *audit_event;     /* --event NAME */
 	const char *audit_since;     /* --since D|RFC3339 */
 	unsigned audit_limit;        /* --limit N */
+	/* import django (issue 13). */
+	const char *import_from;
+	bool import_dry_run;
+	const char *import_report;
+	const char *import_on_duplicate;
+	const char *import_profile_table;
+	const char *import_invitation_table;
+	unsigned import_batch; /* accounts per transaction */
 };
 
 enum config_result {

@@ -6,6 +6,7 @@
 #include "accounts/acct.h"
 #include "api/api.h"
 #include "cli.h"
+#include "import.h"
 #include "config.h"
 #include "http/server.h"
 #include "log.h"
@@ -35,8 +36,9 @@ usage(FILE *out)
 	if (out == stdout)
 		config_print_commands();
 	else
-		fputs("  serve, migrate, check, user ..., invite ..., mail ..., audit (roster "
-		      "--help lists them)\n",
+		fputs(
+		    "  serve, migrate, check, user ..., invite ..., mail ..., audit, import django "
+		    "(roster --help lists them)\n",
 		    out);
 	fputs("\n"
 	      "Options:\n"
@@ -377,20 +379,14 @@ main(int argc, char **argv)
 		enum config_cmd cmd;
 		int (*run)(const struct config *);
 	} runs[] = {
-	    {CONFIG_SERVE, cmd_serve},
-	    {CONFIG_MIGRATE, cmd_migrate},
-	    {CONFIG_CHECK, cmd_check},
-	    {CONFIG_USER_CREATE, cli_user_create},
-	    {CONFIG_USER_LIST, cli_user_list},
-	    {CONFIG_USER_SHOW, cli_user_show},
-	    {CONFIG_USER_SET, cli_user_set},
-	    {CONFIG_USER_PASSWORD, cli_user_set_password},
-	    {CONFIG_USER_DELETE, cli_user_delete},
-	    {CONFIG_INVITE_CREATE, cli_invite_create},
-	    {CONFIG_INVITE_LIST, cli_invite_list},
-	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
-	    {CONFIG_MAIL_TEST, cli_mail_test},
+	    {CONFIG_SERVE, cmd_serve}, {CONFIG_MIGRATE, cmd_migrate}, {CONFIG_CHECK, cmd_check},
+	    {CONFIG_USER_CREATE, cli_user_create}, {CONFIG_USER_LIST, cli_user_list},
+	    {CONFIG_USER_SHOW, cli_user_show}, {CONFIG_USER_SET, cli_user_set},
+	    {CONFIG_USER_PASSWORD, cli_user_set_password}, {CONFIG_USER_DELETE, cli_user_delete},
+	    {CONFIG_INVITE_CREATE, cli_invite_create}, {CONFIG_INVITE_LIST, cli_invite_list},
+	    {CONFIG_INVITE_REVOKE, cli_invite_revoke}, {CONFIG_MAIL_TEST, cli_mail_test},
 	    {CONFIG_AUDIT, cli_audit},
+	    {CONFIG_IMPORT_DJANGO, import_django}, /* import (issue 13) */
 	};
 	const struct config_command *cmd;
 	struct config cfg;
@@ -409,7 +405,7 @@ main(int argc, char **argv)
 	if (cmd == NULL && argc == 3 &&
 	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
 	    (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "invite") == 0 ||
-	        strcmp(argv[1], "mail") == 0)) {
+	        strcmp(argv[1], "mail") == 0 || strcmp(argv[1], "import") == 0)) {
 		usage(stdout);
 		return 0;
 	}

@@ -13,6 +13,7 @@
 #define ACCT_USERNAME_MAX       150  /* characters, as Django's User.username */
 #define ACCT_EMAIL_MAX          254  /* characters */
 #define ACCT_BIO_MAX            500  /* characters */
+#define ACCT_NAME_MAX           150  /* characters of first_name, last_name (Django's) */
 #define ACCT_PASSWORD_MIN       8    /* characters */
 #define ACCT_PASSWORD_MAX_BYTES 4096 /* checked before any hashing */
 #define ACCT_ERRORS_MAX         16
@@ -65,6 +66,14 @@ enum acct_status {
  */
 enum acct_status acct_username_normalize(const char *in, size_t len,
     /* OUT: */ char **display, char **key, const char **msg);
+
+/*
+ * The username key (NFKC + case folding) of any non-empty valid UTF-8 without
+ * NUL, whatever characters it holds: for usernames imported from Django that
+ * acct_username_normalize refuses, which must still log in and stay unique.
+ * malloc'd; NULL for invalid input or OOM.
+ */
+char *acct_username_key_any(const char *in, size_t len);
 
 /*
  * The confusable keys of a username (UTS #39), each skeleton(fold(skeleton()))
@@ -147,6 +156,12 @@ bool acct_role_list_valid(const char *list);
 
 /* Bio: valid UTF-8 without NUL, at most ACCT_BIO_MAX characters; adds a problem to `errs`. */
 bool acct_bio_check(const char *bio, size_t len, struct acct_errors *errs);
+
+/*
+ * first_name / last_name (`field` names the problem): valid UTF-8 without NUL, at most
+ * ACCT_NAME_MAX characters; adds a problem to `errs`.
+ */
+bool acct_name_check(const char *field, const char *name, size_t len, struct acct_errors *errs);
 
 /* Raw registration input, borrowed from the request: NULL means absent. */
 struct acct_signup_input {

@@ -83,6 +83,14 @@ map(const char *in, size_t len, utf8proc_option_t opts)
 	return (char *)out;
 }
 
+char *
+acct_username_key_any(const char *in, size_t len)
+{
+	if (len == 0 || acct_utf8_chars(in, len) < 0 || memchr(in, '\0', len) != NULL)
+		return NULL;
+	return map(in, len, NFKC | UTF8PROC_CASEFOLD);
+}
+
 static bool
 is_word_char(utf8proc_int32_t cp)
 {

@@ -87,6 +87,21 @@ acct_bio_check(const char *bio, size_t len, struct acct_errors *errs)
 	return false;
 }
 
+bool
+acct_name_check(const char *field, const char *name, size_t len, struct acct_errors *errs)
+{
+	long chars = acct_utf8_chars(name, len);
+
+	if (chars < 0 || memchr(name, '\0', len) != NULL)
+		acct_errors_add(errs, field, ACCT_MSG_NOT_STRING);
+	else if (chars > ACCT_NAME_MAX)
+		acct_errors_add(
+		    errs, field, ACCT_MSG_USERNAME_TOO_LONG); /* "... 150 characters." */
+	else
+		return true;
+	return false;
+}
+
 static bool
 has_error(const struct acct_errors *errs, const char *field)
 {

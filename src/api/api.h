@@ -95,7 +95,8 @@ enum api_err api_body_object_new(const char *body, size_t len, /* OUT: */ json_t
 
 /*
  * The token of an `Authorization: Token <t>` or `Bearer <t>` header (scheme
- * case-insensitive): true and `out` = the 64 hex characters when well formed.
+ * case-insensitive): true and `out` = the 64 lowercase hex characters of a roster
+ * token, or the 40 of a Django REST framework key imported by `roster import django`.
  */
 bool api_auth_token(const char *header, char out[65]);
 
@@ -140,7 +141,8 @@ const struct http_route *api_routes(/* OUT: */ size_t *n);
 /* The error for an invitation the store refused, by reason. */
 enum api_err api_invite_why_err(enum store_invite_why why);
 
-/* Hashes a well-formed invitation token (64 hex characters); false otherwise. */
+/* Hashes a well-formed invitation token (roster's: 64 hex characters; one imported from
+ * Django: up to 64 URL-safe characters); false otherwise. */
 bool api_invitation_token_hash(const char *token, size_t len, char out[65]);
 
 struct acct_errors;

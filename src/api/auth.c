@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #define TOKEN_HEX 64
+#define DRF_HEX   40 /* a Django REST framework key, kept by `roster import django` */
 
 bool
 api_auth_token(const char *header, char out[65])
@@ -31,17 +32,21 @@ api_auth_token(const char *header, char out[65])
 	header += scheme;
 	while (*header == ' ')
 		header++;
-	for (size_t i = 0; i < TOKEN_HEX; i++) {
-		char c = header[i];
+	size_t n = 0;
+
+	for (; n < TOKEN_HEX; n++) {
+		char c = header[n];
 
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return false;
-		out[i] = c;
+			break;
+		out[n] = c;
 	}
-	for (const char *p = header + TOKEN_HEX; *p != '\0'; p++)
+	if (n != TOKEN_HEX && n != DRF_HEX)
+		return false;
+	for (const char *p = header + n; *p != '\0'; p++)
 		if (*p != ' ' && *p != '\t')
 			return false; /* a longer token, or a second word */
-	out[TOKEN_HEX] = '\0';
+	out[n] = '\0';
 	return true;
 }
 
@@ -102,7 +107,7 @@ api_authenticate(struct http_req *req, struct store_user *user, char *token_hash
 	memset(user, 0, sizeof(*user));
 	if (!api_auth_token(http_header(req, "Authorization"), token))
 		return API_ERR_NOT_AUTHENTICATED;
-	rcrypto_sha256_hex(token, TOKEN_HEX, hash);
+	rcrypto_sha256_hex(token, strlen(token), hash);
 	s = api_store(req);
 	if (s == NULL)
 		return API_ERR_UNAVAILABLE; /* not on a worker, or no database */

@@ -204,9 +204,14 @@ api_invitation(struct http_req *req)
 bool
 api_invitation_token_hash(const char *token, size_t len, char out[65])
 {
-	if (len != 64 || strspn(token, "0123456789abcdef") != 64)
+	/* roster's are 64 hex characters; one imported from Django keeps its link token,
+	 * up to 64 URL-safe characters (secrets.token_urlsafe and the like) */
+	static const char url_safe[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+	                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.~";
+
+	if (len == 0 || len > 64 || strspn(token, url_safe) != len)
 		return false;
-	rcrypto_sha256_hex(token, 64, out);
+	rcrypto_sha256_hex(token, len, out);
 	return true;
 }
 

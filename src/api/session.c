@@ -241,6 +241,10 @@ login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *e
 	if (username != NULL &&
 	    acct_username_normalize(username, ulen, &display, &c->username_key, &msg) == ACCT_OK)
 		free(display);
+	else if (username != NULL && ulen <= 4 * ACCT_USERNAME_MAX)
+		/* A username roster refuses for new accounts, imported from Django as it was
+		 * (e.g. with a space): only such an account can have this key. */
+		c->username_key = acct_username_key_any(username, ulen);
 	snprintf(c->name, sizeof(c->name), "%s",
 	    c->email_key != NULL      ? c->email_key
 	    : c->username_key != NULL ? c->username_key
@@ -321,8 +325,9 @@ api_logout(struct http_req *req)
 static json_t *
 me_json_new(const struct store_user *u)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "id", (json_int_t)u->id,
-	    "username", u->username, "email", u->email, "date_joined", u->date_joined, "profile",
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "id",
+	    (json_int_t)u->id, "username", u->username, "email", u->email, "first_name",
+	    u->first_name, "last_name", u->last_name, "date_joined", u->date_joined, "profile",
 	    "role", u->role, "bio", u->bio, "can_invite_teachers", u->can_invite_teachers);
 }
 
@@ -342,7 +347,8 @@ reply_me(struct http_req *req, int64_t user_id)
 	store_user_clear(&u);
 }
 
-/* PATCH: only `bio`, a string of at most 500 characters; then the updated account. */
+/* PATCH: `bio` (at most 500 characters), `first_name`, `last_name` (at most 150 each); then
+ * the updated account. */
 static void
 me_patch(struct http_req *req, int64_t user_id)
 {
@@ -357,10 +363,14 @@ me_patch(struct http_req *req, int64_t user_id)
 	}
 	json_object_foreach(obj, key, v)
 	{
-		if (strcmp(key, "bio") != 0)
+		bool name = strcmp(key, "first_name") == 0 || strcmp(key, "last_name") == 0;
+
+		if (strcmp(key, "bio") != 0 && !name)
 			acct_errors_add(&errs, key, ACCT_MSG_UNKNOWN_FIELD); /* obj outlives errs */
 		else if (!json_is_string(v))
-			acct_errors_add(&errs, "bio", ACCT_MSG_NOT_STRING);
+			acct_errors_add(&errs, key, ACCT_MSG_NOT_STRING);
+		else if (name)
+			acct_name_check(key, json_string_value(v), json_string_length(v), &errs);
 		else
 			acct_bio_check(json_string_value(v), json_string_length(v), &errs);
 	}
@@ -374,6 +384,8 @@ me_patch(struct http_req *req, int64_t user_id)
 		    json_pack("{s:[s]}", "fields", "bio"));
 	st = store_user_update(api_store(req), user_id,
 	    &(struct store_user_update){.bio = v != NULL ? json_string_value(v) : NULL,
+	        .first_name = json_string_value(json_object_get(obj, "first_name")),
+	        .last_name = json_string_value(json_object_get(obj, "last_name")),
 	        .is_active = -1,
 	        .is_admin = -1,
 	        .can_invite_teachers = -1});

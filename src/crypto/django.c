@@ -1,14 +1,16 @@
 /*
  * Verification of stored hashes in every format roster accepts: its own argon2id
- * (libsodium), and hashes imported from Django: PBKDF2 (OpenSSL) and argon2 with
- * p > 1 (libargon2). Every cost in an imported hash is read and bounded before any
- * work is done, so a hostile stored value cannot make a login slow or large.
- * Also token digests, keyed hashes and constant-time compare.
+ * (libsodium), and hashes imported from Django: PBKDF2 (OpenSSL), argon2 with
+ * p > 1 (libargon2), bcrypt_sha256 and bcrypt (libxcrypt's crypt_rn). Every cost in an imported
+ * hash is read and bounded before any work is done, so a hostile stored value cannot make a login
+ * slow or large. Also token digests, keyed hashes and constant-time compare.
  */
 #include "crypto/rcrypto.h"
 
 #include <argon2.h>
+#include <crypt.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <openssl/evp.h>
 #include <sodium.h>
 #include <string.h>
@@ -19,6 +21,8 @@
 #define A2_MEMORY_MAX   262144UL   /* KiB; Django's default is 102400 */
 #define A2_PASSES_MAX   16UL       /* Django's default is 2 */
 #define A2_LANES_MAX    16UL       /* Django's default is 8 */
+#define BCRYPT_COST_MAX 16UL       /* log2 rounds; Django's default is 12 */
+#define BCRYPT_LEN      60         /* "$2b$12$" + 22 characters of salt + 31 of hash */
 
 /* Django's PBKDF2 hashers: the digest length is the hash's output size. */
 struct pbkdf2_alg {
@@ -132,6 +136,75 @@ argon2_phc_verify(const char *pw, size_t len, const char *phc)
 	return argon2_verify(phc, pw, len, type) == ARGON2_OK;
 }
 
+/* bcrypt's base64 alphabet. */
+static bool
+bcrypt_b64(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strchr("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+		        s[i]) == NULL ||
+		    s[i] == '\0')
+			return false;
+	return true;
+}
+
+/*
+ * `mcf` is "$2b$NN$<53>" (or $2a$, $2y$) with 4 <= NN <= BCRYPT_COST_MAX; `key`
+ * the NUL-free password bytes bcrypt sees (it reads at most 72 of them).
+ */
+static bool
+bcrypt_verify(const char *key, size_t len, const char *mcf)
+{
+	struct crypt_data *cd = NULL;
+	char *pw = NULL;
+	const char *got;
+	unsigned long cost;
+	bool ok = false;
+
+	if (strlen(mcf) != BCRYPT_LEN || strncmp(mcf, "$2", 2) != 0 ||
+	    strchr("aby", mcf[2]) == NULL || mcf[2] == '\0' || mcf[3] != '$' || mcf[4] < '0' ||
+	    mcf[4] > '9' || mcf[5] < '0' || mcf[5] > '9' || mcf[6] != '$' ||
+	    !bcrypt_b64(mcf + 7, BCRYPT_LEN - 7) || memchr(key, '\0', len) != NULL)
+		return false;
+	cost = (unsigned long)(mcf[4] - '0') * 10 + (unsigned long)(mcf[5] - '0');
+	if (cost < 4 || cost > BCRYPT_COST_MAX)
+		return false;
+	cd = calloc(1, sizeof(*cd)); /* about 32 KiB: not on a worker's stack */
+	pw = malloc(len + 1);
+	if (cd == NULL || pw == NULL)
+		goto out;
+	memcpy(pw, key, len);
+	pw[len] = '\0';
+	/* crypt_rn, not crypt_r: the sanitizers' runtime defines a crypt_r of its own, which
+	 * the linker then prefers to libxcrypt's (and calls a NULL "real" one) */
+	got = crypt_rn(pw, mcf, cd, (int)sizeof(*cd));
+	ok = got != NULL && strlen(got) == BCRYPT_LEN && sodium_memcmp(got, mcf, BCRYPT_LEN) == 0;
+out:
+	if (pw != NULL)
+		sodium_memzero(pw, len + 1);
+	if (cd != NULL)
+		sodium_memzero(cd, sizeof(*cd));
+	free(pw);
+	free(cd);
+	return ok;
+}
+
+/* Django's bcrypt_sha256: bcrypt of the SHA-256 hex digest of the password. */
+static bool
+bcrypt_sha256_verify(const char *pw, size_t len, const char *mcf)
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	bool ok;
+
+	crypto_hash_sha256(digest, (const unsigned char *)pw, len);
+	sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+	ok = bcrypt_verify(hex, strlen(hex), mcf);
+	sodium_memzero(digest, sizeof(digest));
+	sodium_memzero(hex, sizeof(hex));
+	return ok;
+}
+
 static bool
 django_verify(const char *pw, size_t len, const char *stored)
 {
@@ -146,6 +219,10 @@ django_verify(const char *pw, size_t len, const char *stored)
 	}
 	if (strncmp(stored, "argon2$", 7) == 0)
 		return argon2_phc_verify(pw, len, stored + 6);
+	if (strncmp(stored, "bcrypt_sha256$", 14) == 0)
+		return bcrypt_sha256_verify(pw, len, stored + 14);
+	if (strncmp(stored, "bcrypt$", 7) == 0)
+		return bcrypt_verify(pw, len, stored + 7);
 	return false;
 }
 

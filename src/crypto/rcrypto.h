@@ -32,9 +32,10 @@ bool rcrypto_pwverify(const char *pw, size_t len, const char *hash);
 /*
  * Verifies `pw` against a stored hash in any format roster accepts: its own
  * argon2id PHC strings, and hashes imported from Django:
- * "pbkdf2_sha256$<iterations>$<salt>$<base64>" and "argon2$argon2id$..." (or
- * "argon2$argon2i$..."). Costs in imported hashes are bounded (see
- * django.c); a hash over the bounds or in an unknown format never verifies.
+ * "pbkdf2_sha256$<iterations>$<salt>$<base64>" (or pbkdf2_sha1), "argon2$argon2id$..."
+ * (or "argon2$argon2i$..."), "bcrypt_sha256$$2b$<cost>$..." and "bcrypt$$2b$<cost>$...". Costs in
+ * imported hashes are bounded (see django.c); a hash over the bounds or in an unknown format never
+ * verifies.
  * `*needs_rehash` is set true when the password matched but the stored hash is
  * not roster's argon2id at `cost`: the caller stores a fresh rcrypto_pwhash.
  */

@@ -26,7 +26,7 @@
 #define DEADLINE_MS          5000 /* client side: a round trip unanswered this long drops it */
 #define BACKOFF_MIN_MS       50
 #define BACKOFF_MAX_MS       2000
-#define MAX_ARGS             9 /* STMT_USER_INSERT */
+#define MAX_ARGS             14 /* STMT_IMPORT_USER_UPSERT */
 #define RS_STR_(x)           #x
 #define RS_STR(x)            RS_STR_(x)
 
@@ -64,6 +64,13 @@ const char *const store_pg_sql[] = {
                         " FOR UPDATE SKIP LOCKED)",
     [STMT_TOKENS_SWEEP] = "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens"
                           " WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    /* import (issue 13): ids are kept, and the identity sequences moved past them. */
+    [STMT_IMPORT_USER_UPSERT] = SQL_IMPORT_USER_UPSERT("OVERRIDING SYSTEM VALUE"),
+    [STMT_IMPORT_INV_UPSERT] = SQL_IMPORT_INV_UPSERT("OVERRIDING SYSTEM VALUE"),
+    [STMT_IMPORT_SEQUENCES] = "SELECT setval(pg_get_serial_sequence('users', 'id'),"
+                              " greatest((SELECT max(id) FROM users), 1)),"
+                              " setval(pg_get_serial_sequence('teacher_invitations', 'id'),"
+                              " greatest((SELECT max(id) FROM teacher_invitations), 1))",
     SQL_COMMON,
     [STMT_AUDIT_SWEEP] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events"
                          " WHERE ts < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",

@@ -80,6 +80,20 @@ enum store_stmt {
 	STMT_AUDIT_INSERT,
 	STMT_AUDIT_LIST,
 	STMT_AUDIT_SWEEP,
+	/* import (issue 13): names, and `roster import django` (store/import.c). */
+	STMT_SET_FIRST_NAME,
+	STMT_SET_LAST_NAME,
+	STMT_IMPORT_USER_UPSERT, /* each driver's own (PostgreSQL: OVERRIDING SYSTEM VALUE) */
+	STMT_IMPORT_INV_UPSERT,  /* each driver's own */
+	STMT_IMPORT_SEQUENCES,   /* each driver's own: the id sequences past the highest id */
+	STMT_IMPORT_PROFILE_UPSERT,
+	STMT_IMPORT_TOKEN,
+	STMT_IMPORT_MARK,
+	STMT_IMPORT_MARK2, /* two rows in one round trip */
+	STMT_IMPORT_UNMARK,
+	STMT_IMPORT_ROWS,
+	STMT_IMPORT_NATIVE,
+	STMT_IMPORT_NATIVE_INVS,
 	STMT_COUNT_
 };
 
@@ -96,7 +110,8 @@ extern const char *const store_pg_sql[];
 #define SQL_USER_COLS                                                                              \
 	"SELECT u.id, u.username, u.email, " TS("u.date_joined") ", " TS(                          \
 	    "u.last_login") ", u.is_active, u.is_admin, p.role, p.bio, p.can_invite_teachers,"     \
-	                    " u.password_hash FROM users u JOIN profiles p ON p.user_id = u.id"
+	                    " u.password_hash, u.first_name, u.last_name"                          \
+	                    " FROM users u JOIN profiles p ON p.user_id = u.id"
 #define SQL_INV_COLS                                                                               \
 	"SELECT i.id, i.inviter_id, u.username, i.email,"                                          \
 	" CASE WHEN i.status = 'pending' AND i.expires_at <= $2 THEN 'expired' ELSE i.status END," \
@@ -115,6 +130,70 @@ extern const char *const store_pg_sql[];
 	[STMT_INV_BY_ID] = SQL_INV_COLS " WHERE i.id = $1",                                        \
 	[STMT_INV_LIST] = SQL_INV_COLS " WHERE CAST($1 AS bigint) = 0 OR i.inviter_id = $1"        \
 	                               " ORDER BY i.id DESC LIMIT 1000"
+
+/*
+ * `roster import django` (store/import.c). An account's row as the import
+ * writes it: $1 id, $2 username, $3 username_key, $4 email, $5 email_key, $6
+ * password_hash, $7 password_must_reset, $8 is_active, $9 is_admin, $10
+ * date_joined, $11 last_login, $12 first_name, $13 last_name, $14 whether to
+ * write the password ($6, $7) over the stored one. A changed username loses its
+ * confusable keys until store_user_fill_keys gives them again. PREFIX is each
+ * driver's text between the column list and VALUES.
+ */
+#define SQL_IMPORT_USER_UPSERT(PREFIX)                                                             \
+	"INSERT INTO users (id, username, username_key, email, email_key, password_hash,"          \
+	" password_must_reset, is_active, is_admin, date_joined, last_login, first_name,"          \
+	" last_name) " PREFIX " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"   \
+	" ON CONFLICT (id) DO UPDATE SET username = excluded.username,"                            \
+	" username_key = excluded.username_key,"                                                   \
+	" username_skeleton = CASE WHEN users.username = excluded.username"                        \
+	" THEN users.username_skeleton END,"                                                       \
+	" username_skeleton_cased = CASE WHEN users.username = excluded.username"                  \
+	" THEN users.username_skeleton_cased END,"                                                 \
+	" email = excluded.email, email_key = excluded.email_key,"                                 \
+	" password_hash = CASE WHEN $14 THEN excluded.password_hash ELSE users.password_hash END," \
+	" password_must_reset = CASE WHEN $14 THEN excluded.password_must_reset"                   \
+	" ELSE users.password_must_reset END,"                                                     \
+	" is_active = excluded.is_active, is_admin = excluded.is_admin,"                           \
+	" date_joined = excluded.date_joined, last_login = excluded.last_login,"                   \
+	" first_name = excluded.first_name, last_name = excluded.last_name"
+#define SQL_IMPORT_INV_UPSERT(PREFIX)                                                              \
+	"INSERT INTO teacher_invitations (id, inviter_id, email, email_key, token_hash, status,"   \
+	" created_at, expires_at, accepted_at, accepted_by) " PREFIX                               \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO UPDATE SET"         \
+	" inviter_id = excluded.inviter_id, email = excluded.email,"                               \
+	" email_key = excluded.email_key, token_hash = excluded.token_hash,"                       \
+	" status = excluded.status, created_at = excluded.created_at,"                             \
+	" expires_at = excluded.expires_at, accepted_at = excluded.accepted_at,"                   \
+	" accepted_by = excluded.accepted_by"
+#define SQL_IMPORT_COMMON                                                                          \
+	[STMT_IMPORT_PROFILE_UPSERT] =                                                             \
+	    "INSERT INTO profiles (user_id, role, bio,"                                            \
+	    " can_invite_teachers) VALUES ($1, $2, $3, $4)"                                        \
+	    " ON CONFLICT (user_id) DO UPDATE SET role = excluded.role,"                           \
+	    " bio = excluded.bio,"                                                                 \
+	    " can_invite_teachers = excluded.can_invite_teachers",                                 \
+	[STMT_IMPORT_TOKEN] = "INSERT INTO auth_tokens (user_id, token_hash, created_at,"          \
+	                      " expires_at) VALUES ($1, $2, $3, $4)"                               \
+	                      " ON CONFLICT (token_hash) DO NOTHING",                              \
+	[STMT_IMPORT_MARK] = "INSERT INTO import_rows (tbl, source_id, digest, outcome,"           \
+	                     " imported_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl,"         \
+	                     " source_id) DO UPDATE SET digest = excluded.digest,"                 \
+	                     " outcome = excluded.outcome, imported_at = excluded.imported_at",    \
+	[STMT_IMPORT_MARK2] = "INSERT INTO import_rows (tbl, source_id, digest, outcome,"          \
+	                      " imported_at) VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $5)"    \
+	                      " ON CONFLICT (tbl, source_id) DO UPDATE SET"                        \
+	                      " digest = excluded.digest, outcome = excluded.outcome,"             \
+	                      " imported_at = excluded.imported_at",                               \
+	[STMT_IMPORT_UNMARK] = "DELETE FROM import_rows WHERE tbl = $1 AND source_id = $2",        \
+	[STMT_IMPORT_ROWS] = "SELECT tbl, source_id, digest, outcome FROM import_rows"             \
+	                     " ORDER BY tbl, source_id",                                           \
+	[STMT_IMPORT_NATIVE] = "SELECT id, username_key, email_key FROM users WHERE id NOT IN"     \
+	                       " (SELECT source_id FROM import_rows WHERE tbl = 'user')"           \
+	                       " ORDER BY id",                                                     \
+	[STMT_IMPORT_NATIVE_INVS] = "SELECT id FROM teacher_invitations WHERE id NOT IN"           \
+	                            " (SELECT source_id FROM import_rows"                          \
+	                            " WHERE tbl = 'invitation') ORDER BY id"
 
 /* Statements whose text both dialects accept. Times are bound as RFC 3339 text. */
 #define SQL_COMMON                                                                                 \
@@ -148,7 +227,8 @@ extern const char *const store_pg_sql[];
 	                            " WHERE user_id = $1",                                         \
 	    [STMT_SET_ACTIVE] = "UPDATE users SET is_active = $2 WHERE id = $1",                   \
 	    [STMT_SET_ADMIN] = "UPDATE users SET is_admin = $2 WHERE id = $1",                     \
-	    [STMT_SET_PASSWORD] = "UPDATE users SET password_hash = $2 WHERE id = $1",             \
+	    [STMT_SET_PASSWORD] = "UPDATE users SET password_hash = $2,"                           \
+	                          " password_must_reset = false WHERE id = $1",                    \
 	    [STMT_REHASH] = "UPDATE users SET password_hash = $2 WHERE id = $1"                    \
 	                    " AND password_hash = $3",                                             \
 	    [STMT_USER_DELETE] = "DELETE FROM users WHERE id = $1",                                \
@@ -215,7 +295,10 @@ extern const char *const store_pg_sql[];
 	    [STMT_PENDING_KEY_TAKEN] = "SELECT 1 FROM teacher_invitations WHERE email_key = $1"    \
 	                               " AND status = 'pending'",                                  \
 	    [STMT_INV_SET_EMAIL_KEY] = "UPDATE teacher_invitations SET email_key = $2"             \
-	                               " WHERE id = $1"
+	                               " WHERE id = $1",                                           \
+	    [STMT_SET_FIRST_NAME] = "UPDATE users SET first_name = $2 WHERE id = $1",              \
+	    [STMT_SET_LAST_NAME] = "UPDATE users SET last_name = $2 WHERE id = $1",                \
+	    SQL_IMPORT_COMMON
 
 /*
  * The audit trail's statements both dialects accept (with the driver's TS()):

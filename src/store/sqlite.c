@@ -44,6 +44,10 @@ const char *const store_sqlite_sql[] = {
                         " WHERE window_start <= $1 AND substr(key, 1, $3) = $2 LIMIT $4)",
     [STMT_TOKENS_SWEEP] = "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens"
                           " WHERE expires_at <= $1 LIMIT $2)",
+    /* import (issue 13): ids are kept; INTEGER PRIMARY KEY continues past the highest. */
+    [STMT_IMPORT_USER_UPSERT] = SQL_IMPORT_USER_UPSERT(""),
+    [STMT_IMPORT_INV_UPSERT] = SQL_IMPORT_INV_UPSERT(""),
+    [STMT_IMPORT_SEQUENCES] = "SELECT 1",
     SQL_COMMON,
     [STMT_AUDIT_SWEEP] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events"
                          " WHERE ts < $1 LIMIT $2)",

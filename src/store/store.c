@@ -320,6 +320,8 @@ store_user_clear(struct store_user *u)
 	free(u->last_login);
 	free(u->role);
 	free(u->bio);
+	free(u->first_name);
+	free(u->last_name);
 	memset(u, 0, sizeof(*u));
 }
 

@@ -197,6 +197,8 @@ struct store_user {
 	char *role;
 	char *bio;
 	bool can_invite_teachers;
+	char *first_name; /* Django's, kept by the import; "" when none */
+	char *last_name;
 };
 
 void store_user_clear(struct store_user *u);
@@ -291,6 +293,8 @@ void store_users_clear(struct store_users *list);
 /* Changes to an account: NULL / negative members are left as they are. */
 struct store_user_update {
 	const char *bio;
+	const char *first_name;
+	const char *last_name;
 	const char *role;
 	int is_active; /* -1: unchanged; 0 also revokes every token */
 	int is_admin;
@@ -570,5 +574,89 @@ RS_MUSTCHECK enum store_status store_audit_list(
  */
 RS_MUSTCHECK enum store_status store_audit_sweep(
     struct store *s, long long age_s, int max, /* OUT: */ int64_t *deleted);
+/* ---- `roster import django` (issue 13; store/import.c) ---- */
+
+/*
+ * One source account as the import writes it, with its profile; strings
+ * borrowed. Its id is the Django id. `email_key` NULL: an account without an
+ * email (`email` ""). `set_password`: write `password_hash` and
+ * `password_must_reset` (a new account, or a password changed in Django since
+ * the last run); otherwise the stored ones stay (a login may have rehashed it).
+ */
+struct store_import_user {
+	int64_t id;
+	const char *username, *username_key, *email, *email_key, *password_hash;
+	bool password_must_reset, set_password;
+	bool is_active, is_admin;
+	const char *date_joined, *last_login, *first_name, *last_name; /* last_login may be NULL */
+	const char *role, *bio;
+	bool can_invite_teachers;
+	const char *token_hash;     /* SHA-256 hex of the DRF key to add, or NULL */
+	const char *old_token_hash; /* a token an earlier run added, to remove first, or NULL */
+};
+
+/* One invitation, id kept; strings borrowed (accepted_at NULL, accepted_by 0: none). */
+struct store_import_invitation {
+	int64_t id, inviter_id, accepted_by;
+	const char *email, *email_key, *token_hash, *status;
+	const char *created_at, *expires_at, *accepted_at;
+};
+
+/* A row of import_rows to write (`digest` NULL: forget the row). */
+struct store_import_mark {
+	const char *tbl; /* user, password, token, invitation */
+	int64_t source_id;
+	const char *digest;
+	const char *outcome;
+};
+
+/*
+ * One batch, one transaction: the accounts `remove` (an earlier run's accounts
+ * now merged away) deleted, the accounts upserted with their profiles and
+ * tokens (valid `token_ttl_s` from now), the invitations upserted, the marks
+ * written, and the id sequences moved past the highest id. STORE_OK, or the
+ * first failure (nothing of the batch is written then).
+ */
+struct store_import_batch {
+	const int64_t *remove;
+	size_t n_remove;
+	const struct store_import_user *users;
+	size_t n_users;
+	const struct store_import_invitation *invs;
+	size_t n_invs;
+	const struct store_import_mark *marks;
+	size_t n_marks;
+	long long token_ttl_s;
+};
+
+RS_MUSTCHECK enum store_status store_import_apply(
+    struct store *s, const struct store_import_batch *b);
+
+/* What a roster database holds of earlier imports, and its own accounts. */
+struct store_import_row {
+	char tbl[16];
+	int64_t source_id;
+	char digest[72];
+	char outcome[16];
+};
+
+struct store_native_user {
+	int64_t id;
+	char *username_key, *email_key; /* email_key NULL: none */
+};
+
+struct store_import_state {
+	struct store_import_row *rows; /* by tbl, then source_id */
+	size_t n_rows;
+	struct store_native_user *native; /* accounts no import made, by id */
+	size_t n_native;
+	int64_t *native_invs; /* invitations no import made, by id */
+	size_t n_native_invs;
+};
+
+/* Reads the state in one transaction; release with store_import_state_clear. */
+RS_MUSTCHECK enum store_status store_import_state(
+    struct store *s, /* OUT: */ struct store_import_state *out);
+void store_import_state_clear(struct store_import_state *st);
 
 #endif

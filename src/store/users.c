@@ -41,8 +41,11 @@ read_user(const struct store_row *r, void *arg)
 		free(*o->hash);
 		*o->hash = store_col_dup(r, 10);
 	}
+	u->first_name = store_col_dup(r, 11);
+	u->last_name = store_col_dup(r, 12);
 	if (u->username == NULL || u->email == NULL || u->date_joined == NULL || u->role == NULL ||
-	    u->bio == NULL || (o->hash != NULL && *o->hash == NULL))
+	    u->bio == NULL || u->first_name == NULL || u->last_name == NULL ||
+	    (o->hash != NULL && *o->hash == NULL))
 		return STORE_ERROR; /* NOT NULL columns: a schema that is not ours */
 	return STORE_OK;
 }
@@ -140,6 +143,8 @@ user_from_new(
 	out->date_joined = xstrdup(joined);
 	out->role = xstrdup(in->role);
 	out->bio = xstrdup(in->bio != NULL ? in->bio : "");
+	out->first_name = xstrdup("");
+	out->last_name = xstrdup("");
 	out->is_active = true;
 	out->is_admin = in->is_admin;
 	out->can_invite_teachers = in->can_invite_teachers;
@@ -304,6 +309,10 @@ update_body(struct store *s, void *arg)
 
 	if (st == STORE_OK && u->bio != NULL)
 		st = set_field(s, STMT_SET_BIO, a->id, ARG_T(u->bio));
+	if (st == STORE_OK && u->first_name != NULL)
+		st = set_field(s, STMT_SET_FIRST_NAME, a->id, ARG_T(u->first_name));
+	if (st == STORE_OK && u->last_name != NULL)
+		st = set_field(s, STMT_SET_LAST_NAME, a->id, ARG_T(u->last_name));
 	if (st == STORE_OK && u->role != NULL)
 		st = set_field(s, STMT_SET_ROLE, a->id, ARG_T(u->role));
 	if (st == STORE_OK && u->can_invite_teachers >= 0)
@@ -392,7 +401,9 @@ fill_row(const struct store_row *r, void *arg)
 		f->need_key = store_col_bool(r, col++);
 		f->need_cased = store_col_bool(r, col);
 	}
-	return (l->users && f->username == NULL) || f->email == NULL || f->email_key == NULL
+	/* An account imported without an email has no email_key (migration 0009). */
+	return (l->users && f->username == NULL) || f->email == NULL ||
+	               (!l->users && f->email_key == NULL)
 	           ? STORE_ERROR
 	           : STORE_OK;
 }
@@ -475,7 +486,8 @@ fill_skeleton(
 static enum store_status
 fill_user(struct store *s, const struct fill_row *f, int *filled, int *kept)
 {
-	char *sk = NULL, *cased = NULL, *ek = new_email_key(f->email, f->email_key);
+	char *sk = NULL, *cased = NULL,
+	     *ek = f->email_key != NULL ? new_email_key(f->email, f->email_key) : NULL;
 	enum store_status st = STORE_OK;
 	bool done = false;
 

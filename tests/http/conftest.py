@@ -188,7 +188,8 @@ class Db:
                              " LEFT JOIN users u ON u.id = p.user_id WHERE u.id IS NULL")
         assert not orphans, f"profiles without a user: {orphans}"
         for col in ("username_key", "email_key"):
-            dup = self.query(f"SELECT {col}, COUNT(*) FROM users"
+            # NULL email_key: an account imported from Django without an email (0009)
+            dup = self.query(f"SELECT {col}, COUNT(*) FROM users WHERE {col} IS NOT NULL"
                              f" GROUP BY {col} HAVING COUNT(*) > 1")
             assert not dup, f"duplicate {col}: {dup}"
 
@@ -794,7 +795,9 @@ def assert_me(resp, username=None, email=None, role=None, bio=None, can_invite=N
     """200 with the documented /users/me/ shape; returns the body."""
     assert resp.status_code == 200, f"{resp.status_code} {resp.text}"
     me = resp.json()
-    assert set(me) == {"id", "username", "email", "date_joined", "profile"}, me
+    assert set(me) == {"id", "username", "email", "date_joined", "profile",
+                       "first_name", "last_name"}, me
+    assert isinstance(me["first_name"], str) and isinstance(me["last_name"], str), me
     assert isinstance(me["id"], int) and not isinstance(me["id"], bool), me
     parse_time(me["date_joined"])
     assert set(me["profile"]) == {"role", "bio", "can_invite_teachers"}, me

@@ -150,7 +150,9 @@ def django_hash(password, hasher):
             "from django.conf import settings\n"
             "settings.configure(PASSWORD_HASHERS=["
             "'django.contrib.auth.hashers.PBKDF2PasswordHasher',"
-            "'django.contrib.auth.hashers.Argon2PasswordHasher'])\n"
+            "'django.contrib.auth.hashers.Argon2PasswordHasher',"
+            "'django.contrib.auth.hashers.BCryptSHA256PasswordHasher',"
+            "'django.contrib.auth.hashers.BCryptPasswordHasher'])\n"
             "from django.contrib.auth.hashers import make_password\n"
             "print(make_password(sys.argv[1], hasher=sys.argv[2]))\n")
     r = subprocess.run(["/usr/bin/python3", "-c", code, password, hasher],
@@ -164,7 +166,9 @@ def stored_hash(db, user_id):
 
 
 @pytest.mark.parametrize("hasher,prefix", [("pbkdf2_sha256", "pbkdf2_sha256$"),
-                                           ("argon2", "argon2$argon2id$")])
+                                           ("argon2", "argon2$argon2id$"),
+                                           ("bcrypt_sha256", "bcrypt_sha256$$2b$"),
+                                           ("bcrypt", "bcrypt$$2b$")])
 def test_login_django_hash_200_rehashed_argon2id(fast_server, db, hasher, prefix):
     password = "Imported-from-django-7"
     user = cli_user(db, "imported", password=PASSWORD)
@@ -209,12 +213,14 @@ def test_me_no_header_401(fast_server):
 
 @pytest.mark.parametrize("header", [
     "Token", "Token ", "Bearer", "Basic xxx", "Basic {t}", "Token abc", "Token {t} extra",
-    "Bearer {t} {t}", "{t}", "Token{t}", "Token {t}x", "Token {t_short}",
+    "Bearer {t} {t}", "{t}", "Token{t}", "Token {t}x", "Token {t_short}", "Token {t40}",
+    "Token {t41}",
 ], ids=["token-alone", "token-space", "bearer-alone", "basic", "basic-real-token", "short",
-        "extra-word", "two-tokens", "no-scheme", "no-space", "one-char-more", "one-char-less"])
+        "extra-word", "two-tokens", "no-scheme", "no-space", "one-char-more", "one-char-less",
+        "drf-length-prefix", "drf-length-plus-one"])
 def test_me_malformed_header_401(fast_server, ada, header):
     t = token_of(fast_server, "ada")
-    value = header.format(t=t, t_short=t[:-1])
+    value = header.format(t=t, t_short=t[:-1], t40=t[:40], t41=t[:41])
     assert_code(fast_server.get(ME, headers={"Authorization": value}), "not_authenticated")
     assert_me(me(fast_server, t), "ada")  # the token itself is fine
 
@@ -376,3 +382,43 @@ def test_me_patch_bio_not_string_400(fast_server, db, ada):
         assert_invalid(r, "bio")
     assert db.user(ada["id"])["bio"] == ""
 
+
+
+# --------------------------------------------------------------------------- first and last name
+
+@pytest.mark.parametrize("first,last", [("Ada", "Lovelace"), ("Ærø", "先生 🎓"), ("x" * 150, ""),
+                                        ("", "")], ids=["ascii", "unicode", "max", "empty"])
+def test_me_patch_names_200(fast_server, db, ada, first, last):
+    token = login(fast_server, username="ada")["token"]
+    got = assert_me(me(fast_server, token))
+    assert (got["first_name"], got["last_name"]) == ("", "")  # default of a new account
+    r = fast_server.patch(ME, json={"first_name": first, "last_name": last, "bio": "b"},
+                          headers=auth(token))
+    got = assert_me(r, "ada", bio="b")
+    assert (got["first_name"], got["last_name"]) == (first, last)
+    got = assert_me(me(fast_server, token))
+    assert (got["first_name"], got["last_name"]) == (first, last)
+    row = db.query("SELECT first_name, last_name FROM users WHERE id = ?", ada["id"])[0]
+    assert tuple(row) == (first, last)
+
+
+def test_me_patch_one_name_keeps_other_200(fast_server, ada):
+    token = login(fast_server, username="ada")["token"]
+    fast_server.patch(ME, json={"first_name": "A", "last_name": "L"}, headers=auth(token))
+    got = assert_me(fast_server.patch(ME, json={"last_name": "M"}, headers=auth(token)))
+    assert (got["first_name"], got["last_name"]) == ("A", "M")
+
+
+@pytest.mark.parametrize("body,fields", [
+    ({"first_name": "x" * 151}, ("first_name",)),
+    ({"last_name": "é" * 151}, ("last_name",)),
+    ({"first_name": 3, "last_name": None}, ("first_name", "last_name")),
+    ({"first_name": "x" * 151, "bio": "y" * 501}, ("first_name", "bio")),
+], ids=["first-long", "last-long", "not-strings", "with-bio"])
+def test_me_patch_names_invalid_400(fast_server, db, ada, body, fields):
+    token = login(fast_server, username="ada")["token"]
+    got = assert_invalid(fast_server.patch(ME, json=body, headers=auth(token)), *fields)
+    if "first_name" in got and body.get("first_name") == "x" * 151:
+        assert got["first_name"] == ["Ensure this field has no more than 150 characters."]
+    row = db.query("SELECT first_name, last_name FROM users WHERE id = ?", ada["id"])[0]
+    assert tuple(row) == ("", "")  # nothing written

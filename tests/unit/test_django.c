@@ -22,12 +22,17 @@ static const struct rcrypto_cost cost = {8192, 1};
  * make_password() result per line, after checking that Django verifies it. A
  * hasher is a Django name ("pbkdf2_sha256", "argon2"), or a subclass of it:
  * "pbkdf2_sha256:<iterations>[:<salt length>]" (or pbkdf2_sha1), "argon2id:<t>,<m>,<p>",
- * "argon2i:<t>,<m>,<p>".
+ * "argon2i:<t>,<m>,<p>", "bcrypt_sha256:<rounds>", "bcrypt:<rounds>" (python3-bcrypt).
  */
 static const char django_py[] =
     "import os\n"
     "from django.conf import settings\n"
-    "settings.configure()\n"
+    "settings.configure(PASSWORD_HASHERS=[\n"
+    "    'django.contrib.auth.hashers.PBKDF2PasswordHasher',\n"
+    "    'django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher',\n"
+    "    'django.contrib.auth.hashers.Argon2PasswordHasher',\n"
+    "    'django.contrib.auth.hashers.BCryptSHA256PasswordHasher',\n"
+    "    'django.contrib.auth.hashers.BCryptPasswordHasher'])\n"
     "import argon2\n"
     "from django.contrib.auth import hashers as h\n"
     "from django.utils.crypto import get_random_string\n"
@@ -35,6 +40,10 @@ static const char django_py[] =
     "    name, _, arg = spec.partition(':')\n"
     "    if not arg:\n"
     "        return name, None\n"
+    "    if name.startswith('bcrypt'):\n"
+    "        base = h.BCryptSHA256PasswordHasher if name == 'bcrypt_sha256' else "
+    "h.BCryptPasswordHasher\n"
+    "        return type('H', (base,), {'rounds': int(arg)})(), None\n"
     "    if name.startswith('pbkdf2'):\n"
     "        sha1 = name == 'pbkdf2_sha1'\n"
     "        base = h.PBKDF2SHA1PasswordHasher if sha1 else h.PBKDF2PasswordHasher\n"
@@ -214,6 +223,71 @@ Test(rcrypto_verify_any, pbkdf2_sha1_verifies)
 	cr_assert_eq(strncmp(h[0], "pbkdf2_sha1$1000$", 17), 0, "%s", h[0]);
 	assert_django_hash("testpass123", h[0]);
 	assert_django_hash("p\xc3\xa4ssw\xc3\xb6rd-\xc3\xbc", h[1]);
+}
+
+Test(rcrypto_verify_any, bcrypt_sha256_verifies)
+{
+	char h[2][DJ_HASH_MAX];
+
+	django_make("bcrypt_sha256:4\ttestpass123\n"
+	            "bcrypt_sha256:5\tp\xc3\xa4ssw\xc3\xb6rd-\xc3\xbc\n",
+	    2, h);
+	cr_assert_eq(strncmp(h[0], "bcrypt_sha256$$2b$04$", 21), 0, "%s", h[0]);
+	assert_django_hash("testpass123", h[0]);
+	assert_django_hash("p\xc3\xa4ssw\xc3\xb6rd-\xc3\xbc", h[1]);
+}
+
+Test(rcrypto_verify_any, bcrypt_verifies)
+{
+	char h[2][DJ_HASH_MAX];
+
+	django_make("bcrypt:4\ttestpass123\n"
+	            "bcrypt:4\tp\xc3\xa4ssw\xc3\xb6rd-\xc3\xbc\n",
+	    2, h);
+	cr_assert_eq(strncmp(h[0], "bcrypt$$2b$04$", 14), 0, "%s", h[0]);
+	assert_django_hash("testpass123", h[0]);
+	assert_django_hash("p\xc3\xa4ssw\xc3\xb6rd-\xc3\xbc", h[1]);
+}
+
+/* A 100-character password: bcrypt_sha256 tells a change past byte 72 apart, bcrypt cannot. */
+Test(rcrypto_verify_any, bcrypt_long_password_as_django)
+{
+	char h[2][DJ_HASH_MAX], req[512], pw[101], other[101];
+	bool rehash = false;
+
+	memset(pw, 'a', 100);
+	pw[100] = '\0';
+	memcpy(other, pw, sizeof(pw));
+	other[90] = 'b';
+	snprintf(req, sizeof(req), "bcrypt_sha256:4\t%s\nbcrypt:4\t%s\n", pw, pw);
+	django_make(req, 2, h);
+	cr_assert(verify(pw, h[0], &rehash) && rehash);
+	cr_assert_not(verify(other, h[0], &rehash));
+	cr_assert(verify(pw, h[1], &rehash) && rehash);
+	cr_assert(verify(other, h[1], &rehash), "Django's bcrypt reads 72 bytes, and so do we");
+}
+
+Test(rcrypto_verify_any, bcrypt_tampered_or_costly_never_verifies)
+{
+	char h[1][DJ_HASH_MAX], bad[DJ_HASH_MAX];
+	bool rehash = true;
+
+	django_make("bcrypt_sha256:4\ttestpass123\n", 1, h);
+	tamper(bad, h[0], 5); /* inside the hash */
+	cr_assert_not(verify("testpass123", bad, &rehash), "%s", bad);
+	tamper(bad, h[0], 40); /* inside the salt */
+	cr_assert_not(verify("testpass123", bad, &rehash), "%s", bad);
+	replace(bad, h[0], "bcrypt_sha256$", "bcrypt$"); /* the other hasher */
+	cr_assert_not(verify("testpass123", bad, &rehash), "%s", bad);
+	replace(bad, h[0], "$04$", "$03$");
+	cr_assert_not(verify("testpass123", bad, &rehash), "%s", bad);
+	replace(bad, h[0], "$2b$", "$2x$");
+	cr_assert_not(verify("testpass123", bad, &rehash), "%s", bad);
+	cr_assert_not(rehash);
+	replace(bad, h[0], "$04$", "$31$"); /* 2^31 rounds: refused before any work */
+	assert_refused_fast("testpass123", bad);
+	replace(bad, h[0], "$04$", "$17$");
+	assert_refused_fast("testpass123", bad);
 }
 
 Test(rcrypto_verify_any, pbkdf2_tampered_never_verifies)
