@@ -166,4 +166,8 @@ RS_MUSTCHECK enum store_status store_invite_accept_locked(struct store *s, const
 RS_MUSTCHECK enum store_status store_user_fill_keys_locked(
     struct store *s, /* OUT: */ int *filled, int *kept);
 
+/* Queues a mail inside the caller's transaction (outbox.c); `*id` (may be NULL) its row. */
+RS_MUSTCHECK enum store_status store_mail_enqueue_locked(
+    struct store *s, const struct store_mail_new *m, /* OUT: */ int64_t *id);
+
 #endif

@@ -44,6 +44,12 @@ const char *const store_sqlite_sql[] = {
                         " WHERE window_start <= $1 AND substr(key, 1, $3) = $2 LIMIT $4)",
     [STMT_TOKENS_SWEEP] = "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens"
                           " WHERE expires_at <= $1 LIMIT $2)",
+    [STMT_MAIL_CLAIM] = SQL_MAIL_CLAIM_WHERE ")" SQL_MAIL_CLAIMED,
+    [STMT_MAIL_SWEEP] = "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox"
+                        " WHERE (status = 'sent' AND sent_at <= $1)"
+                        " OR (status = 'failed' AND created_at <= $1) LIMIT $2)",
+    [STMT_OTK_SWEEP] = "DELETE FROM one_time_tokens WHERE id IN (SELECT id FROM one_time_tokens"
+                       " WHERE expires_at <= $1 OR used_at <= $2 LIMIT $3)",
     SQL_COMMON,
 };
 static_assert(sizeof(store_sqlite_sql) / sizeof(store_sqlite_sql[0]) == STMT_COUNT_,
