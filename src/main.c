@@ -9,6 +9,7 @@
 #include "config.h"
 #include "http/server.h"
 #include "log.h"
+#include "mail/mail.h"
 #include "notify.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
@@ -417,6 +418,7 @@ main(int argc, char **argv)
 		log_msg(RS_LOG_ERROR, "libsodium failed to initialise");
 		return 1;
 	}
+	mail_init(); /* libcurl's global init: here, before any thread starts */
 	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
 		if (runs[i].cmd == cmd->cmd) {
 			int rc = runs[i].run(&cfg);

@@ -25,9 +25,24 @@ struct mail_message {
 	const char *html; /* text/html part, or NULL for a text-only mail */
 };
 
-/* A plain addr-spec roster will send to: no control characters, no spaces, one '@', bounded length.
+/*
+ * A plain addr-spec roster will send to: no control characters, no spaces, one '@', bounded length.
+ * Precisely: at most 254 bytes; a dot-atom local part of at most 64 ASCII atext characters (the
+ * apostrophe of o'brien@ is atext and allowed; '"', '<', '>', ',', ';', '(', ')', '[', ']', ':',
+ * '\\' and spaces are not); a domain of LDH labels, or an internationalised domain that IDNA2008
+ * turns into such labels (the mail then carries its A-label, as email_key does). A non-ASCII local
+ * part is refused: it needs SMTPUTF8, which roster does not speak.
  */
 bool mail_address_ok(const char *addr);
+
+/*
+ * `addr` as it goes on the wire: the domain as its A-label; false when mail_address_ok refuses it
+ * or it does not fit `size`.
+ */
+bool mail_address_ascii(const char *addr, /* OUT: */ char *out, size_t size);
+
+/* Once per process, before any thread sends (main.c calls it first): libcurl's global init. */
+void mail_init(void);
 
 /*
  * The message as RFC 5322 text with CRLF line ends, a Message-ID (at the
