@@ -26,5 +26,9 @@ int cli_user_delete(const struct config *cfg);
 int cli_invite_create(const struct config *cfg);
 int cli_invite_list(const struct config *cfg);
 int cli_invite_revoke(const struct config *cfg);
+/* The outbox (roster mail list|show|retry): exit codes as the others. */
+int cli_mail_list(const struct config *cfg);
+int cli_mail_show(const struct config *cfg);
+int cli_mail_retry(const struct config *cfg);
 
 #endif

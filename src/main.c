@@ -34,7 +34,8 @@ usage(FILE *out)
 	if (out == stdout)
 		config_print_commands();
 	else
-		fputs("  serve, migrate, check, user ..., invite ... (roster --help lists them)\n",
+		fputs("  serve, migrate, check, user ..., invite ..., mail ... (roster --help "
+		      "lists them)\n",
 		    out);
 	fputs("\n"
 	      "Options:\n"
@@ -283,6 +284,7 @@ cmd_serve(const struct config *cfg)
 	struct http_opts opts;
 	struct http_server *srv;
 	struct api_janitor *janitor;
+	struct api_mailer *mailer;
 	struct store *s = NULL;
 	struct store_schema schema = {0, 0, 0};
 	enum store_status st;
@@ -342,6 +344,12 @@ cmd_serve(const struct config *cfg)
 		    fields, "metrics_port", json_integer(http_server_metrics_port(srv)));
 	}
 	log_json_new(RS_LOG_INFO, NULL, "listening", fields);
+	/* Its own thread too: mail delivery never blocks an I/O or hashing thread. */
+	mailer = api_mailer_start(cfg, http_server_port(srv));
+	if (mailer == NULL) {
+		http_server_stop(srv);
+		return 1;
+	}
 	janitor = api_janitor_start(cfg); /* its own thread: never an I/O or hashing one */
 	/* The schema is checked and the socket listens: systemd's Type=notify may start what
 	 * comes after roster (or a deploy step may go on). */
@@ -354,6 +362,8 @@ cmd_serve(const struct config *cfg)
 	log_msg(RS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	notify_send("STOPPING=1\nSTATUS=draining");
 	api_janitor_stop(janitor); /* at most its batch in flight: one short transaction */
+	/* The send in flight, within the shutdown timeout; claimed mails not tried go back. */
+	api_mailer_stop(mailer, cfg->shutdown_timeout_s);
 	http_server_stop(srv);
 	log_msg(RS_LOG_INFO, "stopped");
 	return 0;
@@ -378,6 +388,9 @@ main(int argc, char **argv)
 	    {CONFIG_INVITE_CREATE, cli_invite_create},
 	    {CONFIG_INVITE_LIST, cli_invite_list},
 	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
+	    {CONFIG_MAIL_LIST, cli_mail_list},
+	    {CONFIG_MAIL_SHOW, cli_mail_show},
+	    {CONFIG_MAIL_RETRY, cli_mail_retry},
 	};
 	const struct config_command *cmd;
 	struct config cfg;
@@ -395,7 +408,8 @@ main(int argc, char **argv)
 	cmd = config_command_find(argc, argv, &words);
 	if (cmd == NULL && argc == 3 &&
 	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) &&
-	    (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "invite") == 0)) {
+	    (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "invite") == 0 ||
+	        strcmp(argv[1], "mail") == 0)) {
 		usage(stdout);
 		return 0;
 	}

@@ -98,8 +98,9 @@ create(struct http_req *req, int64_t user_id)
 		goto out;
 	}
 	new_token(token, token_hash);
-	st = store_invite_create(api_store(req), user_id, email_norm, email_key, token_hash,
-	    api_config(req)->invitation_ttl_s, &inv);
+	/* The invitation mail commits with it; its link works as the returned token does. */
+	st = store_invite_create_mailed(api_store(req), user_id, email_norm, email_key, token_hash,
+	    api_config(req)->invitation_ttl_s, "{}", &inv);
 	if (st == STORE_OK)
 		reply_with_token(req, 201, &inv, token);
 	else
@@ -159,8 +160,8 @@ resend_finish(struct http_req *req)
 	if (!inviter(req, &user_id))
 		return;
 	new_token(token, token_hash);
-	st = store_invite_resend(api_store(req), req->path_id, user_id, token_hash,
-	    api_config(req)->invitation_ttl_s, &inv);
+	st = store_invite_resend_mailed(api_store(req), req->path_id, user_id, token_hash,
+	    api_config(req)->invitation_ttl_s, "{}", &inv);
 	if (st == STORE_OK)
 		reply_with_token(req, 200, &inv, token);
 	else

@@ -149,11 +149,15 @@ struct invite_args {
 
 /* The invitation mail of invitation `id`, in the caller's transaction; its older mail tokens go. */
 static enum store_status
-queue_mail(struct store *s, const struct invite_args *a, int64_t id, const char *email)
+queue_mail(struct store *s, const struct invite_args *a, const struct store_invitation *inv_row)
 {
-	struct store_arg inv[] = {ARG_I(id)};
-	struct store_mail_new m = {
-	    .kind = "invitation", .to = email, .invitation_id = id, .payload = a->mail_payload};
+	struct store_arg inv[] = {ARG_I(inv_row->id)};
+	/* The inviter is the mail's account: the loop names them in the mail. */
+	struct store_mail_new m = {.kind = "invitation",
+	    .to = inv_row->email,
+	    .user_id = inv_row->inviter_id,
+	    .invitation_id = inv_row->id,
+	    .payload = a->mail_payload};
 	enum store_status st;
 
 	if (a->mail_payload == NULL)
@@ -184,8 +188,8 @@ create_body(struct store *s, void *arg)
 	if (st == STORE_OK)
 		st = store_db_one(s, STMT_INV_INSERT, ins, NARGS(ins), store_row_int, &id);
 	if (st == STORE_OK)
-		st = queue_mail(s, a, id, a->email);
-	return st == STORE_OK ? invite_get(s, id, 0, a->out) : st;
+		st = invite_get(s, id, 0, a->out);
+	return st == STORE_OK ? queue_mail(s, a, a->out) : st;
 }
 
 enum store_status
@@ -280,7 +284,7 @@ resend_body(struct store *s, void *arg)
 	if (st == STORE_OK)
 		st = invite_get(s, a->id, 0, a->out);
 	if (st == STORE_OK)
-		st = queue_mail(s, a, a->id, a->out->email);
+		st = queue_mail(s, a, a->out);
 	free(key);
 	return st;
 }

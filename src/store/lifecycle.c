@@ -37,7 +37,8 @@ store_otk_mint(struct store *s, const char *purpose, int64_t user_id, int64_t in
     const char *token_hash, long long ttl_s, const char *new_email, const char *new_email_key)
 {
 	char now[64], expires[64];
-	struct store_arg args[] = {user_id > 0 ? ARG_I(user_id) : (struct store_arg){.type = ARG_NULL},
+	struct store_arg args[] = {
+	    user_id > 0 ? ARG_I(user_id) : (struct store_arg){.type = ARG_NULL},
 	    invitation_id > 0 ? ARG_I(invitation_id) : (struct store_arg){.type = ARG_NULL},
 	    ARG_T(purpose), ARG_T(token_hash), ARG_T(new_email), ARG_T(new_email_key), ARG_T(now),
 	    ARG_T(expires)};
@@ -62,6 +63,7 @@ store_otk_mint(struct store *s, const char *purpose, int64_t user_id, int64_t in
 struct state_out {
 	const char *purpose;
 	enum store_otk_why why;
+	int64_t user_id;
 };
 
 static enum store_status
@@ -78,30 +80,33 @@ read_state(const struct store_row *r, void *arg)
 		o->why = STORE_OTK_EXPIRED;
 	else
 		o->why = STORE_OTK_OK;
+	o->user_id = store_col_int(r, 3);
 	return STORE_OK;
 }
 
 /* Why `token_hash` is not a usable token of `purpose` ($1 hash, $2 now). */
 static enum store_status
 otk_state(struct store *s, const char *purpose, const char *token_hash, const char *now,
-    enum store_otk_why *why)
+    enum store_otk_why *why, int64_t *user_id)
 {
 	struct store_arg args[] = {ARG_T(token_hash), ARG_T(now)};
-	struct state_out o = {purpose, STORE_OTK_UNKNOWN};
+	struct state_out o = {purpose, STORE_OTK_UNKNOWN, 0};
 	enum store_status st = store_db_one(s, STMT_OTK_STATE, args, NARGS(args), read_state, &o);
 
 	*why = o.why;
+	if (user_id != NULL)
+		*user_id = o.user_id;
 	return st == STORE_NOT_FOUND ? STORE_OK : st;
 }
 
 enum store_status
 store_otk_check(struct store *s, const char *purpose, const char *token_hash,
-    enum store_otk_why *why)
+    enum store_otk_why *why, int64_t *user_id)
 {
 	char now[64];
 
 	store_time_rfc3339(0, now);
-	return otk_state(s, purpose, token_hash, now, why);
+	return otk_state(s, purpose, token_hash, now, why, user_id);
 }
 
 /* What a consumed token names. */
@@ -137,7 +142,7 @@ otk_use(struct store *s, const char *purpose, const char *token_hash, const char
 	*why = STORE_OTK_OK;
 	if (st != STORE_NOT_FOUND)
 		return st;
-	st = otk_state(s, purpose, token_hash, now, why);
+	st = otk_state(s, purpose, token_hash, now, why, NULL);
 	if (st == STORE_OK && *why == STORE_OTK_OK)
 		*why = STORE_OTK_UNKNOWN; /* cannot happen inside one transaction */
 	return st == STORE_OK ? STORE_CONFLICT : st;
@@ -211,7 +216,8 @@ reset_request_body(struct store *s, void *arg)
 	struct reset_args *a = arg;
 	struct store_arg key[] = {ARG_T(a->email_key)};
 	int64_t id = 0;
-	enum store_status st = store_db_one(s, STMT_USER_ACTIVE_BY_EMAIL, key, 1, store_row_int, &id);
+	enum store_status st =
+	    store_db_one(s, STMT_USER_ACTIVE_BY_EMAIL, key, 1, store_row_int, &id);
 	/* Known or not, one read and one insert: the same work and time for every address. */
 	struct store_mail_new m = {.kind = "reset_unknown", .to = a->email};
 
@@ -283,14 +289,16 @@ static enum store_status
 change_body(struct store *s, void *arg)
 {
 	struct change_args *a = arg;
-	struct store_arg rehash[] = {ARG_I(a->user_id), ARG_T(a->password_hash), ARG_T(a->expect_hash)};
+	struct store_arg rehash[] = {
+	    ARG_I(a->user_id), ARG_T(a->password_hash), ARG_T(a->expect_hash)};
 	struct store_arg keep[] = {ARG_I(a->user_id), ARG_T(a->keep_token_hash)};
 	struct store_mail_new notice = {.kind = "password_changed", .user_id = a->user_id};
 	int64_t changed = 0;
 	enum store_status st = store_db_exec(s, STMT_REHASH, rehash, NARGS(rehash), &changed);
 
 	if (st == STORE_OK && changed != 1)
-		return STORE_CONFLICT; /* changed meanwhile: the current password checked is stale */
+		return STORE_CONFLICT; /* changed meanwhile: the current password checked is stale
+		                        */
 	if (st == STORE_OK)
 		st = store_db_exec(s, STMT_TOKENS_REVOKE_OTHERS, keep, NARGS(keep), NULL);
 	if (st == STORE_OK)
@@ -325,7 +333,8 @@ email_request_body(struct store *s, void *arg)
 	    .payload = a->payload};
 	struct store_mail_new notice = {
 	    .kind = "email_change_notice", .user_id = a->user_id, .payload = a->payload};
-	enum store_status st = store_db_one(s, STMT_EMAIL_HAS_ACCOUNT, key, 1, store_row_bool, &taken);
+	enum store_status st =
+	    store_db_one(s, STMT_EMAIL_HAS_ACCOUNT, key, 1, store_row_bool, &taken);
 
 	if (st == STORE_OK && taken)
 		return STORE_CONFLICT_EMAIL;
@@ -336,7 +345,8 @@ email_request_body(struct store *s, void *arg)
 	return st;
 }
 
-/* The payload {"new_email": ..., "new_email_key": ...}, JSON-escaped by hand: store/ has no JSON. */
+/* The payload {"new_email": ..., "new_email_key": ...}, JSON-escaped by hand: store/ has no JSON.
+ */
 static char *
 email_payload(const char *email, const char *key)
 {
@@ -387,7 +397,8 @@ email_confirm_body(struct store *s, void *arg)
 	if (st == STORE_OK && (u.new_email == NULL || u.new_email_key == NULL))
 		st = STORE_ERROR;
 	if (st == STORE_OK) {
-		struct store_arg set[] = {ARG_I(u.user_id), ARG_T(u.new_email), ARG_T(u.new_email_key)};
+		struct store_arg set[] = {
+		    ARG_I(u.user_id), ARG_T(u.new_email), ARG_T(u.new_email_key)};
 
 		*a->user_id = u.user_id;
 		/* The unique index decides a race for the address: STORE_CONFLICT_EMAIL. */

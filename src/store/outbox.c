@@ -107,7 +107,8 @@ read_mail(const struct store_row *r, struct store_mail *m)
 	m->created_at = store_col_dup(r, 9);
 	m->sent_at = store_col_dup(r, 10);
 	m->payload = store_col_dup(r, 11);
-	return m->to == NULL || m->created_at == NULL || m->payload == NULL ? STORE_ERROR : STORE_OK;
+	return m->to == NULL || m->created_at == NULL || m->payload == NULL ? STORE_ERROR
+	                                                                    : STORE_OK;
 }
 
 static enum store_status
@@ -184,7 +185,7 @@ store_mail_settle(struct store *s, int64_t id, const char *claim, enum store_mai
 		stmt = STMT_MAIL_FAIL;
 		args[2] = ARG_T(error); /* $3 is the error here */
 	}
-	st = store_tx_exec(s, stmt, args, outcome == STORE_MAIL_RETRY ? 4 : 3, &changed);
+	st = store_tx_exec(s, stmt, args, outcome == STORE_MAIL_FAILED ? 3 : 4, &changed);
 	return st == STORE_OK && changed != 1 ? STORE_CONFLICT : st;
 }
 

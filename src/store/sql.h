@@ -156,7 +156,8 @@ extern const char *const store_pg_sql[];
 	                     " payload, status, next_attempt_at, created_at) VALUES ($1,"          \
 	                     " coalesce($2, (SELECT email FROM users WHERE id = $3)), $3, $4, $5," \
 	                     " 'queued', $6, $6) RETURNING id",                                    \
-	[STMT_MAIL_SENT] = "UPDATE mail_outbox SET status = 'sent', sent_at = $3, claim = NULL"    \
+	[STMT_MAIL_SENT] = "UPDATE mail_outbox SET status = 'sent', sent_at = $3, claim = NULL,"   \
+	                   " last_error = coalesce($4, last_error)"                                \
 	                   " WHERE id = $1 AND claim = $2 AND status = 'sending'",                 \
 	[STMT_MAIL_RETRY] = "UPDATE mail_outbox SET status = 'queued', next_attempt_at = $3,"      \
 	                    " last_error = $4, claim = NULL"                                       \
@@ -177,7 +178,8 @@ extern const char *const store_pg_sql[];
 	[STMT_OTK_USE] = "UPDATE one_time_tokens SET used_at = $3 WHERE token_hash = $1"           \
 	                 " AND purpose = $2 AND used_at IS NULL AND expires_at > $3"               \
 	                 " RETURNING coalesce(user_id, 0), new_email, new_email_key",              \
-	[STMT_OTK_STATE] = "SELECT purpose, used_at IS NOT NULL, expires_at <= $2"                 \
+	[STMT_OTK_STATE] = "SELECT purpose, used_at IS NOT NULL, expires_at <= $2,"                \
+	                   " coalesce(user_id, 0)"                                                 \
 	                   " FROM one_time_tokens WHERE token_hash = $1",                          \
 	[STMT_OTK_USE_OTHERS] = "UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1"       \
 	                        " AND purpose = $2 AND used_at IS NULL",                           \

@@ -567,7 +567,7 @@ enum store_otk_why { STORE_OTK_OK = 0, STORE_OTK_UNKNOWN, STORE_OTK_EXPIRED, STO
 /* Whether a token of `purpose` would be accepted now (reset confirm, before hashing); reads only.
  */
 RS_MUSTCHECK enum store_status store_otk_check(struct store *s, const char *purpose,
-    const char *token_hash, /* OUT: */ enum store_otk_why *why);
+    const char *token_hash, /* OUT: */ enum store_otk_why *why, int64_t *user_id);
 
 /* Consumes a verification token and marks the account's email verified. */
 RS_MUSTCHECK enum store_status store_email_verify(

@@ -794,7 +794,8 @@ def assert_me(resp, username=None, email=None, role=None, bio=None, can_invite=N
     """200 with the documented /users/me/ shape; returns the body."""
     assert resp.status_code == 200, f"{resp.status_code} {resp.text}"
     me = resp.json()
-    assert set(me) == {"id", "username", "email", "date_joined", "profile"}, me
+    assert set(me) == {"id", "username", "email", "email_verified", "date_joined", "profile"}, me
+    assert isinstance(me["email_verified"], bool), me
     assert isinstance(me["id"], int) and not isinstance(me["id"], bool), me
     parse_time(me["date_joined"])
     assert set(me["profile"]) == {"role", "bio", "can_invite_teachers"}, me

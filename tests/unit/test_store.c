@@ -1845,8 +1845,10 @@ STORE_TEST(reset_same_work_for_unknown_and_confirm_revokes)
 	cr_assert_eq(store_token_create(S, id, "login-1", 3600, exp), STORE_OK);
 	cr_assert_eq(store_otk_mint(S, STORE_OTK_RESET, id, 0, "r1", 3600, NULL, NULL), STORE_OK);
 	cr_assert_eq(store_otk_mint(S, STORE_OTK_RESET, id, 0, "r2", 3600, NULL, NULL), STORE_OK);
-	cr_assert_eq(store_otk_check(S, STORE_OTK_RESET, "r1", &why), STORE_OK);
+	int64_t owner = 0;
+	cr_assert_eq(store_otk_check(S, STORE_OTK_RESET, "r1", &why, &owner), STORE_OK);
 	cr_assert_eq(why, STORE_OTK_OK);
+	cr_assert_eq(owner, id);
 	cr_assert_eq(store_reset_confirm(S, "r1", "new-hash", &why), STORE_OK);
 	cr_assert_eq(store_reset_confirm(S, "r2", "other-hash", &why), STORE_CONFLICT);
 	cr_assert_eq(why, STORE_OTK_USED);
@@ -1903,6 +1905,7 @@ STORE_TEST(invitation_mail_token_accepts_the_same_invitation_once)
 	cr_assert_eq(got.n, 1);
 	cr_assert_str_eq(got.items[0].kind, "invitation");
 	cr_assert_eq(got.items[0].invitation_id, inv.id);
+	cr_assert_eq(got.items[0].user_id, inviter); /* named in the mail */
 	store_mails_clear(&got);
 	cr_assert_eq(
 	    store_otk_mint(S, STORE_OTK_INVITATION, 0, inv.id, "inv-mailed", 0, NULL, NULL),
