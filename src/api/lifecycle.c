@@ -254,9 +254,10 @@ reset_confirm_finish(struct http_req *req)
 	}
 	st = store_otk_check(api_store(req), STORE_OTK_RESET, hash, &why, &user_id);
 	if (st == STORE_OK && why == STORE_OTK_OK)
-		st = store_user_get(api_store(req), &(struct store_user_ref){user_id, NULL, NULL}, &user);
+		st = store_user_get(
+		    api_store(req), &(struct store_user_ref){user_id, NULL, NULL}, &user);
 	if (st != STORE_OK || why != STORE_OTK_OK) {
-		api_reply_error(req, st == STORE_OK ? api_otk_why_err(why)
+		api_reply_error(req, st == STORE_OK          ? api_otk_why_err(why)
 		                     : st == STORE_NOT_FOUND ? API_ERR_TOKEN_INVALID
 		                                             : store_err(st));
 		goto out;
@@ -296,8 +297,8 @@ api_password_reset_confirm(struct http_req *req)
 
 /* Both password fields, or false (replied). */
 static bool
-change_fields(struct http_req *req, json_t *obj, const char **cur, size_t *curlen,
-    const char **pw, size_t *pwlen)
+change_fields(struct http_req *req, json_t *obj, const char **cur, size_t *curlen, const char **pw,
+    size_t *pwlen)
 {
 	struct acct_errors errs = {.n = 0};
 	bool a = api_required_string(obj, "current_password", cur, curlen, &errs);
@@ -402,8 +403,8 @@ api_email_change_request(struct http_req *req, const struct store_user *user, js
 		api_reply_invalid(req, &errs);
 		return;
 	}
-	if (acct_email_normalize(json_string_value(v), json_string_length(v), &display, &key, &msg) !=
-	    ACCT_OK) {
+	if (acct_email_normalize(
+	        json_string_value(v), json_string_length(v), &display, &key, &msg) != ACCT_OK) {
 		acct_errors_add(&errs, "email", msg != NULL ? msg : ACCT_MSG_EMAIL_INVALID);
 		api_reply_invalid(req, &errs);
 		goto out;
@@ -412,7 +413,8 @@ api_email_change_request(struct http_req *req, const struct store_user *user, js
 	if (st == STORE_OK)
 		reply_message(req, 202, "A confirmation link has been sent to the new address.");
 	else
-		api_reply_error(req, st == STORE_CONFLICT_EMAIL ? API_ERR_EMAIL_TAKEN : store_err(st));
+		api_reply_error(
+		    req, st == STORE_CONFLICT_EMAIL ? API_ERR_EMAIL_TAKEN : store_err(st));
 out:
 	free(display);
 	free(key);
@@ -436,7 +438,8 @@ change_confirm_finish(struct http_req *req)
 	else if (st == STORE_CONFLICT)
 		api_reply_error(req, api_otk_why_err(why));
 	else
-		api_reply_error(req, st == STORE_CONFLICT_EMAIL ? API_ERR_EMAIL_TAKEN : store_err(st));
+		api_reply_error(
+		    req, st == STORE_CONFLICT_EMAIL ? API_ERR_EMAIL_TAKEN : store_err(st));
 out:
 	json_decref(obj);
 }

@@ -235,17 +235,20 @@ settle(struct api_mailer *m, const struct store_mail *row, enum mail_kind kind, 
 
 	if (v->outcome == STORE_MAIL_RETRY) {
 		delay = backoff_s(m, row->attempts);
-		if ((long long)time(NULL) + delay - epoch_of(row->created_at) > m->cfg->mail_give_up_s) {
+		if ((long long)time(NULL) + delay - epoch_of(row->created_at) >
+		    m->cfg->mail_give_up_s) {
 			v->outcome = STORE_MAIL_FAILED;
-			snprintf(v->detail + strlen(v->detail), sizeof(v->detail) - strlen(v->detail),
-			    " (given up after %d attempts)", row->attempts);
+			snprintf(v->detail + strlen(v->detail),
+			    sizeof(v->detail) - strlen(v->detail), " (given up after %d attempts)",
+			    row->attempts);
 		}
 	}
 	st = store_mail_settle(m->s, row->id, m->claim, v->outcome, delay,
 	    v->outcome == STORE_MAIL_SENT && !v->suppressed ? NULL : v->detail);
 	if (st != STORE_OK)
-		log_msg(RS_LOG_WARNING, "mail %lld: cannot record its outcome (%s): %s; due again "
-		                        "when its lease ends",
+		log_msg(RS_LOG_WARNING,
+		    "mail %lld: cannot record its outcome (%s): %s; due again "
+		    "when its lease ends",
 		    (long long)row->id, v->detail, store_status_str(st));
 	metrics_mail((size_t)kind, v->suppressed                    ? METRICS_MAIL_SUPPRESSED
 	                           : v->outcome == STORE_MAIL_SENT  ? METRICS_MAIL_SENT
@@ -300,8 +303,9 @@ batch(struct api_mailer *m, bool *failing)
 
 	if (st != STORE_OK) {
 		if (!*failing)
-			log_msg(RS_LOG_WARNING, "mail: cannot claim mails: %s; trying again (logged "
-			                        "once)",
+			log_msg(RS_LOG_WARNING,
+			    "mail: cannot claim mails: %s; trying again (logged "
+			    "once)",
 			    store_status_str(st));
 		*failing = true;
 		return -1;

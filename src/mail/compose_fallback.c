@@ -13,7 +13,8 @@
 #include <string.h>
 
 static const struct {
-	const char *name, *subject, *text; /* text: %1$s link, %2$s username/inviter, %3$s new_email */
+	const char *name, *subject,
+	    *text; /* text: %1$s link, %2$s username/inviter, %3$s new_email */
 	bool link;
 } kinds[MAIL_KIND_COUNT] = {
     [MAIL_KIND_VERIFY] = {"verify", "Verify your email address",
@@ -90,12 +91,24 @@ html_escaped(const char *s)
 		const char *e = NULL;
 
 		switch (*s) {
-		case '&': e = "&amp;"; break;
-		case '<': e = "&lt;"; break;
-		case '>': e = "&gt;"; break;
-		case '"': e = "&quot;"; break;
-		case '\'': e = "&#39;"; break;
-		default: out[n++] = *s; continue;
+		case '&':
+			e = "&amp;";
+			break;
+		case '<':
+			e = "&lt;";
+			break;
+		case '>':
+			e = "&gt;";
+			break;
+		case '"':
+			e = "&quot;";
+			break;
+		case '\'':
+			e = "&#39;";
+			break;
+		default:
+			out[n++] = *s;
+			continue;
 		}
 		memcpy(out + n, e, strlen(e));
 		n += strlen(e);
@@ -125,8 +138,9 @@ mail_compose(const struct mail_templates *t, enum mail_kind kind, const json_t *
 	e[0] = html_escaped(link);
 	e[1] = html_escaped(who);
 	e[2] = html_escaped(var(vars, "new_email"));
-	if (n >= 0 && asprintf(&html, "<!doctype html><p><a href=\"%s\">%s</a></p><p>%s %s</p>",
-	                  e[0], e[0], e[1], e[2]) >= 0 &&
+	if (n >= 0 &&
+	    asprintf(&html, "<!doctype html><p><a href=\"%s\">%s</a></p><p>%s %s</p>", e[0], e[0],
+	        e[1], e[2]) >= 0 &&
 	    asprintf(&subject, "%s: %s", site->site_name, kinds[kind].subject) >= 0) {
 		for (char *c = subject; *c != '\0'; c++)
 			if ((unsigned char)*c < 0x20 || *c == 0x7f)

@@ -10,12 +10,14 @@ kept (`messages`, parsed with the email package), so a test reads the mail a
     token = link_token(msg, "/account/email/verify")
     smtp.stop(); smtp.start()            # an outage; the same port again
     smtp.fail_next(2, 451)               # the next two DATA answers 451, then 250
+    smtp.delay = 0.5                     # every DATA answer half a second late
     smtp.refuse("bad@example.com", 550)  # a mail to this address: DATA answers 550
 
 Reusable by any test module (the pages tests too): `from smtp_server import
 SmtpServer, link_token`.
 """
 
+import asyncio
 import email
 import email.policy
 import re
@@ -37,6 +39,8 @@ class _Handler:
         self.owner = owner
 
     async def handle_DATA(self, server, session, envelope):
+        if self.owner.delay:
+            await asyncio.sleep(self.owner.delay)
         for rcpt in envelope.rcpt_tos:
             code = self.owner._refused.get(rcpt.lower())
             if code is not None:
@@ -63,6 +67,7 @@ class SmtpServer:
         self._fail_code = 451
         self._refused = {}
         self._controller = None
+        self.delay = 0  # seconds before each DATA answer (a slow server)
 
     @property
     def url(self):
