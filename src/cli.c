@@ -7,6 +7,8 @@
 #include "config.h"
 #include "accounts/acct.h"
 #include "log.h"
+#include "mail/compose.h"
+#include "mail/mail.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
 #include "xmalloc.h"
@@ -646,6 +648,65 @@ cli_invite_revoke(const struct config *cfg)
 		return fail(store_exit(st), "cannot revoke: %s", store_status_str(st));
 	printf("revoked invitation %s\n", cfg->arg);
 	return CLI_OK;
+}
+
+/*
+ * roster mail test ADDRESS: one mail of the `test` kind (its templates, with
+ * --mail-templates) through --mail-url, as the delivery loop sends mails, and
+ * the transport's answer printed (the server's final reply, or the file
+ * written). Exit 0 sent, 1 ADDRESS refused, 5 not sent for now (connection,
+ * timeout, 4xx, disk; or the templates or transport cannot be used), 6
+ * refused for good (5xx).
+ */
+int
+cli_mail_test(const struct config *cfg)
+{
+	/* No --public-url here: the test mail names no link. */
+	const struct mail_site site = {cfg->site_name, "", cfg->mail_from};
+	struct mail_templates *tpl = NULL;
+	struct mail_transport *t = NULL;
+	struct mail_message m = {0};
+	struct mail_result r = {0};
+	char url[512], err[512];
+	int rc = CLI_FAILURE;
+
+	mail_url_redacted(cfg->mail_url, url, sizeof(url));
+	if (!mail_address_ok(cfg->arg))
+		return fail(
+		    CLI_INVALID, "mail test: not an address roster sends to: '%s'", cfg->arg);
+	tpl = mail_templates_load(cfg->mail_templates, err, sizeof(err));
+	if (tpl == NULL) {
+		fail(CLI_FAILURE, "mail test: %s", err);
+		goto out;
+	}
+	if (mail_compose(tpl, MAIL_KIND_TEST, NULL, &site, cfg->arg, &m, err, sizeof(err)) != 0) {
+		fail(CLI_FAILURE, "mail test: %s", err);
+		goto out;
+	}
+	t = mail_transport_open(cfg->mail_url, err, sizeof(err));
+	if (t == NULL) {
+		fail(CLI_FAILURE, "mail test: cannot use %s: %s", url, err);
+		goto out;
+	}
+	mail_send(t, &m, &r);
+	switch (r.outcome) {
+	case MAIL_SENT:
+		printf("sent to %s via %s: %s\n", cfg->arg, url, r.detail);
+		rc = CLI_OK;
+		break;
+	case MAIL_RETRY:
+		rc = fail(CLI_FAILURE,
+		    "mail test: not sent (temporary, would be retried) via %s: %s", url, r.detail);
+		break;
+	default:
+		rc = fail(CLI_REFUSED, "mail test: refused for good via %s: %s", url, r.detail);
+		break;
+	}
+out:
+	mail_transport_close(t);
+	mail_composed_clear(&m);
+	mail_templates_free(tpl);
+	return rc;
 }
 
 /* ---- the outbox: mail list, mail show, mail retry ---- */

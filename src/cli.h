@@ -15,6 +15,7 @@ enum cli_exit {
 	CLI_NOT_FOUND = 3,
 	CLI_CONFLICT = 4,
 	CLI_FAILURE = 5,
+	CLI_REFUSED = 6, /* mail test: the mail server refused the mail for good (5xx) */
 };
 
 int cli_user_create(const struct config *cfg);
@@ -26,6 +27,8 @@ int cli_user_delete(const struct config *cfg);
 int cli_invite_create(const struct config *cfg);
 int cli_invite_list(const struct config *cfg);
 int cli_invite_revoke(const struct config *cfg);
+/* roster mail test ADDRESS: one mail through the configured transport; 0 when sent. */
+int cli_mail_test(const struct config *cfg);
 /* The outbox (roster mail list|show|retry): exit codes as the others. */
 int cli_mail_list(const struct config *cfg);
 int cli_mail_show(const struct config *cfg);

@@ -24,7 +24,9 @@ enum opt_type {
 	OPT_LOGLEVEL,
 	OPT_BIND,
 	OPT_DB,
-	OPT_ROLES
+	OPT_ROLES,
+	OPT_MAIL_URL, /* may hold a password: never quoted back */
+	OPT_MAIL_ADDR
 };
 
 struct opt {
@@ -51,6 +53,7 @@ struct opt {
 /* Commands that take one existing user: USER, --username NAME or --email ADDR. */
 #define USER_REF (CONFIG_USER_SHOW | CONFIG_USER_SET | CONFIG_USER_PASSWORD | CONFIG_USER_DELETE)
 #define OFF(f)   offsetof(struct config, f)
+#define MAILING  (CONFIG_SERVE | CONFIG_MAIL_TEST)
 
 static const struct opt opts[] = {
     {"db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",
@@ -131,8 +134,18 @@ static const struct opt opts[] = {
         "open connections per client address; 0 = no limit (default 256)"},
     {"body-limit", "ROSTER_BODY_LIMIT", OPT_UINT, OFF(body_limit), CONFIG_SERVE, 256, 1048576,
         "BYTES", "largest request body accepted (default 16384)"},
-    {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
-        "debug, info, warning or error (default info)"},
+    {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL | CONFIG_MAIL_TEST, 0, 0,
+        "LEVEL", "debug, info, warning or error (default info)"},
+    {"mail-url", "ROSTER_MAIL_URL", OPT_MAIL_URL, OFF(mail_url), MAILING, 0, 0, "URL",
+        "how mails leave: file:DIR (one .eml each), smtp://[user:pass@]host[:port][?starttls="
+        "required] or smtps://... (default file:var/mail)"},
+    {"mail-from", "ROSTER_MAIL_FROM", OPT_MAIL_ADDR, OFF(mail_from), MAILING, 0, 0, "ADDR",
+        "sender address of the mails (default roster@localhost)"},
+    {"site-name", "ROSTER_SITE_NAME", OPT_STR, OFF(site_name), MAILING, 0, 0, "TEXT",
+        "the site's name in mails and pages (default roster)"},
+    {"mail-templates", "ROSTER_MAIL_TEMPLATES", OPT_STR, OFF(mail_templates), MAILING, 0, 0, "DIR",
+        "mail templates that replace the embedded ones: KIND.subject, KIND.txt, KIND.html "
+        "(default: none)"},
     {"check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
         "apply nothing; exit 1 when migrations are pending or the schema is newer and "
         "incompatible"},
@@ -165,13 +178,6 @@ static const struct opt opts[] = {
     /* The account lifecycle by email. */
     {"public-url", "ROSTER_PUBLIC_URL", OPT_STR, OFF(public_url), CONFIG_SERVE, 0, 0, "URL",
         "prefix of the links in mails (default http:// + the bound address)"},
-    {"mail-url", "ROSTER_MAIL_URL", OPT_STR, OFF(mail_url), CONFIG_SERVE, 0, 0, "URL",
-        "mail transport: file:DIR (one .eml per mail), smtp://[user:pass@]host[:port] or "
-        "smtps://... (default file:var/mail)"},
-    {"mail-from", "ROSTER_MAIL_FROM", OPT_STR, OFF(mail_from), CONFIG_SERVE, 0, 0, "ADDR",
-        "sender of the mails (default roster@localhost)"},
-    {"site-name", "ROSTER_SITE_NAME", OPT_STR, OFF(site_name), CONFIG_SERVE, 0, 0, "TEXT",
-        "the site's name in mails (default roster)"},
     {"require-verified-email", "ROSTER_REQUIRE_VERIFIED_EMAIL", OPT_FLAG,
         OFF(require_verified_email), CONFIG_SERVE, 0, 0, "on|off",
         "refuse login until the account's email is verified (default off)"},
@@ -220,6 +226,8 @@ static const struct config_command commands[] = {
     {CONFIG_INVITE_CREATE, "invite create", NULL, "invite a teacher; prints the token once"},
     {CONFIG_INVITE_LIST, "invite list", NULL, "list invitations"},
     {CONFIG_INVITE_REVOKE, "invite revoke", "ID", "revoke a pending invitation"},
+    {CONFIG_MAIL_TEST, "mail test", "ADDRESS",
+        "send one test mail through --mail-url; print the server's answer or the file"},
     {CONFIG_MAIL_LIST, "mail list", NULL, "list the outbox, newest first"},
     {CONFIG_MAIL_SHOW, "mail show", "ID", "show one mail: headers and status, never a token"},
     {CONFIG_MAIL_RETRY, "mail retry", "ID", "send a failed (or queued) mail again now"},
@@ -348,6 +356,16 @@ set_opt(struct config *c, const struct opt *o, const char *v)
 		return 0;
 	case OPT_DB:
 		if (!store_url_valid(v))
+			return -1;
+		*(const char **)field = v;
+		return 0;
+	case OPT_MAIL_URL:
+		if (mail_url_problem(v) != NULL)
+			return -1;
+		*(const char **)field = v;
+		return 0;
+	case OPT_MAIL_ADDR:
+		if (!mail_address_ok(v))
 			return -1;
 		*(const char **)field = v;
 		return 0;
@@ -485,6 +503,11 @@ bad_value(const char *cmd, const char *what, const struct opt *o, const char *v)
 		    "roster: %s%sinvalid value for %s: %s (the value is not shown: it may hold a "
 		    "password)\n",
 		    cmd, *cmd != '\0' ? ": " : "", what, store_url_problem(v));
+	else if (o->type == OPT_MAIL_URL)
+		fprintf(stderr,
+		    "roster: %s%sinvalid value for %s: %s (the value is not shown: it may hold a "
+		    "password)\n",
+		    cmd, *cmd != '\0' ? ": " : "", what, mail_url_problem(v));
 	else
 		fprintf(stderr, "roster: %s%sinvalid value for %s: '%s'\n", cmd,
 		    *cmd != '\0' ? ": " : "", what, v);
@@ -569,11 +592,6 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 	}
 	if ((cmd->cmd & (CONFIG_USER_CREATE | CONFIG_INVITE_CREATE)) && c->email == NULL) {
 		fprintf(stderr, "roster: %s: missing --email (see --help)\n", name);
-		return CONFIG_USAGE;
-	}
-	if (cmd->cmd == CONFIG_SERVE && mail_url_problem(c->mail_url) != NULL) {
-		fprintf(stderr, "roster: serve: invalid value for --mail-url: %s\n",
-		    mail_url_problem(c->mail_url));
 		return CONFIG_USAGE;
 	}
 	if (cmd->cmd == CONFIG_SERVE && (c->mail_lease_s < 1 || c->mail_poll_s < 1)) {

@@ -21,6 +21,7 @@ enum config_cmd {
 	CONFIG_INVITE_CREATE = 1 << 9,
 	CONFIG_INVITE_LIST = 1 << 10,
 	CONFIG_INVITE_REVOKE = 1 << 11,
+	CONFIG_MAIL_TEST = 1 << 12, /* roster mail test ADDRESS */
 	/* The outbox's operator commands (cli.c). */
 	CONFIG_MAIL_LIST = 1 << 20,
 	CONFIG_MAIL_SHOW = 1 << 21,
@@ -87,11 +88,14 @@ struct config {
 	int log_level;
 	bool migrate_check; /* migrate --check */
 
+	/* Mail (serve, mail test): transport, sender, site name, template overrides. */
+	const char *mail_url;       /* file:DIR, smtp://..., smtps://... */
+	const char *mail_from;      /* an addr-spec mail_address_ok accepts */
+	const char *site_name;      /* the From display name and {{site_name}} of the mails */
+	const char *mail_templates; /* DIR of KIND.subject/.txt/.html overrides; NULL: none */
+
 	/* The account lifecycle by email (api/mailer.c, api/lifecycle.c). */
 	const char *public_url; /* NULL: http:// + the bound address */
-	const char *mail_url;
-	const char *mail_from;
-	const char *site_name;
 	bool require_verified_email;
 	bool mail_unknown_accounts; /* send reset_unknown mails */
 	long long reset_ttl_s;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "http/server.h"
 #include "log.h"
+#include "mail/compose.h"
 #include "mail/mail.h"
 #include "notify.h"
 #include "crypto/rcrypto.h"
@@ -291,7 +292,16 @@ cmd_serve(const struct config *cfg)
 	sigset_t sigs;
 	int sig = 0;
 	json_t *fields;
+	char mail_err[512];
+	struct mail_templates *mail_tpl =
+	    mail_templates_load(cfg->mail_templates, mail_err, sizeof(mail_err));
 
+	/* A broken --mail-templates file stops serve here, not each mail later. */
+	if (mail_tpl == NULL) {
+		log_msg(RS_LOG_ERROR, "refusing to serve: %s", mail_err);
+		return 1;
+	}
+	mail_templates_free(mail_tpl);
 	st = open_schema_status(cfg, STORE_OPEN_EXISTING, &s, &schema,
 	    store_url_remote(cfg->db) ? RS_LOG_WARNING : RS_LOG_ERROR);
 	if (st == STORE_OK && schema.applied == schema.latest)
@@ -388,6 +398,7 @@ main(int argc, char **argv)
 	    {CONFIG_INVITE_CREATE, cli_invite_create},
 	    {CONFIG_INVITE_LIST, cli_invite_list},
 	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
+	    {CONFIG_MAIL_TEST, cli_mail_test},
 	    {CONFIG_MAIL_LIST, cli_mail_list},
 	    {CONFIG_MAIL_SHOW, cli_mail_show},
 	    {CONFIG_MAIL_RETRY, cli_mail_retry},

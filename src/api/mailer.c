@@ -374,7 +374,7 @@ api_mailer_start(const struct config *cfg, unsigned port)
 		m->public_url[n - 1] = '\0';
 	rcrypto_random_hex(m->claim, 16);
 	m->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
-	m->tpl = mail_templates_load(NULL, err, sizeof(err));
+	m->tpl = mail_templates_load(cfg->mail_templates, err, sizeof(err));
 	if (m->tpl != NULL)
 		m->t = mail_transport_open(cfg->mail_url, err, sizeof(err));
 	if (m->tpl == NULL || m->t == NULL) {

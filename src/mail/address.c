@@ -82,6 +82,9 @@ mail_address_ascii(const char *addr, char *out, size_t size)
 			return false; /* before IDNA sees it: no control character in any form */
 		if (*p >= 0x80)
 			ascii = false;
+		else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		             (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return false; /* libidn2 drops a ',' or ';' of a non-ASCII domain */
 	}
 	if (!ascii) {
 		if (idn2_to_ascii_8z(at + 1, &alabel,
@@ -132,7 +135,9 @@ smtp_url_parse(const char *url, CURLU **u)
 	if (*u == NULL)
 		return "out of memory";
 	if (curl_url_set(*u, CURLUPART_URL, url, 0) != CURLUE_OK)
-		return "not a valid smtp:// or smtps:// URL";
+		return "not a valid smtp:// or smtps:// URL (percent-encode '@', ':' and '/' in "
+		       "the user "
+		       "and password)";
 	if (curl_url_get(*u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
 		problem = "an smtp:// URL needs a host: smtp://[user:pass@]host[:port]";
 	else if (curl_url_get(*u, CURLUPART_QUERY, &query, 0) == CURLUE_OK &&

@@ -77,8 +77,9 @@ void mail_templates_free(struct mail_templates *t);
 
 /*
  * Composes one mail of `kind` to `to` with `vars` (a JSON object of strings,
- * borrowed): fills `out` (from = site->from, from_name = site->site_name, to,
- * and a malloc'd subject, text and html that mail_composed_clear frees).
+ * borrowed): fills `out` (from = site->from, from_name = site->site_name and
+ * to borrowed, so they must outlive `out`; a malloc'd subject, text and html
+ * that mail_composed_clear frees).
  * -1 with `err` set when `vars` lacks the kind's `link`, a value is not a
  * string, or a body exceeds 64 KiB; `out` then holds nothing to free.
  */

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define SMTP_CONNECT_TIMEOUT_S 10L
-#define SMTP_TOTAL_TIMEOUT_S   60L
+#define SMTP_TOTAL_TIMEOUT_S   30L
 
 enum kind { KIND_FILE, KIND_SMTP };
 
@@ -183,7 +183,9 @@ header_cb(char *line, size_t size, size_t n, void *arg)
 
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
-	if (len == 0)
+	/* The answer to the QUIT libcurl sends after a failure would hide the failure's answer. */
+	if (len == 0 ||
+	    (len >= 4 && memcmp(line, "221", 3) == 0 && (line[3] == ' ' || line[3] == '-')))
 		return size * n;
 	for (size_t i = 0; i < len && k + 1 < sizeof(t->last_reply); i++) /* printable only */
 		t->last_reply[k++] =
@@ -249,17 +251,15 @@ smtp_send(struct mail_transport *t, const struct mail_message *m, const char *ms
 	out->outcome = smtp_outcome(rc, code);
 	if (rc == CURLE_USE_SSL_FAILED && t->tls_required)
 		fmt(out->detail, sizeof(out->detail),
-		    "not sent: the server offers no STARTTLS and the URL says starttls=required "
-		    "(%s)",
+		    "not sent: the server offers no STARTTLS and the URL says starttls=required");
+	else if (rc == CURLE_OK)
+		fmt(out->detail, sizeof(out->detail), "%s", t->last_reply);
+	else if (t->last_reply[0] != '\0')
+		fmt(out->detail, sizeof(out->detail), "%s (%s)", t->last_reply,
 		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
-	else if (rc == CURLE_OK || t->last_reply[0] != '\0')
-		fmt(out->detail, sizeof(out->detail), "%s%s%s", t->last_reply,
-		    rc != CURLE_OK ? " (" : "", rc != CURLE_OK ? curl_easy_strerror(rc) : "");
 	else
 		fmt(out->detail, sizeof(out->detail), "%s",
 		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
-	if (rc != CURLE_OK && t->last_reply[0] != '\0')
-		strncat(out->detail, ")", sizeof(out->detail) - strlen(out->detail) - 1);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(rcpt);
 	return;

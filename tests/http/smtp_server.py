@@ -1,124 +1,181 @@
 """
-A real SMTP server for the black-box tests: Debian's python3-aiosmtpd on a
-free loopback port, in a thread of the test process. Every accepted message is
-kept (`messages`, parsed with the email package), so a test reads the mail a
-`roster serve` sent and follows its link's token.
+A real SMTP server for the tests: Debian's python3-aiosmtpd on 127.0.0.1, in
+a thread of the test process. No STARTTLS and no AUTH are offered (so a
+`?starttls=required` URL must refuse to send to it, and libcurl skips AUTH
+even when the URL carries a user and password). `SmtpServer(starttls=True)`
+offers STARTTLS with a fresh self-signed certificate (made with the openssl
+command), which no client trusts: `starttls_requests` counts the STARTTLS
+commands it got, so a test sees that a client tried TLS and did not fall back
+to clear text.
 
-    smtp = SmtpServer().start()          # or the `smtp` fixture of test modules
-    url = smtp.url                       # smtp://127.0.0.1:PORT for --mail-url
-    msg = smtp.wait_for(lambda m: m["To"] == "a@example.com")
-    token = link_token(msg, "/account/email/verify")
-    smtp.stop(); smtp.start()            # an outage; the same port again
-    smtp.fail_next(2, 451)               # the next two DATA answers 451, then 250
-    smtp.delay = 0.5                     # every DATA answer half a second late
-    smtp.refuse("bad@example.com", 550)  # a mail to this address: DATA answers 550
+    from smtp_server import SmtpServer
 
-Reusable by any test module (the pages tests too): `from smtp_server import
-SmtpServer, link_token`.
+    smtp = SmtpServer()            # picks a free loopback port, starts listening
+    smtp.url                       # "smtp://127.0.0.1:<port>" (for --mail-url)
+    smtp.wait_for(1, timeout=10)   # blocks until that many mails arrived; returns them
+    smtp.messages()                # [Received(mail_from, rcpt_tos, data, message)], a copy
+    smtp.answer("451 4.3.0 Try again later")   # every DATA answered so from now on;
+    smtp.answer("550 5.7.1 No", at="RCPT")      # ... or every RCPT; answer(None): accept
+    smtp.stop(); smtp.start()      # an outage: the same port, listening again
+    smtp.close()                   # at teardown (idempotent)
+
+Or the pytest fixture `smtp` (import it into a test module: `from smtp_server
+import smtp`), which closes the server at teardown. `Received.message` is the
+mail parsed by Python's `email` package (policy.default), `data` its bytes.
+Mails refused by an `answer` are not recorded. Thread-safe.
 """
 
-import asyncio
+import collections
 import email
 import email.policy
-import re
-import socket
+import os
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 
+import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
+from pgcluster import free_port
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+Received = collections.namedtuple("Received", "mail_from rcpt_tos data message")
 
 
 class _Handler:
     def __init__(self, owner):
         self.owner = owner
 
-    async def handle_DATA(self, server, session, envelope):
-        if self.owner.delay:
-            await asyncio.sleep(self.owner.delay)
-        for rcpt in envelope.rcpt_tos:
-            code = self.owner._refused.get(rcpt.lower())
-            if code is not None:
-                return f"{code} 5.7.1 refused by the test"
-        with self.owner._lock:
-            if self.owner._fail_next > 0:
-                self.owner._fail_next -= 1
-                return f"{self.owner._fail_code} 4.3.0 try again later (test)"
-            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            self.owner.messages.append(msg)
-            self.owner.raw.append(envelope.content)
-            self.owner.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.owner._reply("RCPT")
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = self.owner._reply("DATA")
+        if reply is not None:
+            return reply
+        data = envelope.original_content or envelope.content
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        self.owner._record(Received(envelope.mail_from, list(envelope.rcpt_tos), data, msg))
+        return "250 2.0.0 Ok: queued as roster-test"
+
+
+class _CountingSMTP(SMTP):
+    async def smtp_STARTTLS(self, arg):
+        self._owner._starttls()
+        return await super().smtp_STARTTLS(arg)
+
+
+class _Controller(Controller):
+    def __init__(self, owner, *args, **kw):
+        self._owner = owner
+        super().__init__(*args, **kw)
+
+    def factory(self):
+        smtp = _CountingSMTP(self.handler, **self.SMTP_kwargs)
+        smtp._owner = self._owner
+        return smtp
+
+
+def _self_signed_context(directory):
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=30)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 class SmtpServer:
-    def __init__(self, port=None):
+    def __init__(self, port=None, starttls=False):
         self.port = port or free_port()
-        self.messages = []
-        self.raw = []
-        self.envelopes = []
-        self._lock = threading.Lock()
-        self._fail_next = 0
-        self._fail_code = 451
-        self._refused = {}
+        self._lock = threading.Condition()
+        self._received = []
+        self._replies = {}
         self._controller = None
-        self.delay = 0  # seconds before each DATA answer (a slow server)
+        self._tls = None
+        self.starttls_requests = 0
+        if starttls:
+            with tempfile.TemporaryDirectory() as d:
+                self._tls = _self_signed_context(d)
+        self.start()
+
+    def _starttls(self):
+        with self._lock:
+            self.starttls_requests += 1
 
     @property
     def url(self):
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self):
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                                      ready_timeout=10)
-        self._controller.start()
-        return self
+        """Listens (again) on self.port; returns within a few seconds or raises."""
+        if self._controller is not None:
+            return
+        deadline = time.monotonic() + 10
+        while True:
+            kw = {"tls_context": self._tls, "require_starttls": False} if self._tls else {}
+            c = _Controller(self, _Handler(self), hostname="127.0.0.1", port=self.port,
+                            ready_timeout=5, enable_SMTPUTF8=False, decode_data=False, **kw)
+            try:
+                c.start()
+                self._controller = c
+                return
+            except (OSError, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # the port of a stop() a moment ago
 
     def stop(self):
+        """Stops listening; connections are refused until start()."""
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
 
-    def fail_next(self, n, code=451):
+    close = stop
+
+    def answer(self, reply, at="DATA"):
+        """Answer every `at` command ("RCPT" or "DATA") with `reply` ("451 ..."); None: accept."""
         with self._lock:
-            self._fail_next, self._fail_code = n, code
+            if reply is None:
+                self._replies.pop(at, None)
+            else:
+                self._replies[at] = reply
 
-    def refuse(self, address, code=550):
-        self._refused[address.lower()] = code
-
-    def snapshot(self):
+    def _reply(self, at):
         with self._lock:
-            return list(self.messages)
+            return self._replies.get(at)
 
-    def wait_for(self, pred=lambda m: True, timeout=20, count=1):
-        """The first `count` messages matching `pred` (one message when count == 1)."""
+    def _record(self, received):
+        with self._lock:
+            self._received.append(received)
+            self._lock.notify_all()
+
+    def messages(self):
+        with self._lock:
+            return list(self._received)
+
+    def wait_for(self, n, timeout=10):
+        """The first `n` mails, waiting up to `timeout` seconds for them; fails the test if not."""
         deadline = time.monotonic() + timeout
-        while True:
-            got = [m for m in self.snapshot() if pred(m)]
-            if len(got) >= count:
-                return got[0] if count == 1 else got[:count]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(got)} of {count} expected mail(s) within {timeout}s; "
-                                     f"{len(self.messages)} received in all")
-            time.sleep(0.05)
+        with self._lock:
+            while len(self._received) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"{len(self._received)} mail(s) received within {timeout}s, "
+                                f"expected {n}")
+                self._lock.wait(left)
+            return list(self._received[:n])
 
 
-def text_of(msg):
-    part = msg.get_body(preferencelist=("plain",))
-    return part.get_content() if part is not None else ""
-
-
-def link_token(msg, path):
-    """The token of the link to `path` in the mail's text part (AssertionError if none)."""
-    m = re.search(re.escape(path) + r"\?token=([0-9a-f]{64})", text_of(msg))
-    assert m, f"no {path} link in the mail:\n{text_of(msg)}"
-    return m.group(1)
-
-
-def to_addr(msg):
-    return str(msg["To"]).strip().lower()
+@pytest.fixture
+def smtp():
+    s = SmtpServer()
+    yield s
+    s.close()
