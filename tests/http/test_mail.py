@@ -498,3 +498,27 @@ def test_scenario_two_instances_500_mails_each_delivered_exactly_once(db, start_
     assert (sent, twice, lost) == (500, 0, 0)
     assert len(smtp.snapshot()) == 500
     assert sum(per_instance) == 500
+
+
+def test_header_injection_and_non_ascii_through_the_flows(db, start_servers, smtp):
+    s = start_servers(db, args=mail_args(smtp, "--site-name", "École Zoë"))[0]
+    register(s, "Zoë_Ünï", email="zoe@example.com")
+    t = token_of(s, "Zoë_Ünï")
+    evil = "x@example.com\r\nBcc: victim@example.net"
+    assert s.register(user_body("mallory", email=evil)).status_code == 400
+    assert_invalid(s.patch(ME, headers=auth(t), json={"email": evil}), "email")
+    assert_invalid(s.post(RESET, json={"email": evil}), "email")
+    assert_invalid(s.post(RESET, json={"email": "a@example.com\nTo: b@example.com"}), "email")
+    assert s.post(RESET, json={"email": "zoe@example.com"}).status_code == 202
+    mails = smtp.wait_for(to("zoe@example.com"), count=2)
+    time.sleep(1.5)
+    assert len(smtp.snapshot()) == 2
+    for raw, (mail_from, rcpts), msg in zip(smtp.raw, smtp.envelopes, smtp.snapshot()):
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert b"bcc" not in head.lower() and b"victim" not in raw, head
+        assert rcpts == ["zoe@example.com"], rcpts
+        subject_raw = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"subject:")]
+        assert len(subject_raw) == 1 and b"=?" in subject_raw[0], subject_raw  # RFC 2047
+        assert "École Zoë" in str(msg["Subject"]), msg["Subject"]
+        assert "Zoë_Ünï" in text_of(msg)
+    assert {m["Subject"] for m in mails}  # both kinds arrived
