@@ -298,6 +298,7 @@ static int
 batch(struct api_mailer *m, bool *failing)
 {
 	struct store_mails got = {0};
+	time_t claimed_at = time(NULL);
 	enum store_status st = store_mail_claim(m->s, BATCH, m->cfg->mail_lease_s, m->claim, &got);
 	size_t i = 0;
 
@@ -313,16 +314,20 @@ batch(struct api_mailer *m, bool *failing)
 	if (*failing)
 		log_msg(RS_LOG_INFO, "mail: the database answers again");
 	*failing = false;
-	for (; i < got.n && !stopping(m); i++)
+	/* Half the lease at most on one claim: a batch of slow sends (timeouts) must not run
+	 * past it, or another instance would send its last mails too. */
+	for (; i < got.n && !stopping(m) && time(NULL) - claimed_at < m->cfg->mail_lease_s / 2 + 1;
+	     i++)
 		handle(m, &got.items[i]);
-	/* Stopping: what was claimed and not tried is due again at once, not at the lease's end. */
+	/* Stopping (or half the lease gone): what was claimed and not tried is due again at once,
+	 * not at the lease's end. */
 	for (; i < got.n; i++)
 		if (store_mail_settle(m->s, got.items[i].id, m->claim, STORE_MAIL_RETRY, 0,
 		        got.items[i].last_error) != STORE_OK)
 			break;
 	i = got.n;
 	store_mails_clear(&got);
-	return (int)i;
+	return (int)i; /* a full batch: look again at once */
 }
 
 static void *
