@@ -16,7 +16,7 @@ import threading
 import time
 
 from conftest import run_roster
-from smtp_server import SmtpServer, smtp  # noqa: F401 (the fixture)
+from smtp_server import SmtpServer, smtp, text_of, to_addr  # noqa: F401 (smtp: the fixture)
 
 SECRET = "s3cret-Pa55"
 
@@ -35,7 +35,8 @@ def test_mail_test_delivers_multipart_with_encoded_subject(smtp):
                   "--site-name", site)
     assert_exit(r, 0)
     assert "250" in r.stdout and "queued" in r.stdout, r.stdout
-    (m,) = smtp.wait_for(1)
+    smtp.wait_for()
+    (m,) = smtp.received()
     assert m.mail_from == "noreply@school.example"
     assert m.rcpt_tos == ["anna@example.org"]
     msg = m.message
@@ -58,7 +59,8 @@ def test_mail_test_hostile_site_name_adds_no_header(smtp):
     hostile = "Evil\r\nBcc: victim@evil.example\r\nSubject: forged"
     r = mail_test("anna@example.org", "--mail-url", smtp.url, "--site-name", hostile)
     assert_exit(r, 0)
-    (m,) = smtp.wait_for(1)
+    smtp.wait_for()
+    (m,) = smtp.received()
     assert m.rcpt_tos == ["anna@example.org"]
     assert m.message["Bcc"] is None
     assert len(m.message.get_all("Subject")) == 1
@@ -76,7 +78,7 @@ def test_mail_test_hostile_address_refused_nothing_sent(smtp):
     r = mail_test("anna@example.org", "--mail-url", smtp.url,
                   "--mail-from", "x@example.org\r\nRCPT TO:<victim@evil.example>")
     assert_exit(r, 2)
-    assert smtp.messages() == []
+    assert smtp.messages == []
 
 
 def test_mail_test_smtp_4xx_is_retry(smtp):
@@ -86,7 +88,8 @@ def test_mail_test_smtp_4xx_is_retry(smtp):
     assert "451 4.3.0 Mailbox busy" in r.stderr and "temporary" in r.stderr
     smtp.answer(None)
     assert_exit(mail_test("anna@example.org", "--mail-url", smtp.url), 0)
-    assert len(smtp.wait_for(1)) == 1
+    smtp.wait_for()
+    assert len(smtp.messages) == 1
 
 
 def test_mail_test_smtp_5xx_is_refused(smtp):
@@ -99,14 +102,14 @@ def test_mail_test_smtp_5xx_is_refused(smtp):
     r = mail_test("anna@example.org", "--mail-url", smtp.url)
     assert_exit(r, 6)
     assert "550 5.1.1 No such user" in r.stderr
-    assert smtp.messages() == []
+    assert smtp.messages == []
 
 
 def test_mail_test_starttls_required_refuses_clear_text(smtp):
     r = mail_test("anna@example.org", "--mail-url", smtp.url + "?starttls=required")
     assert_exit(r, 5)
     assert "STARTTLS" in r.stderr
-    assert smtp.messages() == []
+    assert smtp.messages == []
     # Opportunistic (the default): sent in clear to a server without STARTTLS.
     assert_exit(mail_test("anna@example.org", "--mail-url", smtp.url), 0)
 
@@ -118,7 +121,8 @@ def test_mail_test_outage_then_back_on_the_same_port(smtp):
     assert "connect" in r.stderr.lower()
     smtp.start()
     assert_exit(mail_test("anna@example.org", "--mail-url", smtp.url), 0)
-    assert len(smtp.wait_for(1)) == 1
+    smtp.wait_for()
+    assert len(smtp.messages) == 1
 
 
 def test_mail_url_password_never_shown(smtp):
@@ -179,7 +183,8 @@ def test_mail_templates_override_and_broken_template(smtp, tmp_path):
     r = mail_test("anna@example.org", "--mail-url", smtp.url, "--site-name", "<b>Schule</b>",
                   "--mail-templates", str(tmp_path))
     assert_exit(r, 0)
-    (m,) = smtp.wait_for(1)
+    smtp.wait_for()
+    (m,) = smtp.received()
     assert str(m.message["Subject"]) == "Überprüfung von <b>Schule</b>"
     html = m.message.get_body(("html",)).get_content()
     assert "<p>Hallo von &lt;b&gt;Schule&lt;/b&gt;</p>" in html, html
@@ -189,7 +194,7 @@ def test_mail_templates_override_and_broken_template(smtp, tmp_path):
     r = mail_test("anna@example.org", "--mail-url", smtp.url, "--mail-templates", str(tmp_path))
     assert_exit(r, 5)
     assert "verify.txt" in r.stderr
-    assert len(smtp.messages()) == 1
+    assert len(smtp.messages) == 1
 
 
 def test_serve_refuses_a_broken_mail_template(tmp_path):
@@ -204,13 +209,13 @@ def test_mail_test_starttls_offered_is_used_no_fallback_to_clear():
     """The server offers STARTTLS with a certificate nobody trusts: roster
     asks for STARTTLS (opportunistic TLS), the handshake fails verification,
     and the mail is not sent in clear after it (temporary: retried)."""
-    smtp = SmtpServer(starttls=True)
+    smtp = SmtpServer(starttls=True).start()
     try:
         r = mail_test("anna@example.org", "--mail-url", smtp.url)
         assert_exit(r, 5)
         assert smtp.starttls_requests >= 1
         assert "certificate" in r.stderr.lower() or "ssl" in r.stderr.lower(), r.stderr
-        assert smtp.messages() == []
+        assert smtp.messages == []
     finally:
         smtp.close()
 
@@ -249,3 +254,16 @@ def test_mail_test_silent_server_times_out():
         for c in held:
             c.close()
         listener.close()
+
+
+def test_smtp_fixture_fail_next_and_refuse(smtp):
+    """The fixture's outbox-test API (fail_next, refuse, wait_for with a predicate, link
+    helpers) seen from a real client."""
+    smtp.fail_next(1, 451)
+    assert_exit(mail_test("anna@example.org", "--mail-url", smtp.url), 5)
+    assert_exit(mail_test("anna@example.org", "--mail-url", smtp.url), 0)
+    smtp.refuse("bounce@example.org", 550)
+    assert_exit(mail_test("bounce@example.org", "--mail-url", smtp.url), 6)
+    msg = smtp.wait_for(lambda m: to_addr(m) == "anna@example.org")
+    assert "test mail" in text_of(msg)
+    assert [e[1] for e in smtp.envelopes] == [["anna@example.org"]]

@@ -356,6 +356,14 @@ Test(mail_url, redacted)
 	cr_assert_not_null(strstr(out, "smtps://h:465"), "%s", out);
 	mail_url_redacted("smtp://u:s3cret@h/bad path", out, sizeof(out));
 	cr_assert_null(strstr(out, "s3cret"), "%s", out);
+	/* Percent-encoded or with characters curl takes as they are: neither form is shown. */
+	mail_url_redacted("smtp://u:p%40ss%2Fw0rd@h:25", out, sizeof(out));
+	cr_assert_null(strstr(out, "p%40ss"), "%s", out);
+	cr_assert_null(strstr(out, "p@ss"), "%s", out);
+	cr_assert_not_null(strstr(out, "u:***@h:25"), "%s", out);
+	mail_url_redacted("smtp://u:p@ss@h:25", out, sizeof(out));
+	cr_assert_null(strstr(out, "ss@h"), "%s", out);
+	cr_assert_null(strstr(out, "p@"), "%s", out);
 	mail_url_redacted("file:var/mail", out, sizeof(out));
 	cr_assert_str_eq(out, "file:var/mail");
 }
