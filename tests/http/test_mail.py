@@ -1,6 +1,6 @@
 """
 The account lifecycle by email, end to end (issue 11): real `roster serve`
-processes on both backends send through a real SMTP server (smtp_outbox.py,
+processes on both backends send through a real SMTP server (smtp_server.py,
 aiosmtpd on a free loopback port); each test reads the mail it caused and
 follows its link's token through the API. The retry schedule, lease and poll
 interval are shortened by flags so a test takes seconds.
@@ -20,7 +20,7 @@ import requests
 
 from conftest import (FAST_HASH, LOGIN, ME, PASSWORD, assert_error, assert_invalid, auth,
                       cli, cli_json, cli_user, invite, login, token_of, user_body)
-from smtp_outbox import SmtpServer, link_token, text_of, to_addr
+from smtp_server import SmtpServer, link_token, text_of, to_addr
 
 VERIFY = "/users/email/verify/"
 RESEND = "/users/email/verify/resend/"
