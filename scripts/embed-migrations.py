@@ -95,10 +95,8 @@ with open(out_path, "w") as f:
     f.write("#include <stddef.h>\n#include \"store/driver.h\"\n\n")
     for backend in BACKENDS:
         items = sorted(backends.get(backend, []))
-        # import (branch): 0009 is reserved while 0007 (audit) and 0008 (mail) land on
-        # other branches; the integrator restores "1..N without gaps" once all three are in.
         for i, (ver, _, _, _) in enumerate(items):
-            if ver != i + 1 and not (ver == 9 and i + 1 in (7, 8)):
+            if ver != i + 1:
                 sys.exit(f"embed-migrations: {backend} migrations must be numbered 1..N without gaps")
         f.write(f"const struct store_migration store_migrations_{backend}[] = {{\n")
         for ver, name, compat, sql in items:

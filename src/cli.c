@@ -865,3 +865,121 @@ out:
 	store_close(s);
 	return rc;
 }
+
+/* ---- the outbox: mail list, mail show, mail retry ---- */
+
+/* One mail as JSON: headers and state; the outbox holds no token, so none can show. */
+static json_t *
+mail_json_new(const struct store_mail *m)
+{
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:s}", "id",
+	    (json_int_t)m->id, "kind", m->kind, "to", m->to, "status", m->status, "attempts",
+	    m->attempts, "next_attempt_at", m->next_attempt_at, "last_error", m->last_error,
+	    "sent_at", m->sent_at, "created_at", m->created_at);
+
+	json_object_set_new(o, "user_id", m->user_id > 0 ? json_integer(m->user_id) : json_null());
+	json_object_set_new(o, "invitation_id",
+	    m->invitation_id > 0 ? json_integer(m->invitation_id) : json_null());
+	return o;
+}
+
+#define MAIL_LIST_MAX 1000
+
+int
+cli_mail_list(const struct config *cfg)
+{
+	struct store_mails all = {0};
+	struct store *s = open_db(cfg);
+	enum store_status st;
+	json_t *items;
+
+	if (s == NULL)
+		return CLI_FAILURE;
+	st = store_mail_list(
+	    s, cfg->mail_status != NULL ? cfg->mail_status : "", MAIL_LIST_MAX, &all);
+	store_close(s);
+	if (st != STORE_OK)
+		return fail(store_exit(st), "cannot list mails: %s", store_status_str(st));
+	if (cfg->json) {
+		items = json_array();
+		for (size_t i = 0; i < all.n; i++)
+			json_array_append_new(items, mail_json_new(&all.items[i]));
+		print_json_new(json_pack("{s:o}", "mails", items));
+	} else {
+		printf("%-6s %-20s %-30s %-8s %-4s %s\n", "ID", "KIND", "TO", "STATUS", "TRY",
+		    "LAST ERROR");
+		for (size_t i = 0; i < all.n; i++)
+			printf("%-6lld %-20s %-30s %-8s %-4d %s\n", (long long)all.items[i].id,
+			    all.items[i].kind, all.items[i].to, all.items[i].status,
+			    all.items[i].attempts,
+			    all.items[i].last_error != NULL ? all.items[i].last_error : "");
+	}
+	store_mails_clear(&all);
+	return CLI_OK;
+}
+
+static bool
+mail_id(const struct config *cfg, long long *id)
+{
+	char *end;
+
+	*id = strtoll(cfg->arg, &end, 10);
+	return *end == '\0' && *id > 0;
+}
+
+int
+cli_mail_show(const struct config *cfg)
+{
+	struct store_mail m = {0};
+	struct store *s;
+	enum store_status st;
+	long long id;
+
+	if (!mail_id(cfg, &id))
+		return fail(CLI_USAGE, "not a mail id: %s", cfg->arg);
+	s = open_db(cfg);
+	if (s == NULL)
+		return CLI_FAILURE;
+	st = store_mail_get(s, id, &m);
+	store_close(s);
+	if (st == STORE_NOT_FOUND)
+		return fail(CLI_NOT_FOUND, "no such mail: %s", cfg->arg);
+	if (st != STORE_OK)
+		return fail(store_exit(st), "cannot read the mail: %s", store_status_str(st));
+	if (cfg->json)
+		print_json_new(mail_json_new(&m));
+	else
+		printf("id:          %lld\nkind:        %s\nto:          %s\nstatus:      %s\n"
+		       "attempts:    %d\ncreated_at:  %s\nnext_try:    %s\nsent_at:     %s\n"
+		       "last_error:  %s\n",
+		    (long long)m.id, m.kind, m.to, m.status, m.attempts, m.created_at,
+		    m.next_attempt_at != NULL ? m.next_attempt_at : "-",
+		    m.sent_at != NULL ? m.sent_at : "-", m.last_error != NULL ? m.last_error : "-");
+	store_mail_clear(&m);
+	return CLI_OK;
+}
+
+int
+cli_mail_retry(const struct config *cfg)
+{
+	struct store *s;
+	enum store_status st;
+	long long id;
+
+	if (!mail_id(cfg, &id))
+		return fail(CLI_USAGE, "not a mail id: %s", cfg->arg);
+	s = open_db(cfg);
+	if (s == NULL)
+		return CLI_FAILURE;
+	st = store_mail_requeue(s, id);
+	store_close(s);
+	if (st == STORE_NOT_FOUND)
+		return fail(CLI_NOT_FOUND, "no such mail: %s", cfg->arg);
+	if (st == STORE_CONFLICT)
+		return fail(CLI_CONFLICT, "mail %s is sent or being sent", cfg->arg);
+	if (st != STORE_OK)
+		return fail(
+		    store_exit(st), "cannot queue the mail again: %s", store_status_str(st));
+	printf("mail %s queued again; a running roster serve sends it\n", cfg->arg);
+	return CLI_OK;
+}

@@ -31,6 +31,10 @@ int cli_invite_list(const struct config *cfg);
 int cli_invite_revoke(const struct config *cfg);
 /* roster mail test ADDRESS: one mail through the configured transport; 0 when sent. */
 int cli_mail_test(const struct config *cfg);
+/* The outbox (roster mail list|show|retry): exit codes as the others. */
+int cli_mail_list(const struct config *cfg);
+int cli_mail_show(const struct config *cfg);
+int cli_mail_retry(const struct config *cfg);
 
 /* roster audit: the audit trail, newest first, filtered (docs/cli.md). */
 int cli_audit(const struct config *cfg);

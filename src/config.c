@@ -44,12 +44,14 @@ struct opt {
 	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
 	    CONFIG_USER_PASSWORD | CONFIG_USER_DELETE | CONFIG_INVITE_CREATE |                     \
 	    CONFIG_INVITE_LIST | CONFIG_INVITE_REVOKE)
+#define MAIL_CMDS (CONFIG_MAIL_LIST | CONFIG_MAIL_SHOW | CONFIG_MAIL_RETRY)
 #define ALL                                                                                        \
-	(CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN | CONFIG_AUDIT | CONFIG_IMPORT_DJANGO)
+	(CONFIG_SERVE | CONFIG_MIGRATE | CONFIG_CHECK | ADMIN | MAIL_CMDS | CONFIG_AUDIT |         \
+	    CONFIG_IMPORT_DJANGO)
 #define HASHING (CONFIG_SERVE | CONFIG_USER_CREATE | CONFIG_USER_PASSWORD)
 #define PRINTS_JSON                                                                                \
 	(CONFIG_USER_CREATE | CONFIG_USER_LIST | CONFIG_USER_SHOW | CONFIG_USER_SET |              \
-	    CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST)
+	    CONFIG_INVITE_CREATE | CONFIG_INVITE_LIST | CONFIG_MAIL_LIST | CONFIG_MAIL_SHOW)
 /* Commands that take one existing user: USER, --username NAME or --email ADDR. */
 #define USER_REF (CONFIG_USER_SHOW | CONFIG_USER_SET | CONFIG_USER_PASSWORD | CONFIG_USER_DELETE)
 #define OFF(f)   offsetof(struct config, f)
@@ -206,6 +208,40 @@ static const struct opt opts[] = {
         "TABLE", "the Django invitation table (default users_teacherinvitation)"},
     {"batch", NULL, OPT_UINT, OFF(import_batch), CONFIG_IMPORT_DJANGO, 1, 1000, "N",
         "accounts written per transaction (default 1000)"},
+    /* The account lifecycle by email. */
+    {"public-url", "ROSTER_PUBLIC_URL", OPT_STR, OFF(public_url), CONFIG_SERVE, 0, 0, "URL",
+        "prefix of the links in mails (default http:// + the bound address)"},
+    {"require-verified-email", "ROSTER_REQUIRE_VERIFIED_EMAIL", OPT_FLAG,
+        OFF(require_verified_email), CONFIG_SERVE, 0, 0, "on|off",
+        "refuse login until the account's email is verified (default off)"},
+    {"mail-unknown-accounts", "ROSTER_MAIL_UNKNOWN_ACCOUNTS", OPT_FLAG, OFF(mail_unknown_accounts),
+        CONFIG_SERVE, 0, 0, "on|off",
+        "answer a reset request for an address without an account with a notice mail "
+        "(default off)"},
+    {"reset-ttl", "ROSTER_RESET_TTL", OPT_DURATION, OFF(reset_ttl_s), CONFIG_SERVE, 0, 0, "D",
+        "password-reset link lifetime, from when its mail is sent (default 1h)"},
+    {"verify-ttl", "ROSTER_VERIFY_TTL", OPT_DURATION, OFF(verify_ttl_s), CONFIG_SERVE, 0, 0, "D",
+        "verification and email-change link lifetime, from when its mail is sent (default 3d)"},
+    {"mail-retention", "ROSTER_MAIL_RETENTION", OPT_DURATION, OFF(mail_retention_s), CONFIG_SERVE,
+        0, 0, "D", "the janitor deletes sent and failed mails this old (default 30d)"},
+    {"mail-lease", "ROSTER_MAIL_LEASE", OPT_DURATION, OFF(mail_lease_s), CONFIG_SERVE, 0, 0, "D",
+        "a mail claimed by an instance that died is sent again after this (default 5m)"},
+    {"mail-retry-min", "ROSTER_MAIL_RETRY_MIN", OPT_DURATION, OFF(mail_retry_min_s), CONFIG_SERVE,
+        0, 0, "D", "delay before the first retry, doubling per attempt, jittered (default 20s)"},
+    {"mail-retry-max", "ROSTER_MAIL_RETRY_MAX", OPT_DURATION, OFF(mail_retry_max_s), CONFIG_SERVE,
+        0, 0, "D", "longest delay between retries (default 1h)"},
+    {"mail-give-up", "ROSTER_MAIL_GIVE_UP", OPT_DURATION, OFF(mail_give_up_s), CONFIG_SERVE, 0, 0,
+        "D", "a mail still failing temporarily this long after it was queued fails (default 3d)"},
+    {"mail-poll", "ROSTER_MAIL_POLL", OPT_DURATION, OFF(mail_poll_s), CONFIG_SERVE, 0, 0, "D",
+        "how often an idle delivery loop looks for due mails (default 1s)"},
+    {"limit-reset-per-email", "ROSTER_LIMIT_RESET_PER_EMAIL", OPT_UINT, OFF(limit_reset_email),
+        CONFIG_SERVE, 1, 1000000, "N", "password-reset requests per address per hour (default 5)"},
+    {"limit-reset-per-ip", "ROSTER_LIMIT_RESET_PER_IP", OPT_UINT, OFF(limit_reset_ip), CONFIG_SERVE,
+        1, 1000000, "N", "password-reset requests per IP per hour (default 60)"},
+    {"limit-verify-resend", "ROSTER_LIMIT_VERIFY_RESEND", OPT_UINT, OFF(limit_verify_resend),
+        CONFIG_SERVE, 1, 1000000, "N", "verification resends per account per hour (default 5)"},
+    {"status", NULL, OPT_STR, OFF(mail_status), CONFIG_MAIL_LIST, 0, 0, "STATUS",
+        "only mails in this state: queued, sent or failed"},
 };
 
 static const struct config_command commands[] = {
@@ -229,6 +265,9 @@ static const struct config_command commands[] = {
         "show the audit trail, newest first (--user, --event, --since, --limit, --json)"},
     {CONFIG_IMPORT_DJANGO, "import django", NULL,
         "import a Django database's users, profiles, tokens and invitations (docs/cli.md)"},
+    {CONFIG_MAIL_LIST, "mail list", NULL, "list the outbox, newest first"},
+    {CONFIG_MAIL_SHOW, "mail show", "ID", "show one mail: headers and status, never a token"},
+    {CONFIG_MAIL_RETRY, "mail retry", "ID", "send a failed (or queued) mail again now"},
 };
 
 const struct config_command *
@@ -539,6 +578,17 @@ defaults(struct config *c)
 	c->site_name = "roster";
 	c->audit_retention_s = 90 * 86400;
 	c->audit_limit = 100;
+	c->reset_ttl_s = 3600;
+	c->verify_ttl_s = 3 * 86400;
+	c->mail_retention_s = 30 * 86400;
+	c->mail_lease_s = 300;
+	c->mail_retry_min_s = 20;
+	c->mail_retry_max_s = 3600;
+	c->mail_give_up_s = 3 * 86400;
+	c->mail_poll_s = 1;
+	c->limit_reset_email = 5;
+	c->limit_reset_ip = 60;
+	c->limit_verify_resend = 5;
 }
 
 static void
@@ -667,6 +717,16 @@ config_load(struct config *c, const struct config_command *cmd, int argc, char *
 	}
 	if ((cmd->cmd & (CONFIG_USER_CREATE | CONFIG_INVITE_CREATE)) && c->email == NULL) {
 		fprintf(stderr, "roster: %s: missing --email (see --help)\n", name);
+		return CONFIG_USAGE;
+	}
+	if (cmd->cmd == CONFIG_SERVE && (c->mail_lease_s < 1 || c->mail_poll_s < 1)) {
+		fprintf(stderr, "roster: serve: --mail-lease and --mail-poll take at least 1s\n");
+		return CONFIG_USAGE;
+	}
+	if (cmd->cmd == CONFIG_MAIL_LIST && c->mail_status != NULL &&
+	    strcmp(c->mail_status, "queued") != 0 && strcmp(c->mail_status, "sent") != 0 &&
+	    strcmp(c->mail_status, "failed") != 0) {
+		fprintf(stderr, "roster: mail list: --status takes queued, sent or failed\n");
 		return CONFIG_USAGE;
 	}
 	if (cmd->cmd == CONFIG_INVITE_CREATE && c->by == NULL) {

@@ -21,9 +21,13 @@ enum config_cmd {
 	CONFIG_INVITE_CREATE = 1 << 9,
 	CONFIG_INVITE_LIST = 1 << 10,
 	CONFIG_INVITE_REVOKE = 1 << 11,
-	CONFIG_MAIL_TEST = 1 << 12,     /* roster mail test ADDRESS */
-	CONFIG_AUDIT = 1 << 24,         /* a bit far from the others: parallel work adds commands */
-	CONFIG_IMPORT_DJANGO = 1 << 25, /* import (issue 13): its own bit, far from the others */
+	CONFIG_MAIL_TEST = 1 << 12, /* roster mail test ADDRESS */
+	/* The outbox's operator commands (cli.c). */
+	CONFIG_MAIL_LIST = 1 << 20,
+	CONFIG_MAIL_SHOW = 1 << 21,
+	CONFIG_MAIL_RETRY = 1 << 22,
+	CONFIG_AUDIT = 1 << 24,         /* roster audit */
+	CONFIG_IMPORT_DJANGO = 1 << 25, /* roster import django */
 };
 
 /* A command of the binary: its words ("user create"), positional arguments, help. */
@@ -91,6 +95,23 @@ struct config {
 	const char *mail_from;      /* an addr-spec mail_address_ok accepts */
 	const char *site_name;      /* the From display name and {{site_name}} of the mails */
 	const char *mail_templates; /* DIR of KIND.subject/.txt/.html overrides; NULL: none */
+
+	/* The account lifecycle by email (api/mailer.c, api/lifecycle.c). */
+	const char *public_url; /* NULL: http:// + the bound address */
+	bool require_verified_email;
+	bool mail_unknown_accounts; /* send reset_unknown mails */
+	long long reset_ttl_s;
+	long long verify_ttl_s; /* verification and email-change links */
+	long long mail_retention_s;
+	long long mail_lease_s;       /* a claimed mail is another instance's again after this */
+	long long mail_retry_min_s;   /* the first retry's delay (jittered down to half) */
+	long long mail_retry_max_s;   /* the longest delay between retries */
+	long long mail_give_up_s;     /* temporary failures fail for good once a mail is this old */
+	long long mail_poll_s;        /* how often an idle delivery loop looks for due mails */
+	unsigned limit_reset_email;   /* reset requests per address per hour */
+	unsigned limit_reset_ip;      /* reset requests per IP per hour */
+	unsigned limit_verify_resend; /* verification resends per account per hour */
+	const char *mail_status;      /* mail list --status */
 
 	/* Admin commands (user ..., invite ...). */
 	const char *arg;           /* the positional argument (USERNAME, USER or ID) */

@@ -287,6 +287,7 @@ cmd_serve(const struct config *cfg)
 	struct http_opts opts;
 	struct http_server *srv;
 	struct api_janitor *janitor;
+	struct api_mailer *mailer;
 	struct store *s = NULL;
 	struct store_schema schema = {0, 0, 0};
 	enum store_status st;
@@ -355,6 +356,12 @@ cmd_serve(const struct config *cfg)
 		    fields, "metrics_port", json_integer(http_server_metrics_port(srv)));
 	}
 	log_json_new(RS_LOG_INFO, NULL, "listening", fields);
+	/* Its own thread too: mail delivery never blocks an I/O or hashing thread. */
+	mailer = api_mailer_start(cfg, http_server_port(srv));
+	if (mailer == NULL) {
+		http_server_stop(srv);
+		return 1;
+	}
 	janitor = api_janitor_start(cfg); /* its own thread: never an I/O or hashing one */
 	/* The schema is checked and the socket listens: systemd's Type=notify may start what
 	 * comes after roster (or a deploy step may go on). */
@@ -367,6 +374,8 @@ cmd_serve(const struct config *cfg)
 	log_msg(RS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	notify_send("STOPPING=1\nSTATUS=draining");
 	api_janitor_stop(janitor); /* at most its batch in flight: one short transaction */
+	/* The send in flight, within the shutdown timeout; claimed mails not tried go back. */
+	api_mailer_stop(mailer, cfg->shutdown_timeout_s);
 	http_server_stop(srv);
 	log_msg(RS_LOG_INFO, "stopped");
 	return 0;
@@ -379,14 +388,24 @@ main(int argc, char **argv)
 		enum config_cmd cmd;
 		int (*run)(const struct config *);
 	} runs[] = {
-	    {CONFIG_SERVE, cmd_serve}, {CONFIG_MIGRATE, cmd_migrate}, {CONFIG_CHECK, cmd_check},
-	    {CONFIG_USER_CREATE, cli_user_create}, {CONFIG_USER_LIST, cli_user_list},
-	    {CONFIG_USER_SHOW, cli_user_show}, {CONFIG_USER_SET, cli_user_set},
-	    {CONFIG_USER_PASSWORD, cli_user_set_password}, {CONFIG_USER_DELETE, cli_user_delete},
-	    {CONFIG_INVITE_CREATE, cli_invite_create}, {CONFIG_INVITE_LIST, cli_invite_list},
-	    {CONFIG_INVITE_REVOKE, cli_invite_revoke}, {CONFIG_MAIL_TEST, cli_mail_test},
+	    {CONFIG_SERVE, cmd_serve},
+	    {CONFIG_MIGRATE, cmd_migrate},
+	    {CONFIG_CHECK, cmd_check},
+	    {CONFIG_USER_CREATE, cli_user_create},
+	    {CONFIG_USER_LIST, cli_user_list},
+	    {CONFIG_USER_SHOW, cli_user_show},
+	    {CONFIG_USER_SET, cli_user_set},
+	    {CONFIG_USER_PASSWORD, cli_user_set_password},
+	    {CONFIG_USER_DELETE, cli_user_delete},
+	    {CONFIG_INVITE_CREATE, cli_invite_create},
+	    {CONFIG_INVITE_LIST, cli_invite_list},
+	    {CONFIG_INVITE_REVOKE, cli_invite_revoke},
+	    {CONFIG_MAIL_TEST, cli_mail_test},
+	    {CONFIG_MAIL_LIST, cli_mail_list},
+	    {CONFIG_MAIL_SHOW, cli_mail_show},
+	    {CONFIG_MAIL_RETRY, cli_mail_retry},
 	    {CONFIG_AUDIT, cli_audit},
-	    {CONFIG_IMPORT_DJANGO, import_django}, /* import (issue 13) */
+	    {CONFIG_IMPORT_DJANGO, import_django},
 	};
 	const struct config_command *cmd;
 	struct config cfg;

@@ -39,6 +39,18 @@ static atomic_uint_fast64_t janitor_runs[METRICS_JANITOR_COUNT_];
 static const char *const *audit_events;
 static size_t naudit_events;
 static atomic_uint_fast64_t audit_rows[METRICS_AUDIT_EVENTS_MAX];
+static const char *const *mail_kinds;
+static size_t nmail_kinds;
+static atomic_uint_fast64_t mail_outcomes[METRICS_MAIL_KINDS_MAX][METRICS_MAIL_COUNT_];
+static atomic_int_fast64_t outbox[4]; /* queued, sending, sent, failed */
+static atomic_int_fast64_t outbox_oldest;
+static atomic_bool outbox_known;
+static const char *const mail_outcome_names[METRICS_MAIL_COUNT_] = {
+    [METRICS_MAIL_SENT] = "sent",
+    [METRICS_MAIL_RETRIED] = "retried",
+    [METRICS_MAIL_FAILED] = "failed",
+    [METRICS_MAIL_SUPPRESSED] = "suppressed",
+};
 static time_t started;
 
 static const char *const reg_names[METRICS_REG_COUNT_] = {"created", "username_taken",
@@ -139,6 +151,32 @@ metrics_janitor_deleted(size_t table, uint64_t rows)
 {
 	if (table < njanitor_tables)
 		inc(&janitor_deleted[table], rows);
+}
+
+void
+metrics_set_mail_kinds(const char *const *names, size_t n)
+{
+	mail_kinds = names;
+	nmail_kinds = n < METRICS_MAIL_KINDS_MAX ? n : METRICS_MAIL_KINDS_MAX;
+}
+
+void
+metrics_mail(size_t kind, enum metrics_mail outcome)
+{
+	if (kind < nmail_kinds && (unsigned)outcome < METRICS_MAIL_COUNT_)
+		inc(&mail_outcomes[kind][outcome], 1);
+}
+
+void
+metrics_mail_outbox(
+    int64_t queued, int64_t sending, int64_t sent, int64_t failed, int64_t oldest_queued_s)
+{
+	const int64_t v[4] = {queued, sending, sent, failed};
+
+	for (int i = 0; i < 4; i++)
+		atomic_store_explicit(&outbox[i], v[i], memory_order_relaxed);
+	atomic_store_explicit(&outbox_oldest, oldest_queued_s, memory_order_relaxed);
+	atomic_store_explicit(&outbox_known, true, memory_order_relaxed);
 }
 
 void
@@ -246,6 +284,34 @@ render_outcomes(struct out *o, const char *name, const char *help, const char *c
 		    (unsigned long long)get(&values[i]));
 }
 
+static void
+render_mail(struct out *o)
+{
+	static const char *const status[4] = {"queued", "sending", "sent", "failed"};
+	int64_t oldest = atomic_load_explicit(&outbox_oldest, memory_order_relaxed);
+	long long age = oldest > 0 ? (long long)time(NULL) - oldest : 0;
+
+	put(o, "# HELP roster_mail_deliveries_total Mail delivery attempts settled by this "
+	       "process, by kind and outcome.\n# TYPE roster_mail_deliveries_total counter\n");
+	for (size_t k = 0; k < nmail_kinds; k++)
+		for (size_t i = 0; i < METRICS_MAIL_COUNT_; i++)
+			put(o, "roster_mail_deliveries_total{kind=\"%s\",outcome=\"%s\"} %llu\n",
+			    mail_kinds[k], mail_outcome_names[i],
+			    (unsigned long long)get(&mail_outcomes[k][i]));
+	if (!atomic_load_explicit(&outbox_known, memory_order_relaxed))
+		return; /* no delivery loop has read the outbox yet */
+	put(o, "# HELP roster_mail_outbox Mails in the outbox by status (shared by every "
+	       "instance).\n# TYPE roster_mail_outbox gauge\n");
+	for (int i = 0; i < 4; i++)
+		put(o, "roster_mail_outbox{status=\"%s\"} %lld\n", status[i],
+		    (long long)atomic_load_explicit(&outbox[i], memory_order_relaxed));
+	put(o,
+	    "# HELP roster_mail_oldest_queued_age_seconds Age of the oldest mail not yet sent "
+	    "(0: none).\n# TYPE roster_mail_oldest_queued_age_seconds gauge\n"
+	    "roster_mail_oldest_queued_age_seconds %lld\n",
+	    age > 0 ? age : 0);
+}
+
 char *
 metrics_render(size_t hash_depth, size_t hash_capacity)
 {
@@ -303,6 +369,7 @@ metrics_render(size_t hash_depth, size_t hash_capacity)
 	for (size_t i = 0; i < naudit_events; i++)
 		put(&o, "roster_audit_events_total{event=\"%s\"} %llu\n", audit_events[i],
 		    (unsigned long long)get(&audit_rows[i]));
+	render_mail(&o);
 	put(&o,
 	    "# HELP roster_build_info Build information.\n# TYPE roster_build_info gauge\n"
 	    "roster_build_info{version=\"%s\"} 1\n"

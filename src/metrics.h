@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_ROUTES_MAX 16 /* route slots; the last is "other" (no route) */
+#define METRICS_ROUTES_MAX 32 /* route slots; the last is "other" (no route) */
 
 enum metrics_registration {
 	METRICS_REG_CREATED,
@@ -87,6 +87,24 @@ void metrics_janitor_run(
 /* Names the audit event slots (index -> label); `names` must outlive the process. */
 void metrics_set_audit_events(const char *const *names, size_t n);
 void metrics_audit_event(size_t event, uint64_t rows);
+/* The delivery loop (api/mailer.c): outcomes by mail kind, and the outbox's gauges. */
+#define METRICS_MAIL_KINDS_MAX 12
+
+enum metrics_mail {
+	METRICS_MAIL_SENT,
+	METRICS_MAIL_RETRIED,    /* a temporary failure: queued again */
+	METRICS_MAIL_FAILED,     /* refused for good, or temporary for too long */
+	METRICS_MAIL_SUPPRESSED, /* settled without sending (reset_unknown while off) */
+	METRICS_MAIL_COUNT_
+};
+
+/* Names the mail kind slots (index -> label); `names` must outlive the process. */
+void metrics_set_mail_kinds(const char *const *names, size_t n);
+void metrics_mail(size_t kind, enum metrics_mail outcome);
+/* The outbox as last read (by any instance's loop: the table is shared); `oldest_queued_s`
+ * the Unix time of the oldest queued or sending mail, 0 for none. */
+void metrics_mail_outbox(
+    int64_t queued, int64_t sending, int64_t sent, int64_t failed, int64_t oldest_queued_s);
 
 /*
  * The whole exposition as a malloc'd string (NULL on OOM). `hash_depth` and

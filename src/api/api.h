@@ -46,6 +46,11 @@ enum api_err {
 	API_ERR_UNAVAILABLE,
 	API_ERR_INTERNAL,
 	API_ERR_INTERNAL_REGISTER,
+	/* The account lifecycle by email. */
+	API_ERR_TOKEN_INVALID,
+	API_ERR_TOKEN_EXPIRED,
+	API_ERR_TOKEN_USED,
+	API_ERR_EMAIL_NOT_VERIFIED,
 	API_ERR_COUNT_
 };
 
@@ -167,6 +172,9 @@ enum api_limit {
 	API_LIMIT_LOGIN_FAILURES, /* failed logins per (account or login name, client IP) */
 	API_LIMIT_LOGIN_ACCOUNT,  /* failed logins per account or login name, all IPs */
 	API_LIMIT_INVITES,        /* invitations per inviter */
+	API_LIMIT_RESET_EMAIL,    /* password-reset requests per address */
+	API_LIMIT_RESET_IP,       /* password-reset requests per client IP */
+	API_LIMIT_VERIFY_RESEND,  /* verification resends per account */
 };
 
 /*
@@ -208,6 +216,17 @@ void api_janitor_stop(struct api_janitor *j);
 void api_audit_arm_new(struct http_req *req, enum store_audit_event event, int64_t user_id,
     int64_t actor_id, json_t *detail);
 
+/*
+ * The delivery loop (mailer.c): a thread of its own, with its own database
+ * connection and mail transport, that sends the outbox's due mails. `port` is
+ * the bound port (the default --public-url). NULL when the transport or the
+ * templates cannot be made (logged): serve refuses to start. Stop waits at
+ * most `timeout_s` for the send in flight; NULL is a no-op.
+ */
+struct api_mailer;
+struct api_mailer *api_mailer_start(const struct config *cfg, unsigned port);
+void api_mailer_stop(struct api_mailer *m, long long timeout_s);
+
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);
 void api_login(struct http_req *req);
@@ -222,5 +241,18 @@ void api_readyz(struct http_req *req);
 void api_metrics(struct http_req *req);
 void api_openapi(struct http_req *req);
 void api_auth_check(struct http_req *req);
+/* The account lifecycle by email (lifecycle.c). */
+void api_email_verify(struct http_req *req);
+void api_email_verify_resend(struct http_req *req);
+void api_password_reset(struct http_req *req);
+void api_password_reset_confirm(struct http_req *req);
+void api_password_change(struct http_req *req);
+void api_email_change_confirm(struct http_req *req);
+/* PATCH /users/me/ with `email` (session.c hands it over): queues the confirmation. */
+void api_email_change_request(struct http_req *req, const struct store_user *user, json_t *obj);
+/* 200 with the account `user_id` in the GET /users/me/ shape (session.c); 401 when it is gone. */
+void api_reply_me(struct http_req *req, int64_t user_id);
+/* The error for a one-time token the store refused, by reason. */
+enum api_err api_otk_why_err(enum store_otk_why why);
 
 #endif

@@ -44,6 +44,11 @@ static const struct api_err_info table[] = {
     [API_ERR_INTERNAL] = {500, "internal", HTTP_MSG_INTERNAL},
     [API_ERR_INTERNAL_REGISTER] = {500, "internal",
         "An unexpected error occurred during registration."},
+    [API_ERR_TOKEN_INVALID] = {400, "token_invalid", "This link is invalid."},
+    [API_ERR_TOKEN_EXPIRED] = {400, "token_expired", "This link has expired."},
+    [API_ERR_TOKEN_USED] = {400, "token_used", "This link has already been used."},
+    [API_ERR_EMAIL_NOT_VERIFIED] = {403, "email_not_verified",
+        "Verify your email address before logging in."},
 };
 
 static_assert(sizeof(table) / sizeof(table[0]) == API_ERR_COUNT_, "every api_err has a row");

@@ -100,8 +100,9 @@ create(struct http_req *req, int64_t user_id)
 	new_token(token, token_hash);
 	api_audit_arm_new(req, STORE_AUDIT_INVITATION_CREATED, user_id, user_id,
 	    json_pack("{s:s}", "email", email_norm));
-	st = store_invite_create(api_store(req), user_id, email_norm, email_key, token_hash,
-	    api_config(req)->invitation_ttl_s, &inv);
+	/* The invitation mail commits with it; its link works as the returned token does. */
+	st = store_invite_create_mailed(api_store(req), user_id, email_norm, email_key, token_hash,
+	    api_config(req)->invitation_ttl_s, "{}", &inv);
 	if (st == STORE_OK)
 		reply_with_token(req, 201, &inv, token);
 	else
@@ -163,8 +164,8 @@ resend_finish(struct http_req *req)
 	new_token(token, token_hash);
 	api_audit_arm_new(req, STORE_AUDIT_INVITATION_RESENT, user_id, user_id,
 	    json_pack("{s:I}", "invitation_id", (json_int_t)req->path_id));
-	st = store_invite_resend(api_store(req), req->path_id, user_id, token_hash,
-	    api_config(req)->invitation_ttl_s, &inv);
+	st = store_invite_resend_mailed(api_store(req), req->path_id, user_id, token_hash,
+	    api_config(req)->invitation_ttl_s, "{}", &inv);
 	if (st == STORE_OK)
 		reply_with_token(req, 200, &inv, token);
 	else

@@ -81,6 +81,21 @@ audit_batch(const struct config *cfg, struct store *s, int max, int64_t *deleted
 	return store_audit_sweep(s, cfg->audit_retention_s, max, deleted);
 }
 
+/* Sent (and failed) mails past --mail-retention. */
+static enum store_status
+mail_batch(const struct config *cfg, struct store *s, int max, int64_t *deleted)
+{
+	return store_mail_sweep(s, cfg->mail_retention_s, max, deleted);
+}
+
+/* One-time tokens past their expiry, and used ones a day after their use. */
+static enum store_status
+otk_batch(const struct config *cfg, struct store *s, int max, int64_t *deleted)
+{
+	(void)cfg;
+	return store_otk_sweep(s, max, deleted);
+}
+
 /* The tables the janitor keeps small; a new one is one entry here. */
 static const struct sweep {
 	const char *table; /* the metric's label */
@@ -90,6 +105,8 @@ static const struct sweep {
     {"rate_limits", rate_batch},
     {"auth_tokens", tokens_batch},
     {"audit_events", audit_batch},
+    {"mail_outbox", mail_batch},
+    {"one_time_tokens", otk_batch},
 };
 #define NSWEEPS (sizeof(sweeps) / sizeof(sweeps[0]))
 

@@ -43,6 +43,10 @@ static const struct {
     [API_LIMIT_LOGIN_ACCOUNT] = {"login_fail_acct", 0,
         offsetof(struct config, limit_login_account_failures)},
     [API_LIMIT_INVITES] = {"invites", 3600, offsetof(struct config, limit_invites)},
+    [API_LIMIT_RESET_EMAIL] = {"reset_email", 3600, offsetof(struct config, limit_reset_email)},
+    [API_LIMIT_RESET_IP] = {"reset_ip", 3600, offsetof(struct config, limit_reset_ip)},
+    [API_LIMIT_VERIFY_RESEND] = {"verify_resend", 3600,
+        offsetof(struct config, limit_verify_resend)},
 };
 
 static pthread_mutex_t key_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -129,7 +129,9 @@ register_finish(struct http_req *req)
 	        .password_hash = hash,
 	        .role = s->role,
 	        .bio = s->bio,
-	        .invitation_hash = ctx->invitation_hash[0] != '\0' ? ctx->invitation_hash : NULL},
+	        .invitation_hash = ctx->invitation_hash[0] != '\0' ? ctx->invitation_hash : NULL,
+	        /* I7: the verification mail commits with the account (sent by api/mailer.c). */
+	        .mail = &(struct store_mail_new){.kind = "verify"}},
 	    &user, &why);
 	sodium_memzero(hash, sizeof(hash));
 	if (st == STORE_CONFLICT) {

@@ -28,6 +28,15 @@ static const struct http_route routes[] = {
         HTTP_GET | HTTP_HEAD | HTTP_POST | HTTP_PUT | HTTP_PATCH | HTTP_DELETE | HTTP_OPTIONS,
         api_auth_check, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", 0, R, false},
     {"/openapi.json", HTTP_GET | HTTP_HEAD, api_openapi, "GET, HEAD", 0, R, false},
+    /* The account lifecycle by email (lifecycle.c). */
+    {"/users/email/verify/", HTTP_POST, api_email_verify, "POST", HTTP_POST, R, false},
+    {"/users/email/verify/resend/", HTTP_POST, api_email_verify_resend, "POST", 0, R, false},
+    {"/users/password/reset/", HTTP_POST, api_password_reset, "POST", HTTP_POST, R, false},
+    {"/users/password/reset/confirm/", HTTP_POST, api_password_reset_confirm, "POST", HTTP_POST, R,
+        false},
+    {"/users/me/password/", HTTP_POST, api_password_change, "POST", HTTP_POST, R, false},
+    {"/users/email/change/confirm/", HTTP_POST, api_email_change_confirm, "POST", HTTP_POST, R,
+        false},
 };
 
 const struct http_route *

@@ -202,6 +202,18 @@ login_finish(struct http_req *req)
 		api_reply_error(req, API_ERR_INVALID_CREDENTIALS);
 		goto out;
 	}
+	if (cfg->require_verified_email) {
+		bool verified = false;
+
+		st = store_user_email_verified(db, user.id, &verified);
+		if (st != STORE_OK || !verified) {
+			metrics_login(
+			    st != STORE_OK ? METRICS_LOGIN_UNAVAILABLE : METRICS_LOGIN_FAILED);
+			api_reply_error(
+			    req, st != STORE_OK ? store_api_err(st) : API_ERR_EMAIL_NOT_VERIFIED);
+			goto out;
+		}
+	}
 	if (rehash)
 		upgrade_hash(req, c, user.id, hash, &cost);
 	rcrypto_random_hex(token, 32);
@@ -323,35 +335,55 @@ api_logout(struct http_req *req)
 
 /* GET /users/me/ shape. */
 static json_t *
-me_json_new(const struct store_user *u)
+me_json_new(const struct store_user *u, bool verified)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "id",
-	    (json_int_t)u->id, "username", u->username, "email", u->email, "first_name",
-	    u->first_name, "last_name", u->last_name, "date_joined", u->date_joined, "profile",
-	    "role", u->role, "bio", u->bio, "can_invite_teachers", u->can_invite_teachers);
+	return json_pack("{s:I, s:s, s:s, s:b, s:s, s:s, s:s, s:{s:s, s:s, s:b}}", "id",
+	    (json_int_t)u->id, "username", u->username, "email", u->email, "email_verified",
+	    verified, "first_name", u->first_name, "last_name", u->last_name, "date_joined",
+	    u->date_joined, "profile", "role", u->role, "bio", u->bio, "can_invite_teachers",
+	    u->can_invite_teachers);
+}
+
+/* The account with its verification state; the account deleted meanwhile is 401. */
+static void
+reply_user(struct http_req *req, const struct store_user *u)
+{
+	bool verified = false;
+	enum store_status st = store_user_email_verified(api_store(req), u->id, &verified);
+
+	if (st == STORE_OK)
+		http_reply_json_new(req, 200, me_json_new(u, verified));
+	else
+		api_reply_error(
+		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
 }
 
 /* The account deleted meanwhile is 401, as a token that no longer authenticates. */
-static void
-reply_me(struct http_req *req, int64_t user_id)
+void
+api_reply_me(struct http_req *req, int64_t user_id)
 {
 	struct store_user_ref ref = {user_id, NULL, NULL};
 	struct store_user u = {0};
 	enum store_status st = store_user_get(api_store(req), &ref, &u);
 
 	if (st == STORE_OK)
-		http_reply_json_new(req, 200, me_json_new(&u));
+		reply_user(req, &u);
 	else
 		api_reply_error(
 		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
 	store_user_clear(&u);
 }
 
-/* PATCH: `bio` (at most 500 characters), `first_name`, `last_name` (at most 150 each); then
- * the updated account. */
+/*
+ * PATCH: `bio` (at most 500 characters), `first_name`, `last_name` (at most
+ * 150 each), then the updated account; or `email` alone, which queues a
+ * confirmation to the new address (202, lifecycle.c): the address changes
+ * when its link is confirmed.
+ */
 static void
-me_patch(struct http_req *req, int64_t user_id)
+me_patch(struct http_req *req, const struct store_user *user)
 {
+	int64_t user_id = user->id;
 	struct acct_errors errs = {.n = 0};
 	json_t *obj = NULL, *v;
 	enum store_status st;
@@ -359,6 +391,10 @@ me_patch(struct http_req *req, int64_t user_id)
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
 		api_reply_error(req, API_ERR_MALFORMED_JSON);
+		goto out;
+	}
+	if (json_object_get(obj, "email") != NULL && json_object_size(obj) == 1) {
+		api_email_change_request(req, user, obj);
 		goto out;
 	}
 	json_object_foreach(obj, key, v)
@@ -390,7 +426,7 @@ me_patch(struct http_req *req, int64_t user_id)
 	        .is_admin = -1,
 	        .can_invite_teachers = -1});
 	if (st == STORE_OK)
-		reply_me(req, user_id);
+		api_reply_me(req, user_id);
 	else
 		api_reply_error(
 		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
@@ -408,9 +444,9 @@ me_finish(struct http_req *req)
 	if (err != API_ERR_NONE)
 		api_reply_error(req, err);
 	else if (req->method == HTTP_PATCH)
-		me_patch(req, user.id);
+		me_patch(req, &user);
 	else
-		http_reply_json_new(req, 200, me_json_new(&user));
+		reply_user(req, &user);
 	store_user_clear(&user);
 }
 

@@ -91,7 +91,7 @@ struct store {
 		int64_t user_id;
 		char *actor, *ip, *request_id, *detail;
 	} audit;
-	int64_t audit_new_user;                  /* set by an op that creates the account */
+	int64_t audit_new_user; /* the account an op made, or whose token it consumed */
 	unsigned audit_rows[STORE_AUDIT_COUNT_]; /* rows of the open transaction, by event */
 };
 
@@ -192,5 +192,9 @@ RS_MUSTCHECK enum store_status store_audit_side(
 /* store_user_fill_keys inside the caller's transaction (users.c; migration 0004). */
 RS_MUSTCHECK enum store_status store_user_fill_keys_locked(
     struct store *s, /* OUT: */ int *filled, int *kept);
+
+/* Queues a mail inside the caller's transaction (outbox.c); `*id` (may be NULL) its row. */
+RS_MUSTCHECK enum store_status store_mail_enqueue_locked(
+    struct store *s, const struct store_mail_new *m, /* OUT: */ int64_t *id);
 
 #endif

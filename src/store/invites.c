@@ -37,6 +37,17 @@ read_state(const struct store_row *r, void *arg)
 	return STORE_OK;
 }
 
+/* The invitation's own token hash when `token_hash` is a live mail token of it; else NULL. */
+static enum store_status
+mail_token_invitation(struct store *s, const char *token_hash, const char *now, char **out)
+{
+	struct store_arg args[] = {ARG_T(token_hash), ARG_T(now)};
+	enum store_status st =
+	    store_db_one(s, STMT_INV_HASH_OF_MAIL_TOKEN, args, NARGS(args), store_row_dup, out);
+
+	return st == STORE_NOT_FOUND ? STORE_OK : st;
+}
+
 enum store_status
 store_invite_accept_locked(struct store *s, const char *token_hash, int64_t user_id,
     const char *email_key, enum store_invite_why *why)
@@ -47,19 +58,30 @@ store_invite_accept_locked(struct store *s, const char *token_hash, int64_t user
 	struct store_arg profile[] = {ARG_I(user_id)};
 	struct state_out o = {email_key, ACCT_INVITE_UNKNOWN};
 	int64_t changed = 0;
+	char *mailed = NULL;
 	enum store_status st;
 
 	store_time_rfc3339(0, now);
+	/* A token minted for the invitation's mail stands for the invitation's own
+	 * token: the same conditional update decides, so it is accepted once. */
+	st = mail_token_invitation(s, token_hash, now, &mailed);
+	if (st != STORE_OK)
+		return st;
+	if (mailed != NULL)
+		accept[0] = ARG_T(mailed);
 	st = store_db_exec(s, STMT_INV_ACCEPT, accept, NARGS(accept), &changed);
 	if (st == STORE_OK && changed == 1)
 		st = store_db_exec(s, STMT_PROFILE_TEACHER, profile, 1, NULL);
 	if (st == STORE_OK && changed == 1) /* recorded here when registration accepts it */
-		return store_audit_side(s, STORE_AUDIT_INVITATION_ACCEPTED, user_id, NULL);
-	if (st != STORE_OK)
+		st = store_audit_side(s, STORE_AUDIT_INVITATION_ACCEPTED, user_id, NULL);
+	if (st != STORE_OK || changed == 1) {
+		free(mailed);
 		return st;
+	}
 	/* Refused: say why, read in the same transaction ($1 token, $2 now). */
 	accept[1] = ARG_T(now);
 	st = store_db_one(s, STMT_INV_BY_TOKEN, accept, 2, read_state, &o);
+	free(mailed);
 	if (st != STORE_OK && st != STORE_NOT_FOUND)
 		return st;
 	/* Allowed yet not updated cannot happen inside one transaction: unknown. */
@@ -124,7 +146,27 @@ struct invite_args {
 	const char *token_hash;
 	long long ttl_s;
 	struct store_invitation *out;
+	const char *mail_payload; /* NULL: no invitation mail */
 };
+
+/* The invitation mail of invitation `id`, in the caller's transaction; its older mail tokens go. */
+static enum store_status
+queue_mail(struct store *s, const struct invite_args *a, const struct store_invitation *inv_row)
+{
+	struct store_arg inv[] = {ARG_I(inv_row->id)};
+	/* The inviter is the mail's account: the loop names them in the mail. */
+	struct store_mail_new m = {.kind = "invitation",
+	    .to = inv_row->email,
+	    .user_id = inv_row->inviter_id,
+	    .invitation_id = inv_row->id,
+	    .payload = a->mail_payload};
+	enum store_status st;
+
+	if (a->mail_payload == NULL)
+		return STORE_OK;
+	st = store_db_exec(s, STMT_OTK_DELETE_INV, inv, 1, NULL);
+	return st == STORE_OK ? store_mail_enqueue_locked(s, &m, NULL) : st;
+}
 
 static enum store_status
 create_body(struct store *s, void *arg)
@@ -147,14 +189,26 @@ create_body(struct store *s, void *arg)
 		st = expire_for_email(s, a->email_key, now);
 	if (st == STORE_OK)
 		st = store_db_one(s, STMT_INV_INSERT, ins, NARGS(ins), store_row_int, &id);
-	return st == STORE_OK ? invite_get(s, id, 0, a->out) : st;
+	if (st == STORE_OK)
+		st = invite_get(s, id, 0, a->out);
+	return st == STORE_OK ? queue_mail(s, a, a->out) : st;
 }
 
 enum store_status
 store_invite_create(struct store *s, int64_t inviter_id, const char *email, const char *email_key,
     const char *token_hash, long long ttl_s, struct store_invitation *out)
 {
-	struct invite_args a = {0, inviter_id, email, email_key, token_hash, ttl_s, out};
+	return store_invite_create_mailed(
+	    s, inviter_id, email, email_key, token_hash, ttl_s, NULL, out);
+}
+
+enum store_status
+store_invite_create_mailed(struct store *s, int64_t inviter_id, const char *email,
+    const char *email_key, const char *token_hash, long long ttl_s, const char *mail_payload,
+    struct store_invitation *out)
+{
+	struct invite_args a = {
+	    0, inviter_id, email, email_key, token_hash, ttl_s, out, mail_payload};
 	enum store_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -231,6 +285,8 @@ resend_body(struct store *s, void *arg)
 		st = store_db_exec(s, STMT_INV_RESEND, resend, NARGS(resend), NULL);
 	if (st == STORE_OK)
 		st = invite_get(s, a->id, 0, a->out);
+	if (st == STORE_OK)
+		st = queue_mail(s, a, a->out);
 	free(key);
 	return st;
 }
@@ -239,7 +295,14 @@ enum store_status
 store_invite_resend(struct store *s, int64_t id, int64_t inviter_id, const char *token_hash,
     long long ttl_s, struct store_invitation *out)
 {
-	struct invite_args a = {id, inviter_id, NULL, NULL, token_hash, ttl_s, out};
+	return store_invite_resend_mailed(s, id, inviter_id, token_hash, ttl_s, NULL, out);
+}
+
+enum store_status
+store_invite_resend_mailed(struct store *s, int64_t id, int64_t inviter_id, const char *token_hash,
+    long long ttl_s, const char *mail_payload, struct store_invitation *out)
+{
+	struct invite_args a = {id, inviter_id, NULL, NULL, token_hash, ttl_s, out, mail_payload};
 	enum store_status st;
 
 	memset(out, 0, sizeof(*out));

@@ -71,6 +71,14 @@ const char *const store_pg_sql[] = {
                               " greatest((SELECT max(id) FROM users), 1)),"
                               " setval(pg_get_serial_sequence('teacher_invitations', 'id'),"
                               " greatest((SELECT max(id) FROM teacher_invitations), 1))",
+    [STMT_MAIL_CLAIM] = SQL_MAIL_CLAIM_WHERE " FOR UPDATE SKIP LOCKED)" SQL_MAIL_CLAIMED,
+    [STMT_MAIL_SWEEP] = "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox"
+                        " WHERE (status = 'sent' AND sent_at <= $1)"
+                        " OR (status = 'failed' AND created_at <= $1) LIMIT $2"
+                        " FOR UPDATE SKIP LOCKED)",
+    [STMT_OTK_SWEEP] = "DELETE FROM one_time_tokens WHERE id IN (SELECT id FROM one_time_tokens"
+                       " WHERE expires_at <= $1 OR used_at <= $2 LIMIT $3"
+                       " FOR UPDATE SKIP LOCKED)",
     SQL_COMMON,
     [STMT_AUDIT_SWEEP] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events"
                          " WHERE ts < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",

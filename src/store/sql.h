@@ -94,6 +94,31 @@ enum store_stmt {
 	STMT_IMPORT_ROWS,
 	STMT_IMPORT_NATIVE,
 	STMT_IMPORT_NATIVE_INVS,
+	/* The account lifecycle by email (mail.c, otk.c). Each driver's own: */
+	STMT_MAIL_CLAIM, /* PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: BEGIN IMMEDIATE holds the
+	                    lock */
+	STMT_MAIL_SWEEP,
+	STMT_OTK_SWEEP,
+	/* SQL_MAIL_COMMON: */
+	STMT_MAIL_INSERT,
+	STMT_MAIL_SENT,
+	STMT_MAIL_RETRY,
+	STMT_MAIL_FAIL,
+	STMT_MAIL_REQUEUE,
+	STMT_MAIL_BY_ID, /* MAIL_COLS */
+	STMT_MAIL_LIST,
+	STMT_MAIL_STATS,
+	STMT_OTK_INSERT,
+	STMT_OTK_USE,
+	STMT_OTK_STATE,
+	STMT_OTK_USE_OTHERS,
+	STMT_OTK_DELETE_INV,
+	STMT_INV_HASH_OF_MAIL_TOKEN,
+	STMT_USER_VERIFIED,
+	STMT_SET_VERIFIED,
+	STMT_SET_EMAIL,
+	STMT_TOKENS_REVOKE_OTHERS,
+	STMT_USER_ACTIVE_BY_EMAIL,
 	STMT_COUNT_
 };
 
@@ -194,6 +219,64 @@ extern const char *const store_pg_sql[];
 	[STMT_IMPORT_NATIVE_INVS] = "SELECT id FROM teacher_invitations WHERE id NOT IN"           \
 	                            " (SELECT source_id FROM import_rows"                          \
 	                            " WHERE tbl = 'invitation') ORDER BY id"
+/* The outbox and one-time tokens (mail.c, otk.c); MAIL_COLS leave times as RFC 3339 text. */
+#define SQL_MAIL_COLS                                                                              \
+	"SELECT id, kind, to_addr, coalesce(user_id, 0), coalesce(invitation_id, 0), status,"      \
+	" attempts, " TS("next_attempt_at") ", last_error, " TS("created_at") ", " TS(             \
+	    "sent_at") ", payload FROM mail_outbox"
+#define SQL_MAIL_CLAIMED                                                                           \
+	" RETURNING id, kind, to_addr, coalesce(user_id, 0), coalesce(invitation_id, 0), status,"  \
+	" attempts, " TS("next_attempt_at") ", last_error, " TS("created_at") ", " TS(             \
+	    "sent_at") ", payload"
+#define SQL_MAIL_CLAIM_WHERE                                                                       \
+	"UPDATE mail_outbox SET status = 'sending', attempts = attempts + 1,"                      \
+	" next_attempt_at = $2, claim = $3 WHERE id IN (SELECT id FROM mail_outbox"                \
+	" WHERE status IN ('queued', 'sending') AND next_attempt_at <= $1"                         \
+	" ORDER BY next_attempt_at LIMIT $4"
+#define SQL_MAIL_COMMON                                                                            \
+	[STMT_MAIL_INSERT] = "INSERT INTO mail_outbox (kind, to_addr, user_id, invitation_id,"     \
+	                     " payload, status, next_attempt_at, created_at) VALUES ($1,"          \
+	                     " coalesce($2, (SELECT email FROM users WHERE id = $3)), $3, $4, $5," \
+	                     " 'queued', $6, $6) RETURNING id",                                    \
+	[STMT_MAIL_SENT] = "UPDATE mail_outbox SET status = 'sent', sent_at = $3, claim = NULL,"   \
+	                   " last_error = coalesce($4, last_error)"                                \
+	                   " WHERE id = $1 AND claim = $2 AND status = 'sending'",                 \
+	[STMT_MAIL_RETRY] = "UPDATE mail_outbox SET status = 'queued', next_attempt_at = $3,"      \
+	                    " last_error = $4, claim = NULL"                                       \
+	                    " WHERE id = $1 AND claim = $2 AND status = 'sending'",                \
+	[STMT_MAIL_FAIL] = "UPDATE mail_outbox SET status = 'failed', last_error = $3,"            \
+	                   " claim = NULL WHERE id = $1 AND claim = $2 AND status = 'sending'",    \
+	[STMT_MAIL_REQUEUE] = "UPDATE mail_outbox SET status = 'queued', next_attempt_at = $2"     \
+	                      " WHERE id = $1 AND status IN ('queued', 'failed')",                 \
+	[STMT_MAIL_BY_ID] = SQL_MAIL_COLS " WHERE id = $1",                                        \
+	[STMT_MAIL_LIST] = SQL_MAIL_COLS " WHERE $1 = '' OR status = $1"                           \
+	                                 " OR ($1 = 'queued' AND status = 'sending')"              \
+	                                 " ORDER BY id DESC LIMIT $2",                             \
+	[STMT_MAIL_STATS] =                                                                        \
+	    "SELECT status, count(*), " TS("min(created_at)") " FROM mail_outbox GROUP BY status", \
+	[STMT_OTK_INSERT] = "INSERT INTO one_time_tokens (user_id, invitation_id, purpose,"        \
+	                    " token_hash, new_email, new_email_key, created_at, expires_at)"       \
+	                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",                            \
+	[STMT_OTK_USE] = "UPDATE one_time_tokens SET used_at = $3 WHERE token_hash = $1"           \
+	                 " AND purpose = $2 AND used_at IS NULL AND expires_at > $3"               \
+	                 " RETURNING coalesce(user_id, 0), new_email, new_email_key",              \
+	[STMT_OTK_STATE] = "SELECT purpose, used_at IS NOT NULL, expires_at <= $2,"                \
+	                   " coalesce(user_id, 0)"                                                 \
+	                   " FROM one_time_tokens WHERE token_hash = $1",                          \
+	[STMT_OTK_USE_OTHERS] = "UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1"       \
+	                        " AND purpose = $2 AND used_at IS NULL",                           \
+	[STMT_OTK_DELETE_INV] = "DELETE FROM one_time_tokens WHERE invitation_id = $1",            \
+	[STMT_INV_HASH_OF_MAIL_TOKEN] = "SELECT i.token_hash FROM one_time_tokens o"               \
+	                                " JOIN teacher_invitations i ON i.id = o.invitation_id"    \
+	                                " WHERE o.token_hash = $1 AND o.purpose = 'invitation'"    \
+	                                " AND o.expires_at > $2",                                  \
+	[STMT_USER_VERIFIED] = "SELECT email_verified FROM users WHERE id = $1",                   \
+	[STMT_SET_VERIFIED] = "UPDATE users SET email_verified = true WHERE id = $1",              \
+	[STMT_SET_EMAIL] = "UPDATE users SET email = $2, email_key = $3, email_verified = true"    \
+	                   " WHERE id = $1",                                                       \
+	[STMT_TOKENS_REVOKE_OTHERS] = "DELETE FROM auth_tokens WHERE user_id = $1"                 \
+	                              " AND token_hash <> $2",                                     \
+	[STMT_USER_ACTIVE_BY_EMAIL] = "SELECT id FROM users WHERE email_key = $1 AND is_active"
 
 /* Statements whose text both dialects accept. Times are bound as RFC 3339 text. */
 #define SQL_COMMON                                                                                 \
@@ -298,7 +381,7 @@ extern const char *const store_pg_sql[];
 	                               " WHERE id = $1",                                           \
 	    [STMT_SET_FIRST_NAME] = "UPDATE users SET first_name = $2 WHERE id = $1",              \
 	    [STMT_SET_LAST_NAME] = "UPDATE users SET last_name = $2 WHERE id = $1",                \
-	    SQL_IMPORT_COMMON
+	    SQL_IMPORT_COMMON, SQL_MAIL_COMMON
 
 /*
  * The audit trail's statements both dialects accept (with the driver's TS()):

@@ -48,6 +48,12 @@ const char *const store_sqlite_sql[] = {
     [STMT_IMPORT_USER_UPSERT] = SQL_IMPORT_USER_UPSERT(""),
     [STMT_IMPORT_INV_UPSERT] = SQL_IMPORT_INV_UPSERT(""),
     [STMT_IMPORT_SEQUENCES] = "SELECT 1",
+    [STMT_MAIL_CLAIM] = SQL_MAIL_CLAIM_WHERE ")" SQL_MAIL_CLAIMED,
+    [STMT_MAIL_SWEEP] = "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox"
+                        " WHERE (status = 'sent' AND sent_at <= $1)"
+                        " OR (status = 'failed' AND created_at <= $1) LIMIT $2)",
+    [STMT_OTK_SWEEP] = "DELETE FROM one_time_tokens WHERE id IN (SELECT id FROM one_time_tokens"
+                       " WHERE expires_at <= $1 OR used_at <= $2 LIMIT $3)",
     SQL_COMMON,
     [STMT_AUDIT_SWEEP] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events"
                          " WHERE ts < $1 LIMIT $2)",

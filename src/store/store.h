@@ -183,6 +183,9 @@ struct store_new_user {
 	/* SHA-256 hex of an invitation token to accept in the same transaction
 	 * (the account is then a teacher who cannot invite), or NULL. */
 	const char *invitation_hash;
+	/* A mail queued in the same transaction to the new account (its user_id is set), or NULL.
+	 */
+	const struct store_mail_new *mail;
 };
 
 /* An account with its profile: strings owned, released by store_user_clear. */
@@ -658,5 +661,181 @@ struct store_import_state {
 RS_MUSTCHECK enum store_status store_import_state(
     struct store *s, /* OUT: */ struct store_import_state *out);
 void store_import_state_clear(struct store_import_state *st);
+/* ---- The account lifecycle by email: the outbox and one-time tokens (outbox.c, lifecycle.c) ----
+ */
+
+/*
+ * A mail to queue in the same transaction as the change that promises it
+ * (DESIGN.md I7). It never holds a token: the delivery loop mints one when it
+ * sends the mail. Strings borrowed.
+ */
+struct store_mail_new {
+	const char *kind;      /* verify, reset, reset_unknown, password_changed, ... */
+	const char *to;        /* NULL: the account's current address */
+	int64_t user_id;       /* 0: none (reset_unknown) */
+	int64_t invitation_id; /* 0: none */
+	const char
+	    *payload; /* JSON object text of what the message needs besides the account; NULL: {} */
+};
+
+/* A row of the outbox: strings owned, released by store_mail_clear. */
+struct store_mail {
+	int64_t id;
+	char kind[32];
+	char status[16]; /* queued, sending, sent, failed */
+	char *to;
+	int64_t user_id, invitation_id;
+	int attempts;
+	char *next_attempt_at; /* for `sending`: the lease's end */
+	char *last_error;      /* NULL: none */
+	char *created_at;
+	char *sent_at; /* NULL: not sent */
+	char *payload;
+};
+
+struct store_mails {
+	struct store_mail *items;
+	size_t n;
+};
+
+void store_mail_clear(struct store_mail *m);
+void store_mails_clear(struct store_mails *list);
+
+/* Queues one mail in a transaction of its own; `*id` (may be NULL) its row. */
+RS_MUSTCHECK enum store_status store_mail_enqueue(
+    struct store *s, const struct store_mail_new *m, /* OUT: */ int64_t *id);
+
+/*
+ * Claims at most `max` due mails (queued and due, or `sending` whose lease
+ * has run out) for `lease_s` seconds under `claim` (a random name of this
+ * claimer), counting an attempt each: one transaction, PostgreSQL skipping
+ * rows another instance is claiming, SQLite under its write lock. Nobody else
+ * claims them until the lease ends.
+ */
+RS_MUSTCHECK enum store_status store_mail_claim(struct store *s, int max, long long lease_s,
+    const char *claim, /* OUT: */ struct store_mails *out);
+
+enum store_mail_outcome { STORE_MAIL_SENT, STORE_MAIL_RETRY, STORE_MAIL_FAILED };
+
+/*
+ * Settles a claimed mail: sent; queued again in `delay_s` seconds keeping
+ * `error`; or failed for good with `error`. STORE_CONFLICT when the claim was
+ * lost (the lease ran out and another claimer took it).
+ */
+RS_MUSTCHECK enum store_status store_mail_settle(struct store *s, int64_t id, const char *claim,
+    enum store_mail_outcome outcome, long long delay_s, const char *error);
+
+/* Newest first, at most `max`; `status` "" for all ("queued" includes `sending`). */
+RS_MUSTCHECK enum store_status store_mail_list(
+    struct store *s, const char *status, int max, /* OUT: */ struct store_mails *out);
+RS_MUSTCHECK enum store_status store_mail_get(
+    struct store *s, int64_t id, /* OUT: */ struct store_mail *out);
+
+/* A failed or queued mail due now (`roster mail retry`): STORE_NOT_FOUND, or STORE_CONFLICT when
+ * sent or being sent. */
+RS_MUSTCHECK enum store_status store_mail_requeue(struct store *s, int64_t id);
+
+/* Outbox depth by status and the oldest queued mail, for the metrics. */
+struct store_mail_stats {
+	int64_t queued, sending, sent, failed;
+	char oldest_queued[64]; /* RFC 3339; "" when nothing is queued or sending */
+};
+
+RS_MUSTCHECK enum store_status store_mail_stats(
+    struct store *s, /* OUT: */ struct store_mail_stats *out);
+
+/* Janitor batches: sent (and failed) mails older than `retention_s`; expired one-time tokens and
+ * those used a day ago. */
+RS_MUSTCHECK enum store_status store_mail_sweep(
+    struct store *s, long long retention_s, int max, /* OUT: */ int64_t *deleted);
+RS_MUSTCHECK enum store_status store_otk_sweep(
+    struct store *s, int max, /* OUT: */ int64_t *deleted);
+
+/* Purposes of one-time tokens. */
+#define STORE_OTK_VERIFY       "verify"
+#define STORE_OTK_RESET        "reset"
+#define STORE_OTK_EMAIL_CHANGE "email_change"
+#define STORE_OTK_INVITATION   "invitation"
+
+/*
+ * Stores a new one-time token (its SHA-256 hex) for the mail being sent:
+ * for an invitation (`invitation_id`), valid as long as the invitation and
+ * only while it is pending (STORE_NOT_FOUND otherwise); else for the account
+ * `user_id`, valid `ttl_s` seconds, with the new address for an email change.
+ */
+RS_MUSTCHECK enum store_status store_otk_mint(struct store *s, const char *purpose, int64_t user_id,
+    int64_t invitation_id, const char *token_hash, long long ttl_s, const char *new_email,
+    const char *new_email_key);
+
+/* Why a one-time token was refused (with STORE_CONFLICT). */
+enum store_otk_why { STORE_OTK_OK = 0, STORE_OTK_UNKNOWN, STORE_OTK_EXPIRED, STORE_OTK_USED };
+
+/* Whether a token of `purpose` would be accepted now (reset confirm, before hashing); reads only.
+ */
+RS_MUSTCHECK enum store_status store_otk_check(struct store *s, const char *purpose,
+    const char *token_hash, /* OUT: */ enum store_otk_why *why, int64_t *user_id);
+
+/* Consumes a verification token and marks the account's email verified. */
+RS_MUSTCHECK enum store_status store_email_verify(
+    struct store *s, const char *token_hash, /* OUT: */ enum store_otk_why *why);
+
+/* Whether the account's email is verified. */
+RS_MUSTCHECK enum store_status store_user_email_verified(
+    struct store *s, int64_t user_id, /* OUT: */ bool *verified);
+
+/*
+ * A reset request in one transaction, the same work for every address: the
+ * active account with `email_key` gets a `reset` mail, any other address a
+ * `reset_unknown` one (to `email`), never sent unless configured.
+ */
+RS_MUSTCHECK enum store_status store_reset_request(
+    struct store *s, const char *email, const char *email_key);
+
+/*
+ * Consumes a reset token: sets `password_hash`, marks the email verified,
+ * revokes every login token, uses up every other reset token of the account
+ * and queues a `password_changed` notice, in one transaction.
+ */
+RS_MUSTCHECK enum store_status store_reset_confirm(struct store *s, const char *token_hash,
+    const char *password_hash, /* OUT: */ enum store_otk_why *why);
+
+/*
+ * A password change by the account itself: the new hash, every other login
+ * token revoked (`keep_token_hash` stays), a `password_changed` notice; or
+ * STORE_CONFLICT when the stored hash is no longer `expect_hash`.
+ */
+RS_MUSTCHECK enum store_status store_password_change(struct store *s, int64_t user_id,
+    const char *expect_hash, const char *password_hash, const char *keep_token_hash);
+
+/*
+ * An email change request: STORE_CONFLICT_EMAIL when an account has the new
+ * address now; else an `email_change` mail to the new address and an
+ * `email_change_notice` to the current one. The address changes at confirm.
+ */
+RS_MUSTCHECK enum store_status store_email_change_request(
+    struct store *s, int64_t user_id, const char *new_email, const char *new_email_key);
+
+/*
+ * Consumes an email-change token and sets the new address (verified): the
+ * unique index decides a race (STORE_CONFLICT_EMAIL, nothing written, the
+ * token unused). `*user_id` gets the account.
+ */
+RS_MUSTCHECK enum store_status store_email_change_confirm(struct store *s, const char *token_hash,
+    /* OUT: */ int64_t *user_id, enum store_otk_why *why);
+
+/*
+ * store_invite_create and store_invite_resend that also queue the invitation
+ * mail (`mail_payload`: JSON object text, e.g. the inviter's name) in the same
+ * transaction, and drop the mail tokens minted for it before (a resend
+ * replaces the invitation's token: the old links stop working with it). The
+ * mail's token, minted when it is sent, is accepted wherever the returned one
+ * is (store_invite_accept, registration), by the same conditional update.
+ */
+RS_MUSTCHECK enum store_status store_invite_create_mailed(struct store *s, int64_t inviter_id,
+    const char *email, const char *email_key, const char *token_hash, long long ttl_s,
+    const char *mail_payload, /* OUT: */ struct store_invitation *out);
+RS_MUSTCHECK enum store_status store_invite_resend_mailed(struct store *s, int64_t id,
+    int64_t inviter_id, const char *token_hash, long long ttl_s, const char *mail_payload,
+    /* OUT: */ struct store_invitation *out);
 
 #endif

@@ -124,6 +124,12 @@ create_body(struct store *s, void *arg)
 	s->audit_new_user = a->id; /* the armed event is about the account made here */
 	if (st == STORE_OK)
 		st = store_db_exec(s, STMT_PROFILE_INSERT, profile, NARGS(profile), NULL);
+	if (st == STORE_OK && in->mail != NULL) { /* I7: the mail commits with the account */
+		struct store_mail_new m = *in->mail;
+
+		m.user_id = a->id;
+		st = store_mail_enqueue_locked(s, &m, NULL);
+	}
 	if (st != STORE_OK || in->invitation_hash == NULL)
 		return st;
 	return store_invite_accept_locked(s, in->invitation_hash, a->id, in->email_key, a->why);

@@ -795,8 +795,9 @@ def assert_me(resp, username=None, email=None, role=None, bio=None, can_invite=N
     """200 with the documented /users/me/ shape; returns the body."""
     assert resp.status_code == 200, f"{resp.status_code} {resp.text}"
     me = resp.json()
-    assert set(me) == {"id", "username", "email", "date_joined", "profile",
+    assert set(me) == {"id", "username", "email", "email_verified", "date_joined", "profile",
                        "first_name", "last_name"}, me
+    assert isinstance(me["email_verified"], bool), me
     assert isinstance(me["first_name"], str) and isinstance(me["last_name"], str), me
     assert isinstance(me["id"], int) and not isinstance(me["id"], bool), me
     parse_time(me["date_joined"])

@@ -355,7 +355,7 @@ def test_me_patch_bio_501_chars_400_unchanged(fast_server, db, ada):
     ({"username": "x"}, "username"),
     ({"role": "teacher"}, "role"),
     ({"can_invite_teachers": True}, "can_invite_teachers"),
-    ({"email": "other@example.com"}, "email"),
+    ({"email": "other@example.com", "bio": "changed"}, "email"),  # alone it is an email change
     ({"bio": "changed", "role": "teacher"}, "role"),
 ], ids=["username", "role", "can-invite", "email", "bio-and-role"])
 def test_me_patch_unknown_field_400_unchanged(fast_server, db, ada, body, field):

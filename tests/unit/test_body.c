@@ -453,6 +453,10 @@ Test(api_err, statuses_and_codes_of_api_md)
 	    {API_ERR_UNAVAILABLE, 503, "unavailable"},
 	    {API_ERR_INTERNAL, 500, "internal"},
 	    {API_ERR_INTERNAL_REGISTER, 500, "internal"},
+	    {API_ERR_TOKEN_INVALID, 400, "token_invalid"},
+	    {API_ERR_TOKEN_EXPIRED, 400, "token_expired"},
+	    {API_ERR_TOKEN_USED, 400, "token_used"},
+	    {API_ERR_EMAIL_NOT_VERIFIED, 403, "email_not_verified"},
 	};
 
 	cr_assert_eq(sizeof want / sizeof want[0], API_ERR_COUNT_ - 1, "update this table");

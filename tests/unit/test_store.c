@@ -1981,3 +1981,217 @@ STORE_TEST(import_apply_keeps_ids_whole_batch_or_nothing)
 	store_user_clear(&u);
 	free(hash);
 }
+
+/* ------------------------------------------------------------------ the outbox and one-time tokens
+ */
+
+/* A registration with its verification mail: one account, one queued mail to its address. */
+static int64_t
+mk_user_mailed(const char *name)
+{
+	struct person p;
+	struct store_user u = {0};
+	enum store_invite_why why;
+	struct store_mail_new m = {.kind = "verify"};
+	int64_t id;
+
+	person(&p, name);
+	p.in.mail = &m;
+	cr_assert_eq(store_user_create(S, &p.in, &u, &why), STORE_OK, "create %s", name);
+	id = u.id;
+	store_user_clear(&u);
+	return id;
+}
+
+STORE_TEST(outbox_claim_lease_settle)
+{
+	int64_t id = mk_user_mailed("mailed");
+	struct store_mails got = {0};
+	struct store_mail_stats stats;
+	int64_t mail;
+
+	cr_assert_eq(store_mail_claim(S, 10, 60, "claim-a", &got), STORE_OK);
+	cr_assert_eq(got.n, 1);
+	cr_assert_str_eq(got.items[0].kind, "verify");
+	cr_assert_str_eq(got.items[0].to, "mailed@example.com");
+	cr_assert_eq(got.items[0].user_id, id);
+	cr_assert_eq(got.items[0].attempts, 1);
+	mail = got.items[0].id;
+	store_mails_clear(&got);
+	/* Leased: nobody else claims it. */
+	cr_assert_eq(store_mail_claim(S, 10, 60, "claim-b", &got), STORE_OK);
+	cr_assert_eq(got.n, 0);
+	cr_assert_eq(
+	    store_mail_settle(S, mail, "claim-b", STORE_MAIL_SENT, 0, NULL), STORE_CONFLICT);
+	/* A retry keeps its error and is due again after its delay. */
+	cr_assert_eq(
+	    store_mail_settle(S, mail, "claim-a", STORE_MAIL_RETRY, 0, "451 try later"), STORE_OK);
+	cr_assert_eq(store_mail_claim(S, 10, 60, "claim-c", &got), STORE_OK);
+	cr_assert_eq(got.n, 1);
+	cr_assert_eq(got.items[0].attempts, 2);
+	cr_assert_str_eq(got.items[0].last_error, "451 try later");
+	store_mails_clear(&got);
+	cr_assert_eq(store_mail_stats(S, &stats), STORE_OK);
+	cr_assert_eq(stats.sending, 1);
+	cr_assert_neq(stats.oldest_queued[0], '\0');
+	cr_assert_eq(store_mail_settle(S, mail, "claim-c", STORE_MAIL_SENT, 0, NULL), STORE_OK);
+	cr_assert_eq(
+	    store_mail_settle(S, mail, "claim-c", STORE_MAIL_SENT, 0, NULL), STORE_CONFLICT);
+	cr_assert_eq(store_mail_claim(S, 10, 60, "claim-d", &got), STORE_OK);
+	cr_assert_eq(got.n, 0);
+	cr_assert_eq(store_mail_stats(S, &stats), STORE_OK);
+	cr_assert_eq(stats.sent, 1);
+	cr_assert_eq(stats.queued + stats.sending, 0);
+	cr_assert_eq(stats.oldest_queued[0], '\0');
+	/* Retention: a sent mail older than it goes. */
+	int64_t deleted = 0;
+	cr_assert_eq(store_mail_sweep(S, -10, 100, &deleted), STORE_OK);
+	cr_assert_eq(deleted, 1);
+}
+
+STORE_TEST(outbox_expired_lease_is_due_again_and_the_old_claim_is_lost)
+{
+	struct store_mails got = {0};
+	struct store_mail m = {0};
+	int64_t mail;
+
+	mk_user_mailed("crashy");
+	cr_assert_eq(store_mail_claim(S, 10, -1, "dead", &got), STORE_OK); /* lease already over */
+	cr_assert_eq(got.n, 1);
+	mail = got.items[0].id;
+	store_mails_clear(&got);
+	cr_assert_eq(store_mail_claim(S, 10, 60, "alive", &got), STORE_OK);
+	cr_assert_eq(got.n, 1);
+	store_mails_clear(&got);
+	cr_assert_eq(store_mail_settle(S, mail, "dead", STORE_MAIL_SENT, 0, NULL), STORE_CONFLICT);
+	cr_assert_eq(store_mail_settle(S, mail, "alive", STORE_MAIL_FAILED, 0, "550 no such user"),
+	    STORE_OK);
+	cr_assert_eq(store_mail_get(S, mail, &m), STORE_OK);
+	cr_assert_str_eq(m.status, "failed");
+	cr_assert_str_eq(m.last_error, "550 no such user");
+	store_mail_clear(&m);
+	cr_assert_eq(store_mail_requeue(S, mail), STORE_OK);
+	cr_assert_eq(store_mail_list(S, "queued", 10, &got), STORE_OK);
+	cr_assert_eq(got.n, 1);
+	store_mails_clear(&got);
+	cr_assert_eq(store_mail_requeue(S, 999999), STORE_NOT_FOUND);
+}
+
+STORE_TEST(otk_verify_once_expired_unknown)
+{
+	int64_t id = mk_user("verif");
+	enum store_otk_why why;
+	bool verified = true;
+
+	cr_assert_eq(
+	    store_otk_mint(S, STORE_OTK_VERIFY, id, 0, "h-ok", 3600, NULL, NULL), STORE_OK);
+	cr_assert_eq(store_otk_mint(S, STORE_OTK_VERIFY, id, 0, "h-old", -1, NULL, NULL), STORE_OK);
+	cr_assert_eq(
+	    store_otk_mint(S, STORE_OTK_RESET, id, 0, "h-reset", 3600, NULL, NULL), STORE_OK);
+	cr_assert_eq(store_user_email_verified(S, id, &verified), STORE_OK);
+	cr_assert(!verified);
+	cr_assert_eq(store_email_verify(S, "h-old", &why), STORE_CONFLICT);
+	cr_assert_eq(why, STORE_OTK_EXPIRED);
+	cr_assert_eq(store_email_verify(S, "h-none", &why), STORE_CONFLICT);
+	cr_assert_eq(why, STORE_OTK_UNKNOWN);
+	cr_assert_eq(store_email_verify(S, "h-reset", &why), STORE_CONFLICT); /* another purpose */
+	cr_assert_eq(why, STORE_OTK_UNKNOWN);
+	cr_assert_eq(store_email_verify(S, "h-ok", &why), STORE_OK);
+	cr_assert_eq(store_user_email_verified(S, id, &verified), STORE_OK);
+	cr_assert(verified);
+	cr_assert_eq(store_email_verify(S, "h-ok", &why), STORE_CONFLICT);
+	cr_assert_eq(why, STORE_OTK_USED);
+}
+
+STORE_TEST(reset_same_work_for_unknown_and_confirm_revokes)
+{
+	int64_t id = mk_user("resetme"), deleted = 0;
+	struct store_mails got = {0};
+	enum store_otk_why why;
+	char exp[64];
+
+	cr_assert_eq(store_reset_request(S, "nobody@example.com", "nobody@example.com"), STORE_OK);
+	cr_assert_eq(
+	    store_reset_request(S, "resetme@example.com", "resetme@example.com"), STORE_OK);
+	cr_assert_eq(store_mail_list(S, "", 10, &got), STORE_OK);
+	cr_assert_eq(got.n, 2);
+	cr_assert_str_eq(got.items[0].kind, "reset");
+	cr_assert_str_eq(got.items[0].to, "resetme@example.com");
+	cr_assert_str_eq(got.items[1].kind, "reset_unknown");
+	cr_assert_str_eq(got.items[1].to, "nobody@example.com");
+	store_mails_clear(&got);
+	cr_assert_eq(store_token_create(S, id, "login-1", 3600, exp), STORE_OK);
+	cr_assert_eq(store_otk_mint(S, STORE_OTK_RESET, id, 0, "r1", 3600, NULL, NULL), STORE_OK);
+	cr_assert_eq(store_otk_mint(S, STORE_OTK_RESET, id, 0, "r2", 3600, NULL, NULL), STORE_OK);
+	int64_t owner = 0;
+	cr_assert_eq(store_otk_check(S, STORE_OTK_RESET, "r1", &why, &owner), STORE_OK);
+	cr_assert_eq(why, STORE_OTK_OK);
+	cr_assert_eq(owner, id);
+	cr_assert_eq(store_reset_confirm(S, "r1", "new-hash", &why), STORE_OK);
+	cr_assert_eq(store_reset_confirm(S, "r2", "other-hash", &why), STORE_CONFLICT);
+	cr_assert_eq(why, STORE_OTK_USED);
+	struct store_user u = {0};
+	cr_assert_eq(store_token_user(S, "login-1", &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_mail_list(S, "queued", 10, &got), STORE_OK);
+	cr_assert_str_eq(got.items[0].kind, "password_changed");
+	cr_assert_str_eq(got.items[0].to, "resetme@example.com");
+	store_mails_clear(&got);
+	cr_assert_eq(store_otk_sweep(S, 100, &deleted), STORE_OK);
+	cr_assert_eq(deleted, 0); /* used a moment ago: kept a day to say "used" */
+}
+
+STORE_TEST(email_change_race_one_wins)
+{
+	int64_t a = mk_user("changea"), b = mk_user("changeb"), who = 0;
+	enum store_otk_why why;
+	struct store_user u = {0};
+	struct store_user_ref ref = {0, NULL, "new@example.com"};
+
+	cr_assert_eq(
+	    store_email_change_request(S, a, "New@example.com", "new@example.com"), STORE_OK);
+	cr_assert_eq(
+	    store_email_change_request(S, b, "new@example.com", "new@example.com"), STORE_OK);
+	cr_assert_eq(store_email_change_request(S, b, "changea@example.com", "changea@example.com"),
+	    STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_otk_mint(S, STORE_OTK_EMAIL_CHANGE, a, 0, "ea", 3600, "New@example.com",
+	                 "new@example.com"),
+	    STORE_OK);
+	cr_assert_eq(store_otk_mint(S, STORE_OTK_EMAIL_CHANGE, b, 0, "eb", 3600, "new@example.com",
+	                 "new@example.com"),
+	    STORE_OK);
+	cr_assert_eq(store_email_change_confirm(S, "ea", &who, &why), STORE_OK);
+	cr_assert_eq(who, a);
+	cr_assert_eq(store_email_change_confirm(S, "eb", &who, &why), STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_user_get(S, &ref, &u), STORE_OK);
+	cr_assert_eq(u.id, a);
+	cr_assert_str_eq(u.email, "New@example.com");
+	store_user_clear(&u);
+}
+
+STORE_TEST(invitation_mail_token_accepts_the_same_invitation_once)
+{
+	int64_t inviter = mk_user("inviter"), invitee;
+	struct store_invitation inv = {0};
+	enum store_invite_why why;
+	struct store_mails got = {0};
+
+	cr_assert_eq(store_invite_create_mailed(S, inviter, "invitee@example.com",
+	                 "invitee@example.com", "inv-returned", 3600, "{}", &inv),
+	    STORE_OK);
+	invitee = mk_user("invitee");
+	cr_assert_eq(store_mail_list(S, "queued", 10, &got), STORE_OK);
+	cr_assert_eq(got.n, 1);
+	cr_assert_str_eq(got.items[0].kind, "invitation");
+	cr_assert_eq(got.items[0].invitation_id, inv.id);
+	cr_assert_eq(got.items[0].user_id, inviter); /* named in the mail */
+	store_mails_clear(&got);
+	cr_assert_eq(
+	    store_otk_mint(S, STORE_OTK_INVITATION, 0, inv.id, "inv-mailed", 0, NULL, NULL),
+	    STORE_OK);
+	cr_assert_eq(store_invite_accept(S, "inv-mailed", invitee, &why), STORE_OK);
+	cr_assert_eq(store_invite_accept(S, "inv-returned", invitee, &why), STORE_CONFLICT);
+	cr_assert_eq(why, STORE_INVITE_USED);
+	cr_assert_eq(store_otk_mint(S, STORE_OTK_INVITATION, 0, inv.id, "inv-late", 0, NULL, NULL),
+	    STORE_NOT_FOUND);
+	store_invitation_clear(&inv);
+}
