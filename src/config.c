@@ -129,6 +129,10 @@ static const struct opt opts[] = {
         "open connections per client address; 0 = no limit (default 256)"},
     {"body-limit", "ROSTER_BODY_LIMIT", OPT_UINT, OFF(body_limit), CONFIG_SERVE, 256, 1048576,
         "BYTES", "largest request body accepted (default 16384)"},
+    {"site-name", "ROSTER_SITE_NAME", OPT_STR, OFF(site_name), CONFIG_SERVE, 0, 0, "TEXT",
+        "the name in the pages' titles and headings (default roster)"},
+    {"site-css", "ROSTER_SITE_CSS", OPT_STR, OFF(site_css), CONFIG_SERVE, 0, 0, "FILE",
+        "a stylesheet that replaces the pages' built-in one (default: built in)"},
     {"log-level", "ROSTER_LOG_LEVEL", OPT_LOGLEVEL, OFF(log_level), ALL, 0, 0, "LEVEL",
         "debug, info, warning or error (default info)"},
     {"check", NULL, OPT_FLAG, OFF(migrate_check), CONFIG_MIGRATE, 0, 0, NULL,
@@ -365,6 +369,8 @@ defaults(struct config *c)
 	c->hash_passes = 2;
 	c->self_register_roles = "explorer";
 	c->trusted_proxies = "";
+	c->site_name = "roster";
+	c->site_css = NULL;
 	c->rate_limits = true;
 	c->limit_register_ip = 600;
 	c->limit_accounts_ip = 300;

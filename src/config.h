@@ -81,7 +81,9 @@ struct config {
 	unsigned max_connections_per_ip;
 	unsigned body_limit;
 	int log_level;
-	bool migrate_check; /* migrate --check */
+	const char *site_name; /* pages: titles and headings */
+	const char *site_css;  /* pages: a stylesheet file instead of the built-in one; NULL */
+	bool migrate_check;    /* migrate --check */
 
 	/* Admin commands (user ..., invite ...). */
 	const char *arg;           /* the positional argument (USERNAME, USER or ID) */

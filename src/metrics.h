@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_ROUTES_MAX 16 /* route slots; the last is "other" (no route) */
+#define METRICS_ROUTES_MAX 32 /* route slots; the last is "other" (no route) */
 
 enum metrics_registration {
 	METRICS_REG_CREATED,
