@@ -30,8 +30,8 @@ Test(page_form, decodes_pairs_plus_and_escapes)
 
 Test(page_form, refuses_what_no_page_sends)
 {
-	static const char *const bad[] = {"a=%", "a=%4", "a=%zz", "a=%00", "a=1&a=2", "a=%FF",
-	    "a=%C3", "%=1"};
+	static const char *const bad[] = {
+	    "a=%", "a=%4", "a=%zz", "a=%00", "a=1&a=2", "a=%FF", "a=%C3", "%=1"};
 	struct page_form f;
 	char many[400] = "";
 
