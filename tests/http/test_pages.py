@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 
 import pytest
 import requests
@@ -571,3 +572,28 @@ def test_browser_csrf_from_another_origin_and_framing(browser, site, db):
         httpd.shutdown()
         httpd.server_close()
     b.cmd("close", id="v")
+
+
+def test_pages_login_rate_limit_and_secure_cookie(db, start_servers):
+    server = start_servers(db, args=[*FAST_HASH, "--rate-limits", "on",
+                                     "--limit-login-failures", "2"])[0]
+    cli_user(db, "rl1")
+    if 300 - time.time() % 300 < 5:  # the failures' 5-minute window must not end midway
+        time.sleep(300 - time.time() % 300 + 0.2)
+    p = Pages(server)
+    for _ in range(2):
+        assert p.login("rl1", password="wrong-password-1").status_code == 400
+    r = p.login("rl1", password="wrong-password-1")
+    assert r.status_code == 429 and r.headers["Retry-After"].isdigit()
+    assert "Too many requests; retry later." in r.text and 'value="rl1"' in r.text
+    # Behind a TLS proxy (X-Forwarded-Proto: https) the cookies are Secure.
+    cli_user(db, "sec1")
+    q = Pages(server)
+    host = server.url.split("://", 1)[1]
+    token = q.csrf("/account/login")
+    r = q.s.post(server.url + "/account/login", data={
+        "username": "sec1", "password": PASSWORD, "csrf_token": token},
+        headers={"Origin": "https://" + host, "X-Forwarded-Proto": "https"}, timeout=T,
+        allow_redirects=False)
+    assert r.status_code == 303, r.text[:300]
+    assert "; Secure" in r.headers["Set-Cookie"], r.headers["Set-Cookie"]
