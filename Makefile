@@ -3,7 +3,7 @@ BUILD     ?= build
 SAN_BUILD ?= build-san
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = register normalize auth django router mail
+FUZZ_TARGETS = register normalize auth django router mail tmpl
 ROSTER_DB ?= sqlite:var/roster.db
 export ROSTER_DB
 

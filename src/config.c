@@ -145,7 +145,9 @@ static const struct opt opts[] = {
     {"mail-from", "ROSTER_MAIL_FROM", OPT_MAIL_ADDR, OFF(mail_from), MAILING, 0, 0, "ADDR",
         "sender address of the mails (default roster@localhost)"},
     {"site-name", "ROSTER_SITE_NAME", OPT_STR, OFF(site_name), MAILING, 0, 0, "TEXT",
-        "the site's name in mails and pages (default roster)"},
+        "the site's name in mails and in the pages' titles and headings (default roster)"},
+    {"site-css", "ROSTER_SITE_CSS", OPT_STR, OFF(site_css), CONFIG_SERVE, 0, 0, "FILE",
+        "a stylesheet that replaces the pages' built-in one (default: built in)"},
     {"mail-templates", "ROSTER_MAIL_TEMPLATES", OPT_STR, OFF(mail_templates), MAILING, 0, 0, "DIR",
         "mail templates that replace the embedded ones: KIND.subject, KIND.txt, KIND.html "
         "(default: none)"},
@@ -548,6 +550,8 @@ defaults(struct config *c)
 	c->hash_passes = 2;
 	c->self_register_roles = "explorer";
 	c->trusted_proxies = "";
+	c->site_name = "roster";
+	c->site_css = NULL;
 	c->rate_limits = true;
 	c->limit_register_ip = 600;
 	c->limit_accounts_ip = 300;

@@ -88,7 +88,9 @@ struct config {
 	unsigned max_connections_per_ip;
 	unsigned body_limit;
 	int log_level;
-	bool migrate_check; /* migrate --check */
+	/* site_name: below, shared by the mails and the pages */
+	const char *site_css; /* pages: a stylesheet file instead of the built-in one; NULL */
+	bool migrate_check;   /* migrate --check */
 
 	/* Mail (serve, mail test): transport, sender, site name, template overrides. */
 	const char *mail_url;       /* file:DIR, smtp://..., smtps://... */

@@ -13,10 +13,12 @@
 #include "mail/compose.h"
 #include "mail/mail.h"
 #include "notify.h"
+#include "pages/pages.h"
 #include "crypto/rcrypto.h"
 #include "store/store.h"
 #include "xmalloc.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -231,6 +233,31 @@ out:
 	return rc;
 }
 
+/* The API's routes, then the pages' (one table: http/ matches in order). */
+static const struct http_route *
+all_routes(size_t *n)
+{
+	static struct http_route table[64];
+	size_t na, np;
+	const struct http_route *a = api_routes(&na), *p = page_routes(&np);
+
+	assert(na + np <= sizeof(table) / sizeof(table[0]));
+	memcpy(table, a, na * sizeof(*a));
+	memcpy(table + na, p, np * sizeof(*p));
+	*n = na + np;
+	return table;
+}
+
+/* A request no route matches: an HTML 404 under /account/, the API's JSON elsewhere. */
+static void
+render_unrouted(struct http_req *req, enum http_err err)
+{
+	if (page_path(req->path))
+		page_render_http_err(req, err);
+	else
+		api_render_http_err(req, err);
+}
+
 /* The narrow view of the configuration that http/ takes, wired to api/. */
 static void
 http_opts_of(const struct config *cfg, struct http_opts *o)
@@ -255,12 +282,12 @@ http_opts_of(const struct config *cfg, struct http_opts *o)
 	    .queue_timeout_ms = {[HTTP_POOL_DB] = cfg->db_queue_timeout_s > 86400
 	                                              ? 86400000u
 	                                              : (unsigned)cfg->db_queue_timeout_s * 1000u},
-	    .on_error = api_render_http_err,
+	    .on_error = render_unrouted,
 	    .thread_open = api_thread_open,
 	    .thread_close = api_thread_close,
 	    .app = cfg,
 	};
-	o->routes = api_routes(&o->nroutes);
+	o->routes = all_routes(&o->nroutes);
 }
 
 /*
@@ -342,10 +369,17 @@ cmd_serve(const struct config *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (!pages_init(cfg)) {
+		log_msg(RS_LOG_ERROR, "refusing to serve: the pages cannot be set up");
+		pages_fini();
+		return 1;
+	}
 	http_opts_of(cfg, &opts);
 	srv = http_server_start(&opts);
-	if (srv == NULL)
+	if (srv == NULL) {
+		pages_fini();
 		return 1;
+	}
 	fields = json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "host", cfg->bind.host,
 	    "port", (int)http_server_port(srv), "version", RS_VERSION, "threads", (int)cfg->threads,
 	    "hash_workers", (int)cfg->hash_workers, "hash_queue", (int)cfg->hash_queue,
@@ -377,6 +411,7 @@ cmd_serve(const struct config *cfg)
 	/* The send in flight, within the shutdown timeout; claimed mails not tried go back. */
 	api_mailer_stop(mailer, cfg->shutdown_timeout_s);
 	http_server_stop(srv);
+	pages_fini();
 	log_msg(RS_LOG_INFO, "stopped");
 	return 0;
 }

@@ -227,6 +227,65 @@ struct api_mailer;
 struct api_mailer *api_mailer_start(const struct config *cfg, unsigned port);
 void api_mailer_stop(struct api_mailer *m, long long timeout_s);
 
+/*
+ * The flows shared with the pages (src/pages/): each rule and each sequence
+ * of store calls is written once, here, and both the JSON handlers and the
+ * page handlers call it, then answer in their own format. The *_run and
+ * api_invite_* functions run on a worker (they use api_store); they count
+ * metrics and rate limits as the API always did. API_ERR_INVALID means the
+ * problems are in `errs`, per field.
+ */
+struct acct_signup_input;
+struct api_signup; /* a validated registration: the input and the invitation's hash */
+
+/* Validation and role policy; API_ERR_NONE with `*out` (free with api_signup_free). */
+enum api_err api_signup_check(const struct config *cfg, const struct acct_signup_input *in,
+    const char *invitation, size_t invitation_len, struct acct_errors *errs,
+    /* OUT: */ struct api_signup **out);
+/* On a hashing worker: limits, hashing, the one create transaction; `*user` filled when NONE. */
+enum api_err api_signup_run(
+    struct http_req *req, const struct api_signup *s, /* OUT: */ struct store_user *user);
+void api_signup_free(struct api_signup *s);
+
+struct api_login; /* the login names' keys and the password (wiped) */
+
+/* The login fields (NULL: absent); API_ERR_NONE with `*out` (free with api_login_free). */
+enum api_err api_login_check(const char *username, size_t ulen, const char *email, size_t elen,
+    const char *password, size_t plen, struct acct_errors *errs,
+    /* OUT: */ struct api_login **out);
+/* On a hashing worker: limits, verification, a new token and its expiry when NONE. */
+enum api_err api_login_run(struct http_req *req, const struct api_login *l,
+    /* OUT: */ char token[65], char expires[64]);
+void api_login_free(struct api_login *l);
+
+/*
+ * The pages' session cookie: a token of the token table. Only /auth/check
+ * accepts it among the JSON endpoints; the others take the Authorization
+ * header alone, so the API needs no CSRF defence.
+ */
+#define API_SESSION_COOKIE "roster_session"
+
+/* True for a token of the token table's shape: 64 lowercase hex characters. */
+bool api_token_well_formed(const char *token);
+
+/* As api_authenticate, with the token given (a page's cookie) instead of the header. */
+enum api_err api_authenticate_token(struct http_req *req, const char *token,
+    /* OUT: */ struct store_user *user, char *token_hash);
+
+/* PATCH /users/me/'s bio rule and write. */
+enum api_err api_me_set_bio(
+    struct http_req *req, int64_t user_id, const char *bio, size_t len, struct acct_errors *errs);
+
+/* Invitations of `user_id` (who may invite): the token is shown once (`token`, when NONE). */
+enum api_err api_invite_create(struct http_req *req, int64_t user_id, const char *email, size_t len,
+    struct acct_errors *errs, /* OUT: */ struct store_invitation *inv, char token[65]);
+enum api_err api_invite_resend(struct http_req *req, int64_t id, int64_t user_id,
+    /* OUT: */ struct store_invitation *inv, char token[65]);
+enum api_err api_invite_revoke(struct http_req *req, int64_t id, int64_t user_id);
+/* Accepts the invitation of `token` for the account `user_id`. */
+enum api_err api_invite_accept(
+    struct http_req *req, int64_t user_id, const char *token, size_t len);
+
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);
 void api_login(struct http_req *req);

@@ -10,6 +10,7 @@
 #include "http/req.h"
 #include "store/store.h"
 
+#include <sodium.h>
 #include <string.h>
 #include <strings.h>
 
@@ -98,14 +99,15 @@ api_defer_authenticated(struct http_req *req, http_handler fn)
 }
 
 enum api_err
-api_authenticate(struct http_req *req, struct store_user *user, char *token_hash)
+api_authenticate_token(
+    struct http_req *req, const char *token, struct store_user *user, char *token_hash)
 {
-	char token[65], hash[65];
+	char hash[65];
 	struct store *s;
 	enum store_status st;
 
 	memset(user, 0, sizeof(*user));
-	if (!api_auth_token(http_header(req, "Authorization"), token))
+	if (!api_token_well_formed(token))
 		return API_ERR_NOT_AUTHENTICATED;
 	rcrypto_sha256_hex(token, strlen(token), hash);
 	s = api_store(req);
@@ -117,4 +119,29 @@ api_authenticate(struct http_req *req, struct store_user *user, char *token_hash
 	if (token_hash != NULL)
 		memcpy(token_hash, hash, sizeof(hash));
 	return API_ERR_NONE;
+}
+
+bool
+api_token_well_formed(const char *token)
+{
+	if (token == NULL)
+		return false;
+	for (size_t i = 0; i < TOKEN_HEX; i++)
+		if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f')))
+			return false;
+	return token[TOKEN_HEX] == '\0';
+}
+
+enum api_err
+api_authenticate(struct http_req *req, struct store_user *user, char *token_hash)
+{
+	char token[65];
+	enum api_err err;
+
+	memset(user, 0, sizeof(*user));
+	if (!api_auth_token(http_header(req, "Authorization"), token))
+		return API_ERR_NOT_AUTHENTICATED;
+	err = api_authenticate_token(req, token, user, token_hash);
+	sodium_memzero(token, sizeof(token));
+	return err;
 }

@@ -2,7 +2,9 @@
  * GET /auth/check: who a token belongs to, for nginx's auth_request in front of
  * the rest of a platform (deploy/nginx/auth-request.example.conf). 200 with
  * X-User-Id, X-User-Name, X-User-Email and X-User-Role for a token that
- * authenticates, 401 otherwise; no body either way, and no hashing: one token
+ * authenticates (the Authorization header's, else the pages' session cookie
+ * roster_session: a service behind nginx sees the browser's page session),
+ * 401 otherwise; no body either way, and no hashing: one token
  * lookup on a database worker, as for /users/me/.
  *
  * Names and emails go out percent-encoded (UTF-8; every byte but A-Z a-z 0-9
@@ -48,11 +50,22 @@ unauthenticated(struct http_req *req)
 	http_reply_empty(req, 401);
 }
 
+/* The Authorization header's token when there is one, else the page session's cookie. */
+static enum api_err
+check_authenticate(struct http_req *req, struct store_user *user)
+{
+	char token[65];
+
+	if (api_auth_token(http_header(req, "Authorization"), token))
+		return api_authenticate(req, user, NULL);
+	return api_authenticate_token(req, http_cookie(req, API_SESSION_COOKIE), user, NULL);
+}
+
 static void
 check_finish(struct http_req *req)
 {
 	struct store_user user;
-	enum api_err err = api_authenticate(req, &user, NULL);
+	enum api_err err = check_authenticate(req, &user);
 	char id[24], *name, *email;
 
 	if (err == API_ERR_NOT_AUTHENTICATED) {
@@ -82,7 +95,8 @@ api_auth_check(struct http_req *req)
 {
 	char token[65];
 
-	if (!api_auth_token(http_header(req, "Authorization"), token))
+	if (!api_auth_token(http_header(req, "Authorization"), token) &&
+	    !api_token_well_formed(http_cookie(req, API_SESSION_COOKIE)))
 		unauthenticated(req); /* no database needed to say so */
 	else
 		api_defer(req, HTTP_POOL_DB, check_finish);

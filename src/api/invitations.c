@@ -66,51 +66,69 @@ reply_with_token(
 	http_reply_json_new(req, status, body);
 }
 
+enum api_err
+api_invite_create(struct http_req *req, int64_t user_id, const char *email, size_t len,
+    struct acct_errors *errs, struct store_invitation *inv, char token[65])
+{
+	char *email_norm = NULL, *email_key = NULL, subject[24], token_hash[65];
+	const char *msg = NULL;
+	enum api_err err;
+
+	memset(inv, 0, sizeof(*inv));
+	token[0] = '\0';
+	if (email == NULL)
+		acct_errors_add(errs, "email", ACCT_MSG_REQUIRED);
+	else if (acct_email_normalize(email, len, &email_norm, &email_key, &msg) != ACCT_OK)
+		acct_errors_add(errs, "email", msg != NULL ? msg : ACCT_MSG_EMAIL_INVALID);
+	if (errs->n > 0)
+		return API_ERR_INVALID;
+	snprintf(subject, sizeof(subject), "%lld", (long long)user_id);
+	err = api_limit(req, API_LIMIT_INVITES, subject, 1);
+	if (err == API_ERR_NONE) {
+		new_token(token, token_hash);
+		api_audit_arm_new(req, STORE_AUDIT_INVITATION_CREATED, user_id, user_id,
+		    json_pack("{s:s}", "email", email_norm));
+		/* The invitation mail commits with it; its link works as the returned token does.
+		 */
+		err = store_api_err(store_invite_create_mailed(api_store(req), user_id, email_norm,
+		    email_key, token_hash, api_config(req)->invitation_ttl_s, "{}", inv));
+		if (err != API_ERR_NONE)
+			token[0] = '\0';
+	}
+	free(email_norm);
+	free(email_key);
+	return err;
+}
+
 /* POST: validate the email, count the inviter's limit, create. */
 static void
 create(struct http_req *req, int64_t user_id)
 {
 	struct acct_errors errs = {.n = 0};
 	struct store_invitation inv = {0};
-	char *email_norm = NULL, *email_key = NULL;
-	const char *msg = NULL, *email = NULL;
-	char token[65], token_hash[65];
+	const char *email = NULL;
+	char token[65];
 	json_t *obj = NULL;
-	enum store_status st;
-	enum api_err limited;
+	enum api_err err;
 	size_t len = 0;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
 		api_reply_error(req, API_ERR_MALFORMED_JSON);
 		goto out;
 	}
-	if (api_required_string(obj, "email", &email, &len, &errs) &&
-	    acct_email_normalize(email, len, &email_norm, &email_key, &msg) != ACCT_OK)
-		acct_errors_add(&errs, "email", msg != NULL ? msg : ACCT_MSG_EMAIL_INVALID);
-	if (errs.n > 0) {
+	if (!api_required_string(obj, "email", &email, &len, &errs)) {
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	snprintf(token, sizeof(token), "%lld", (long long)user_id);
-	limited = api_limit(req, API_LIMIT_INVITES, token, 1);
-	if (limited != API_ERR_NONE) {
-		api_reply_error(req, limited);
-		goto out;
-	}
-	new_token(token, token_hash);
-	api_audit_arm_new(req, STORE_AUDIT_INVITATION_CREATED, user_id, user_id,
-	    json_pack("{s:s}", "email", email_norm));
-	/* The invitation mail commits with it; its link works as the returned token does. */
-	st = store_invite_create_mailed(api_store(req), user_id, email_norm, email_key, token_hash,
-	    api_config(req)->invitation_ttl_s, "{}", &inv);
-	if (st == STORE_OK)
-		reply_with_token(req, 201, &inv, token);
+	err = api_invite_create(req, user_id, email, len, &errs, &inv, token);
+	if (err == API_ERR_INVALID)
+		api_reply_invalid(req, &errs);
+	else if (err != API_ERR_NONE)
+		api_reply_error(req, err);
 	else
-		api_reply_error(req, store_api_err(st));
+		reply_with_token(req, 201, &inv, token);
 out:
 	store_invitation_clear(&inv);
-	free(email_norm);
-	free(email_key);
 	json_decref(obj);
 }
 
@@ -151,25 +169,38 @@ api_invitations(struct http_req *req)
 	api_defer_authenticated(req, invitations_finish);
 }
 
+enum api_err
+api_invite_resend(
+    struct http_req *req, int64_t id, int64_t user_id, struct store_invitation *inv, char token[65])
+{
+	char token_hash[65];
+	enum api_err err;
+
+	new_token(token, token_hash);
+	api_audit_arm_new(req, STORE_AUDIT_INVITATION_RESENT, user_id, user_id,
+	    json_pack("{s:I}", "invitation_id", (json_int_t)id));
+	err = store_api_err(store_invite_resend_mailed(
+	    api_store(req), id, user_id, token_hash, api_config(req)->invitation_ttl_s, "{}", inv));
+	if (err != API_ERR_NONE)
+		token[0] = '\0';
+	return err;
+}
+
 static void
 resend_finish(struct http_req *req)
 {
 	struct store_invitation inv = {0};
-	char token[65], token_hash[65];
-	enum store_status st;
+	char token[65];
+	enum api_err err;
 	int64_t user_id;
 
 	if (!inviter(req, &user_id))
 		return;
-	new_token(token, token_hash);
-	api_audit_arm_new(req, STORE_AUDIT_INVITATION_RESENT, user_id, user_id,
-	    json_pack("{s:I}", "invitation_id", (json_int_t)req->path_id));
-	st = store_invite_resend_mailed(api_store(req), req->path_id, user_id, token_hash,
-	    api_config(req)->invitation_ttl_s, "{}", &inv);
-	if (st == STORE_OK)
+	err = api_invite_resend(req, req->path_id, user_id, &inv, token);
+	if (err == API_ERR_NONE)
 		reply_with_token(req, 200, &inv, token);
 	else
-		api_reply_error(req, store_api_err(st));
+		api_reply_error(req, err);
 	store_invitation_clear(&inv);
 }
 
@@ -179,21 +210,27 @@ api_invitation_resend(struct http_req *req)
 	api_defer_authenticated(req, resend_finish);
 }
 
+enum api_err
+api_invite_revoke(struct http_req *req, int64_t id, int64_t user_id)
+{
+	api_audit_arm_new(req, STORE_AUDIT_INVITATION_REVOKED, user_id, user_id,
+	    json_pack("{s:I}", "invitation_id", (json_int_t)id));
+	return store_api_err(store_invite_revoke(api_store(req), id, user_id));
+}
+
 static void
 revoke_finish(struct http_req *req)
 {
-	enum store_status st;
+	enum api_err st;
 	int64_t user_id;
 
 	if (!inviter(req, &user_id))
 		return;
-	api_audit_arm_new(req, STORE_AUDIT_INVITATION_REVOKED, user_id, user_id,
-	    json_pack("{s:I}", "invitation_id", (json_int_t)req->path_id));
-	st = store_invite_revoke(api_store(req), req->path_id, user_id);
-	if (st == STORE_OK)
+	st = api_invite_revoke(req, req->path_id, user_id);
+	if (st == API_ERR_NONE)
 		http_reply_empty(req, 204);
 	else
-		api_reply_error(req, store_api_err(st));
+		api_reply_error(req, st);
 }
 
 void
@@ -216,19 +253,38 @@ api_invitation_token_hash(const char *token, size_t len, char out[65])
 	return true;
 }
 
-/* Authenticate, validate the token, then the store's conditional update. */
+enum api_err
+api_invite_accept(struct http_req *req, int64_t user_id, const char *token, size_t len)
+{
+	enum store_invite_why why = STORE_INVITE_OK;
+	char token_hash[65];
+	enum store_status st;
+
+	if (!api_invitation_token_hash(token, len, token_hash))
+		return API_ERR_INVITATION_INVALID;
+	api_audit_arm_new(req, STORE_AUDIT_INVITATION_ACCEPTED, user_id, user_id, NULL);
+	st = store_invite_accept(api_store(req), token_hash, user_id, &why);
+	if (st == STORE_CONFLICT)
+		return api_invite_why_err(why);
+	/* NOT_FOUND: the account was deleted after it authenticated; as on
+	 * /users/me/, its token no longer stands for anyone (401). */
+	if (st != STORE_OK)
+		return api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL);
+	log_json_new(RS_LOG_INFO, req->id, "invitation accepted",
+	    json_pack("{s:I}", "user_id", (json_int_t)user_id));
+	return API_ERR_NONE;
+}
+
+/* Authenticate, read the token, then the shared acceptance. */
 static void
 accept_finish(struct http_req *req)
 {
 	struct acct_errors errs = {.n = 0};
-	enum store_invite_why why = STORE_INVITE_OK;
 	const char *token = NULL;
-	char token_hash[65];
 	json_t *obj = NULL;
 	size_t len = 0;
 	struct store_user user;
 	enum api_err err = api_authenticate(req, &user, NULL);
-	enum store_status st;
 
 	if (err != API_ERR_NONE) {
 		api_reply_error(req, err);
@@ -242,25 +298,11 @@ accept_finish(struct http_req *req)
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	if (!api_invitation_token_hash(token, len, token_hash)) {
-		api_reply_error(req, API_ERR_INVITATION_INVALID);
+	err = api_invite_accept(req, user.id, token, len);
+	if (err != API_ERR_NONE) {
+		api_reply_error(req, err);
 		goto out;
 	}
-	api_audit_arm_new(req, STORE_AUDIT_INVITATION_ACCEPTED, user.id, user.id, NULL);
-	st = store_invite_accept(api_store(req), token_hash, user.id, &why);
-	if (st == STORE_CONFLICT) {
-		api_reply_error(req, api_invite_why_err(why));
-		goto out;
-	}
-	if (st != STORE_OK) {
-		/* NOT_FOUND: the account was deleted after it authenticated; as on
-		 * /users/me/, its token no longer stands for anyone (401). */
-		api_reply_error(
-		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
-		goto out;
-	}
-	log_json_new(RS_LOG_INFO, req->id, "invitation accepted",
-	    json_pack("{s:I}", "user_id", (json_int_t)user.id));
 	http_reply_json_new(req, 200,
 	    json_pack("{s:s, s:{s:s, s:b}}", "message", "Invitation accepted.", "profile", "role",
 	        "teacher", "can_invite_teachers", 0));

@@ -30,7 +30,7 @@
  * one of them, since registration refuses an email that is some account's
  * username. Any other `username` is only a username.
  */
-struct login_ctx {
+struct api_login {
 	char *email_key;    /* looked up first; NULL when the value is not an email */
 	char *username_key; /* then (or only) this; NULL when it cannot be a username */
 	char name[320];     /* the normalised login name, for failure counting */
@@ -38,11 +38,9 @@ struct login_ctx {
 	size_t password_len;
 };
 
-static void
-login_ctx_free(void *p)
+void
+api_login_free(struct api_login *c)
 {
-	struct login_ctx *c = p;
-
 	if (c == NULL)
 		return;
 	if (c->password != NULL)
@@ -81,7 +79,7 @@ store_api_err(enum store_status st)
 
 /* After a successful verify of an old-format hash: store a current one. */
 static void
-upgrade_hash(struct http_req *req, const struct login_ctx *c, int64_t id, const char *old,
+upgrade_hash(struct http_req *req, const struct api_login *c, int64_t id, const char *old,
     const struct rcrypto_cost *cost)
 {
 	char fresh[RCRYPTO_HASH_MAX];
@@ -131,37 +129,43 @@ count_failure(struct http_req *req, const char *subject, const char *subject_ip,
 	return ok;
 }
 
-static void
-login_finish(struct http_req *req)
+/* A login's outcome for the metrics; returns `err`. */
+static enum api_err
+login_counted(enum api_err err)
 {
-	const struct login_ctx *c = req->ctx;
+	metrics_login(err == API_ERR_NONE                  ? METRICS_LOGIN_OK
+	              : err == API_ERR_RATE_LIMITED        ? METRICS_LOGIN_RATE_LIMITED
+	              : err == API_ERR_INVALID_CREDENTIALS ? METRICS_LOGIN_FAILED
+	              : err == API_ERR_EMAIL_NOT_VERIFIED  ? METRICS_LOGIN_FAILED
+	                                                   : METRICS_LOGIN_UNAVAILABLE);
+	return err;
+}
+
+enum api_err
+api_login_run(struct http_req *req, const struct api_login *c, char token[65], char expires[64])
+{
 	const struct config *cfg = api_config(req);
 	const struct rcrypto_cost cost = {cfg->hash_memory_kib, cfg->hash_passes};
 	struct store *db = api_store(req);
 	struct store_user_ref by_email = {0, NULL, c->email_key},
 	                      by_name = {0, c->username_key, NULL};
 	struct store_user user = {0};
-	char *hash = NULL, token[65] = "", token_hash[65], expires[64], subject[330];
+	char *hash = NULL, token_hash[65], subject[330];
 	char subject_ip[400];
 	bool ok = false, rehash = false;
 	enum store_status st = STORE_NOT_FOUND;
+	enum api_err err = api_limit(req, API_LIMIT_LOGIN_IP, req->remote_bucket, 1);
 
-	enum api_err limited = api_limit(req, API_LIMIT_LOGIN_IP, req->remote_bucket, 1);
-
+	token[0] = '\0';
 	/* A counter the database cannot write is 503 before the password is looked at. */
-	if (limited != API_ERR_NONE) {
-		metrics_login(limited == API_ERR_RATE_LIMITED ? METRICS_LOGIN_RATE_LIMITED
-		                                              : METRICS_LOGIN_UNAVAILABLE);
-		api_reply_error(req, limited);
-		return;
-	}
+	if (err != API_ERR_NONE)
+		return login_counted(err);
 	if (c->email_key != NULL)
 		st = store_user_credentials(db, &by_email, &user, &hash);
 	if (st == STORE_NOT_FOUND && c->username_key != NULL)
 		st = store_user_credentials(db, &by_name, &user, &hash);
 	if (st != STORE_OK && st != STORE_NOT_FOUND) {
-		metrics_login(METRICS_LOGIN_UNAVAILABLE);
-		api_reply_error(req, store_api_err(st));
+		err = store_api_err(st);
 		goto out;
 	}
 	/* Failures count per account, whichever name it was reached by, and per
@@ -175,31 +179,23 @@ login_finish(struct http_req *req)
 	else
 		snprintf(subject, sizeof(subject), "%s", c->name);
 	snprintf(subject_ip, sizeof(subject_ip), "%s|%s", subject, req->remote_bucket);
-	limited = api_limit(req, API_LIMIT_LOGIN_FAILURES, subject_ip, 0);
-	if (limited == API_ERR_NONE)
-		limited = api_limit(req, API_LIMIT_LOGIN_ACCOUNT, subject, 0);
-	if (limited != API_ERR_NONE) {
-		metrics_login(limited == API_ERR_RATE_LIMITED ? METRICS_LOGIN_RATE_LIMITED
-		                                              : METRICS_LOGIN_UNAVAILABLE);
-		api_reply_error(req, limited);
+	err = api_limit(req, API_LIMIT_LOGIN_FAILURES, subject_ip, 0);
+	if (err == API_ERR_NONE)
+		err = api_limit(req, API_LIMIT_LOGIN_ACCOUNT, subject, 0);
+	if (err != API_ERR_NONE)
 		goto out;
-	}
 	ok = rcrypto_verify_any(
 	    c->password, c->password_len, st == STORE_OK ? hash : dummy(&cost), &cost, &rehash);
 	if (!ok || st != STORE_OK || !user.is_active) {
 		/* A failure that cannot be counted gets no verdict: 503, as the right
 		 * password gets when its token cannot be written. Else a database that
 		 * refuses writes would answer "wrong" (400) or "right" (503) forever. */
-		if (!count_failure(req, subject, subject_ip, st == STORE_OK ? user.id : 0,
-		        st != STORE_OK    ? "unknown_account"
-		        : !user.is_active ? "inactive"
-		                          : "password")) {
-			metrics_login(METRICS_LOGIN_UNAVAILABLE);
-			api_reply_error(req, API_ERR_UNAVAILABLE);
-			goto out;
-		}
-		metrics_login(METRICS_LOGIN_FAILED);
-		api_reply_error(req, API_ERR_INVALID_CREDENTIALS);
+		err = count_failure(req, subject, subject_ip, st == STORE_OK ? user.id : 0,
+		          st != STORE_OK    ? "unknown_account"
+		          : !user.is_active ? "inactive"
+		                            : "password")
+		          ? API_ERR_INVALID_CREDENTIALS
+		          : API_ERR_UNAVAILABLE;
 		goto out;
 	}
 	if (cfg->require_verified_email) {
@@ -207,10 +203,7 @@ login_finish(struct http_req *req)
 
 		st = store_user_email_verified(db, user.id, &verified);
 		if (st != STORE_OK || !verified) {
-			metrics_login(
-			    st != STORE_OK ? METRICS_LOGIN_UNAVAILABLE : METRICS_LOGIN_FAILED);
-			api_reply_error(
-			    req, st != STORE_OK ? store_api_err(st) : API_ERR_EMAIL_NOT_VERIFIED);
+			err = st != STORE_OK ? store_api_err(st) : API_ERR_EMAIL_NOT_VERIFIED;
 			goto out;
 		}
 	}
@@ -221,24 +214,36 @@ login_finish(struct http_req *req)
 	api_audit_arm_new(req, STORE_AUDIT_LOGIN, user.id, user.id, NULL);
 	st = store_token_create(db, user.id, token_hash, cfg->token_ttl_s, expires);
 	if (st != STORE_OK) {
-		metrics_login(METRICS_LOGIN_UNAVAILABLE);
-		api_reply_error(req, store_api_err(st));
+		err = store_api_err(st);
 		goto out;
 	}
-	metrics_login(METRICS_LOGIN_OK);
 	log_json_new(
 	    RS_LOG_INFO, req->id, "login", json_pack("{s:I}", "user_id", (json_int_t)user.id));
-	http_reply_json_new(
-	    req, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", expires));
 out:
-	sodium_memzero(token, sizeof(token));
+	if (err != API_ERR_NONE)
+		sodium_memzero(token, 65);
 	free(hash);
 	store_user_clear(&user);
+	return login_counted(err);
 }
 
-/* Keys for the login identifier, as struct login_ctx says; `username` wins over `email`. */
 static void
-login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *email, size_t elen)
+login_finish(struct http_req *req)
+{
+	char token[65], expires[64];
+	enum api_err err = api_login_run(req, req->ctx, token, expires);
+
+	if (err != API_ERR_NONE)
+		api_reply_error(req, err);
+	else
+		http_reply_json_new(
+		    req, 200, json_pack("{s:s, s:s}", "token", token, "expires_at", expires));
+	sodium_memzero(token, sizeof(token));
+}
+
+/* Keys for the login identifier, as struct api_login says; `username` wins over `email`. */
+static void
+login_keys(struct api_login *c, const char *username, size_t ulen, const char *email, size_t elen)
 {
 	char *display = NULL;
 	const char *msg;
@@ -263,13 +268,47 @@ login_keys(struct login_ctx *c, const char *username, size_t ulen, const char *e
 	                              : "-");
 }
 
+static void
+login_ctx_free(void *p)
+{
+	api_login_free(p);
+}
+
+enum api_err
+api_login_check(const char *username, size_t ulen, const char *email, size_t elen,
+    const char *password, size_t plen, struct acct_errors *errs, struct api_login **out)
+{
+	bool pw_error = false;
+	struct api_login *c;
+
+	*out = NULL;
+	for (size_t i = 0; i < errs->n; i++)
+		pw_error = pw_error || strcmp(errs->items[i].field, "password") == 0;
+	if (username == NULL && email == NULL && errs->n == 0)
+		acct_errors_add(errs, "username", ACCT_MSG_REQUIRED);
+	if (password == NULL && !pw_error)
+		acct_errors_add(errs, "password", ACCT_MSG_REQUIRED);
+	else if (password != NULL && plen > ACCT_PASSWORD_MAX_BYTES)
+		acct_errors_add(errs, "password", ACCT_MSG_PW_TOO_LONG);
+	if (errs->n > 0)
+		return API_ERR_INVALID;
+	c = xcalloc(1, sizeof(*c));
+	c->password = xmalloc(plen + 1);
+	memcpy(c->password, password, plen);
+	c->password[plen] = '\0';
+	c->password_len = plen;
+	login_keys(c, username, ulen, email, elen);
+	*out = c;
+	return API_ERR_NONE;
+}
+
 void
 api_login(struct http_req *req)
 {
 	const char *username = NULL, *email = NULL, *password = NULL;
 	size_t ulen = 0, elen = 0, plen = 0;
 	struct acct_errors errs = {.n = 0};
-	struct login_ctx *c = NULL;
+	struct api_login *c = NULL;
 	json_t *obj = NULL;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
@@ -278,20 +317,12 @@ api_login(struct http_req *req)
 	}
 	api_string_field(obj, "username", &username, &ulen, &errs);
 	api_string_field(obj, "email", &email, &elen, &errs);
-	if (username == NULL && email == NULL && errs.n == 0)
-		acct_errors_add(&errs, "username", ACCT_MSG_REQUIRED);
-	if (api_required_string(obj, "password", &password, &plen, &errs) &&
-	    plen > ACCT_PASSWORD_MAX_BYTES)
-		acct_errors_add(&errs, "password", ACCT_MSG_PW_TOO_LONG);
-	if (errs.n > 0) {
+	api_string_field(obj, "password", &password, &plen, &errs);
+	if (api_login_check(username, ulen, email, elen, password, plen, &errs, &c) !=
+	    API_ERR_NONE) {
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	c = xcalloc(1, sizeof(*c));
-	c->password = xmalloc(plen + 1);
-	memcpy(c->password, password, plen + 1);
-	c->password_len = plen;
-	login_keys(c, username, ulen, email, elen);
 	req->ctx = c;
 	req->ctx_free = login_ctx_free;
 	c = NULL;
@@ -300,7 +331,7 @@ api_login(struct http_req *req)
 out:
 	if (password != NULL)
 		sodium_memzero((char *)password, plen);
-	login_ctx_free(c);
+	api_login_free(c);
 	json_decref(obj);
 }
 
@@ -374,6 +405,23 @@ api_reply_me(struct http_req *req, int64_t user_id)
 	store_user_clear(&u);
 }
 
+/* The profile pages' bio rule and write (PATCH /users/me/ writes its members below). */
+enum api_err
+api_me_set_bio(
+    struct http_req *req, int64_t user_id, const char *bio, size_t len, struct acct_errors *errs)
+{
+	enum store_status st;
+
+	if (!acct_bio_check(bio, len, errs))
+		return API_ERR_INVALID;
+	api_audit_arm_new(req, STORE_AUDIT_PROFILE_UPDATED, user_id, user_id,
+	    json_pack("{s:[s]}", "fields", "bio"));
+	st = store_user_update(api_store(req), user_id,
+	    &(struct store_user_update){
+	        .bio = bio, .is_active = -1, .is_admin = -1, .can_invite_teachers = -1});
+	return api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL);
+}
+
 /*
  * PATCH: `bio` (at most 500 characters), `first_name`, `last_name` (at most
  * 150 each), then the updated account; or `email` alone, which queues a
@@ -386,7 +434,7 @@ me_patch(struct http_req *req, const struct store_user *user)
 	int64_t user_id = user->id;
 	struct acct_errors errs = {.n = 0};
 	json_t *obj = NULL, *v;
-	enum store_status st;
+	enum api_err err = API_ERR_NONE;
 	const char *key;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
@@ -410,26 +458,31 @@ me_patch(struct http_req *req, const struct store_user *user)
 		else
 			acct_bio_check(json_string_value(v), json_string_length(v), &errs);
 	}
+	v = json_object_get(obj, "bio");
 	if (errs.n > 0) {
 		api_reply_invalid(req, &errs);
 		goto out;
 	}
-	v = json_object_get(obj, "bio");
-	if (v != NULL) /* a change: nothing to record for an empty PATCH */
+	if (json_object_size(obj) > 0) { /* a change: nothing to record for an empty PATCH */
+		json_t *fields = json_array();
+
+		json_object_foreach(obj, key, v) json_array_append_new(fields, json_string(key));
 		api_audit_arm_new(req, STORE_AUDIT_PROFILE_UPDATED, user_id, user_id,
-		    json_pack("{s:[s]}", "fields", "bio"));
-	st = store_user_update(api_store(req), user_id,
-	    &(struct store_user_update){.bio = v != NULL ? json_string_value(v) : NULL,
-	        .first_name = json_string_value(json_object_get(obj, "first_name")),
-	        .last_name = json_string_value(json_object_get(obj, "last_name")),
-	        .is_active = -1,
-	        .is_admin = -1,
-	        .can_invite_teachers = -1});
-	if (st == STORE_OK)
-		api_reply_me(req, user_id);
+		    json_pack("{s:o}", "fields", fields));
+	}
+	err = api_store_err(
+	    store_user_update(api_store(req), user_id,
+	        &(struct store_user_update){.bio = v != NULL ? json_string_value(v) : NULL,
+	            .first_name = json_string_value(json_object_get(obj, "first_name")),
+	            .last_name = json_string_value(json_object_get(obj, "last_name")),
+	            .is_active = -1,
+	            .is_admin = -1,
+	            .can_invite_teachers = -1}),
+	    API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL);
+	if (err != API_ERR_NONE)
+		api_reply_error(req, err);
 	else
-		api_reply_error(
-		    req, api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL));
+		api_reply_me(req, user_id);
 out:
 	json_decref(obj);
 }

@@ -130,7 +130,8 @@ http_queue_reply(struct http_req *req)
 	if (req->reply_len > 0)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    req->content_type != NULL ? req->content_type : "application/json");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+	    req->cache_control != NULL ? req->cache_control : "no-store");
 	MHD_add_response_header(resp, "X-Request-ID", req->id);
 	if (req->retry_after > 0) {
 		snprintf(retry, sizeof(retry), "%u", req->retry_after);

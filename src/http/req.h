@@ -89,7 +89,7 @@ enum http_req_state {
 	HTTP_SENT,    /* reply queued to MHD */
 };
 
-#define HTTP_EXTRA_HEADERS_MAX 6
+#define HTTP_EXTRA_HEADERS_MAX 12 /* pages: security headers, cookies, Location */
 
 struct http_req {
 	struct http_server *srv;
@@ -115,11 +115,12 @@ struct http_req {
 	int status;  /* of the reply */
 	char *reply; /* owned JSON text */
 	size_t reply_len;
-	unsigned retry_after;     /* seconds; 0: no header */
-	const char *allow;        /* Allow header, static */
-	const char *challenge;    /* WWW-Authenticate header, static */
-	const char *content_type; /* NULL: application/json */
-	int64_t path_id;          /* the {id} of the route, when it has one */
+	unsigned retry_after;      /* seconds; 0: no header */
+	const char *allow;         /* Allow header, static */
+	const char *challenge;     /* WWW-Authenticate header, static */
+	const char *content_type;  /* NULL: application/json */
+	const char *cache_control; /* static; NULL: no-store */
+	int64_t path_id;           /* the {id} of the route, when it has one */
 	/* Headers a handler added (http_reply_header): names static, values owned. */
 	struct {
 		const char *name;
@@ -196,6 +197,12 @@ bool http_defer(struct http_req *req, enum http_pool pool, http_handler fn);
 
 /* A request header, or NULL. */
 const char *http_header(const struct http_req *req, const char *name);
+
+/* A query-string argument (percent-decoded), or NULL; the first when repeated. */
+const char *http_query(const struct http_req *req, const char *name);
+
+/* The value of a cookie of the Cookie header, or NULL. */
+const char *http_cookie(const struct http_req *req, const char *name);
 
 /* The opaque application pointer of the server options (http_opts.app). */
 const void *http_app(const struct http_req *req);

@@ -250,6 +250,21 @@ store_invite_list(struct store *s, int64_t inviter_id, struct store_invitations 
 	return st;
 }
 
+enum store_status
+store_invite_by_token(struct store *s, const char *token_hash, struct store_invitation *out)
+{
+	char now[64];
+	struct store_arg args[] = {ARG_T(token_hash), ARG_T(now)};
+	enum store_status st;
+
+	memset(out, 0, sizeof(*out));
+	store_time_rfc3339(0, now);
+	st = store_db_one(s, STMT_INV_BY_TOKEN_HASH, args, NARGS(args), read_invite, out);
+	if (st != STORE_OK)
+		store_invitation_clear(out);
+	return st;
+}
+
 /* Reads the invitation `a->id` of `a->inviter_id` and asks accounts/invite.c about `action`. */
 static enum store_status
 check_action(struct store *s, const struct invite_args *a, enum acct_invite_action action)

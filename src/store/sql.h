@@ -24,6 +24,7 @@ enum store_stmt {
 	STMT_TOKEN_USER,
 	STMT_INV_BY_ID, /* INV_COLS */
 	STMT_INV_LIST,
+	STMT_INV_BY_TOKEN_HASH, /* INV_COLS: the invitation a link names (pages) */
 	STMT_INTEGRITY,  /* rows of text, "ok" alone when the file is sound (SQLite: quick_check) */
 	STMT_RATE_SWEEP, /* janitor batches: PostgreSQL skips rows another instance locked */
 	STMT_TOKENS_SWEEP,
@@ -154,7 +155,8 @@ extern const char *const store_pg_sql[];
 	                                  " AND u.is_active",                                      \
 	[STMT_INV_BY_ID] = SQL_INV_COLS " WHERE i.id = $1",                                        \
 	[STMT_INV_LIST] = SQL_INV_COLS " WHERE CAST($1 AS bigint) = 0 OR i.inviter_id = $1"        \
-	                               " ORDER BY i.id DESC LIMIT 1000"
+	                               " ORDER BY i.id DESC LIMIT 1000",                           \
+	[STMT_INV_BY_TOKEN_HASH] = SQL_INV_COLS " WHERE i.token_hash = $1"
 
 /*
  * `roster import django` (store/import.c). An account's row as the import

@@ -390,6 +390,15 @@ RS_MUSTCHECK enum store_status store_invite_revoke(struct store *s, int64_t id, 
 RS_MUSTCHECK enum store_status store_invite_accept(struct store *s, const char *token_hash,
     int64_t user_id, /* OUT: */ enum store_invite_why *why);
 
+/* Pages (src/pages/): what a page shows or ends beside the API's operations. */
+
+/* The invitation whose token has `token_hash` (anyone's), for the page a link opens; reads only. */
+RS_MUSTCHECK enum store_status store_invite_by_token(struct store *s, const char *token_hash,
+    /* OUT: */ struct store_invitation *out);
+
+/* Revokes every token of the account (log out everywhere). STORE_OK also when it had none. */
+RS_MUSTCHECK enum store_status store_tokens_revoke_user(struct store *s, int64_t user_id);
+
 /*
  * A write probe for readiness: one committed upsert of a fixed row (key
  * "roster:write_probe" in rate_limits), so a database that answers reads but

@@ -66,6 +66,14 @@ store_token_revoke(struct store *s, const char *token_hash)
 }
 
 enum store_status
+store_tokens_revoke_user(struct store *s, int64_t user_id)
+{
+	struct store_arg args[] = {ARG_I(user_id)};
+
+	return store_tx_exec(s, STMT_TOKENS_REVOKE_USER, args, NARGS(args), NULL);
+}
+
+enum store_status
 store_tokens_sweep(struct store *s, int max, int64_t *deleted)
 {
 	char now[64];

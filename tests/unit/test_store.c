@@ -1038,6 +1038,31 @@ STORE_TEST(token_create_user_revoke)
 	cr_assert_eq(store_token_revoke(S, "tok-a"), STORE_OK, "already gone is fine");
 }
 
+static enum store_status
+op_tokens_revoke_user(void *arg)
+{
+	return store_tokens_revoke_user(S, *(const int64_t *)arg);
+}
+
+STORE_TEST(tokens_revoke_user_ends_every_session_of_that_account_only)
+{
+	struct token_ctx a1 = {0, "tok-a1", 3600}, a2 = {0, "tok-a2", 3600}, b = {0, "tok-b", 3600};
+	struct store_user u = {0};
+	int64_t alice;
+
+	alice = a1.user = a2.user = mk_user("alice");
+	b.user = mk_user("bob");
+	cr_assert_eq(op_token_create(&a1), STORE_OK);
+	cr_assert_eq(op_token_create(&a2), STORE_OK);
+	cr_assert_eq(op_token_create(&b), STORE_OK);
+	fault_sweep("tokens_revoke_user", op_tokens_revoke_user, &alice, STORE_OK);
+	cr_assert_eq(store_token_user(S, "tok-a1", &u), STORE_NOT_FOUND);
+	cr_assert_eq(store_token_user(S, "tok-a2", &u), STORE_NOT_FOUND);
+	cr_assert_eq(
+	    store_token_user(S, "tok-b", &u), STORE_OK, "another account keeps its session");
+	store_user_clear(&u);
+}
+
 STORE_TEST(token_expired_or_inactive_account_not_found)
 {
 	struct token_ctx c = {0, "tok-a", -10};
@@ -1264,6 +1289,38 @@ STORE_TEST(invite_accept_once_makes_a_teacher)
 	store_user_clear(&u);
 	fault_sweep("invite_accept, again", op_accept, &c, STORE_CONFLICT);
 	cr_assert_eq(c.why, STORE_INVITE_USED);
+}
+
+static enum store_status
+op_invite_by_token(void *arg)
+{
+	struct store_invitation inv = {0};
+	enum store_status st = store_invite_by_token(S, arg, &inv);
+
+	store_invitation_clear(&inv);
+	return st;
+}
+
+STORE_TEST(invite_by_token_reads_the_link_without_using_it)
+{
+	struct store_invitation inv = {0};
+	int64_t id;
+
+	mk_user("alice");
+	id = mk_invite(user_id("alice"), "carol@example.com", "inv-1", 3600);
+	mk_invite(user_id("alice"), "dave@example.com", "inv-2", -10);
+	fault_sweep("invite_by_token", op_invite_by_token, "inv-1", STORE_OK);
+	fault_sweep("invite_by_token, unknown", op_invite_by_token, "inv-x", STORE_NOT_FOUND);
+	cr_assert_eq(store_invite_by_token(S, "inv-1", &inv), STORE_OK);
+	cr_assert_eq(inv.id, id);
+	cr_assert_str_eq(inv.email, "carol@example.com");
+	cr_assert_str_eq(inv.inviter, "alice");
+	cr_assert_str_eq(inv.status, "pending");
+	store_invitation_clear(&inv);
+	assert_invite_status(id, "pending");
+	cr_assert_eq(store_invite_by_token(S, "inv-2", &inv), STORE_OK);
+	cr_assert_str_eq(inv.status, "expired");
+	store_invitation_clear(&inv);
 }
 
 STORE_TEST(invite_accept_refusals_say_why)
