@@ -927,10 +927,50 @@ mail_id(const struct config *cfg, long long *id)
 	return *end == '\0' && *id > 0;
 }
 
+/*
+ * The headers `m` has when it is sent, composed now from its templates (with
+ * --mail-templates, --site-name, --mail-from): the link is a placeholder, as
+ * its token is minted only at send time and is never stored. Subject NULL
+ * when the mail cannot be composed (`err` says why).
+ */
+static void
+mail_headers(const struct config *cfg, struct store *s, const struct store_mail *row,
+    /* OUT: */ struct mail_message *out, char *err, size_t errlen)
+{
+	const struct mail_site site = {cfg->site_name, "", cfg->mail_from};
+	struct mail_templates *tpl = mail_templates_load(cfg->mail_templates, err, errlen);
+	json_t *vars = json_loads(row->payload != NULL ? row->payload : "{}", 0, NULL);
+	enum mail_kind kind;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(vars)) {
+		json_decref(vars);
+		vars = json_object();
+	}
+	json_object_set_new(vars, "link", json_string("(a link minted when the mail is sent)"));
+	if (row->user_id > 0) {
+		struct store_user u = {0};
+
+		if (store_user_get(s, &(struct store_user_ref){row->user_id, NULL, NULL}, &u) ==
+		    STORE_OK)
+			json_object_set_new(vars, row->invitation_id > 0 ? "inviter" : "username",
+			    json_string(u.username));
+		store_user_clear(&u);
+	}
+	if (tpl != NULL && !mail_kind_parse(row->kind, &kind))
+		snprintf(err, errlen, "unknown kind %s", row->kind);
+	else if (tpl != NULL)
+		(void)mail_compose(tpl, kind, vars, &site, row->to, out, err, errlen);
+	json_decref(vars);
+	mail_templates_free(tpl);
+}
+
 int
 cli_mail_show(const struct config *cfg)
 {
 	struct store_mail m = {0};
+	struct mail_message msg = {0};
+	char err[256] = "";
 	struct store *s;
 	enum store_status st;
 	long long id;
@@ -941,20 +981,32 @@ cli_mail_show(const struct config *cfg)
 	if (s == NULL)
 		return CLI_FAILURE;
 	st = store_mail_get(s, id, &m);
+	if (st == STORE_OK)
+		mail_headers(cfg, s, &m, &msg, err, sizeof(err));
 	store_close(s);
 	if (st == STORE_NOT_FOUND)
 		return fail(CLI_NOT_FOUND, "no such mail: %s", cfg->arg);
 	if (st != STORE_OK)
 		return fail(store_exit(st), "cannot read the mail: %s", store_status_str(st));
-	if (cfg->json)
-		print_json_new(mail_json_new(&m));
-	else
+	if (cfg->json) {
+		json_t *doc = mail_json_new(&m);
+
+		json_object_set_new(doc, "from", json_string(cfg->mail_from));
+		json_object_set_new(
+		    doc, "subject", msg.subject != NULL ? json_string(msg.subject) : json_null());
+		print_json_new(doc);
+	} else {
+		printf("from:        %s\nsubject:     %s\n", cfg->mail_from,
+		    msg.subject != NULL ? msg.subject : err);
+	}
+	if (!cfg->json)
 		printf("id:          %lld\nkind:        %s\nto:          %s\nstatus:      %s\n"
 		       "attempts:    %d\ncreated_at:  %s\nnext_try:    %s\nsent_at:     %s\n"
 		       "last_error:  %s\n",
 		    (long long)m.id, m.kind, m.to, m.status, m.attempts, m.created_at,
 		    m.next_attempt_at != NULL ? m.next_attempt_at : "-",
 		    m.sent_at != NULL ? m.sent_at : "-", m.last_error != NULL ? m.last_error : "-");
+	mail_composed_clear(&msg);
 	store_mail_clear(&m);
 	return CLI_OK;
 }

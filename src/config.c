@@ -55,7 +55,7 @@ struct opt {
 /* Commands that take one existing user: USER, --username NAME or --email ADDR. */
 #define USER_REF (CONFIG_USER_SHOW | CONFIG_USER_SET | CONFIG_USER_PASSWORD | CONFIG_USER_DELETE)
 #define OFF(f)   offsetof(struct config, f)
-#define MAILING  (CONFIG_SERVE | CONFIG_MAIL_TEST)
+#define MAILING  (CONFIG_SERVE | CONFIG_MAIL_TEST | CONFIG_MAIL_SHOW)
 
 static const struct opt opts[] = {
     {"db", "ROSTER_DB", OPT_DB, OFF(db), ALL, 0, 0, "URL",

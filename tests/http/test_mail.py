@@ -292,7 +292,7 @@ def wait_status(db, status, timeout=20, n=1):
 def test_smtp_4xx_then_success_retried_5xx_failed_visible(mserver, smtp, db):
     smtp.fail_next(1, 451)
     register(mserver, "later")
-    smtp.wait_for(to("later@example.com"), timeout=20)
+    later = smtp.wait_for(to("later@example.com"), timeout=20)
     row = db.query("SELECT status, attempts, last_error FROM mail_outbox")[0]
     assert row[0] == "sent" and row[1] == 2 and "451" in row[2], row
     smtp.refuse("bounce@example.com", 550)
@@ -305,6 +305,10 @@ def test_smtp_4xx_then_success_retried_5xx_failed_visible(mserver, smtp, db):
     assert "550" in listed[0]["last_error"]
     shown = cli_json(db, "mail", "show", str(listed[0]["id"]))
     assert shown["kind"] == "verify" and "token" not in json.dumps(shown).lower()
+    # its headers as they are sent: the subject composed now equals the one a verify mail had
+    assert shown["subject"] == str(later["Subject"]) and shown["from"] == "roster@localhost", shown
+    text = cli(db, "mail", "show", str(listed[0]["id"])).stdout
+    assert f"subject:     {later['Subject']}" in text, text
     deadline = time.monotonic() + 10
     while True:
         metrics = mserver.get("/metrics").text
