@@ -17,6 +17,18 @@
 #define TOKEN_HEX 64
 #define DRF_HEX   40 /* a Django REST framework key, kept by `roster import django` */
 
+/* True when `token` is exactly `n` lowercase hex characters. */
+static bool
+hex_of_length(const char *token, size_t n)
+{
+	if (token == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f')))
+			return false;
+	return token[n] == '\0';
+}
+
 bool
 api_auth_token(const char *header, char out[65])
 {
@@ -107,7 +119,8 @@ api_authenticate_token(
 	enum store_status st;
 
 	memset(user, 0, sizeof(*user));
-	if (!api_token_well_formed(token))
+	/* A roster token, or an imported DRF key (40 hex) from the Authorization header. */
+	if (!api_token_well_formed(token) && !hex_of_length(token, DRF_HEX))
 		return API_ERR_NOT_AUTHENTICATED;
 	rcrypto_sha256_hex(token, strlen(token), hash);
 	s = api_store(req);
@@ -124,12 +137,7 @@ api_authenticate_token(
 bool
 api_token_well_formed(const char *token)
 {
-	if (token == NULL)
-		return false;
-	for (size_t i = 0; i < TOKEN_HEX; i++)
-		if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f')))
-			return false;
-	return token[TOKEN_HEX] == '\0';
+	return hex_of_length(token, TOKEN_HEX);
 }
 
 enum api_err

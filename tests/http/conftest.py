@@ -561,6 +561,13 @@ def outcome(resp):
     return f"{resp.status_code} {code}" if code else str(resp.status_code)
 
 
+def summary(line):
+    """Prints `line` and shows it again in the run's terminal summary (the numbers a
+    scenario measured: mails sent and lost, table sizes, timing medians)."""
+    _run_reports.append(line)
+    print(line)
+
+
 def report(label, results):
     """Counts outcomes, records them for the terminal summary and prints them."""
     counts = dict(sorted(collections.Counter(outcome(r) for r in results).items()))

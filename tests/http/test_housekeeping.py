@@ -24,7 +24,8 @@ import time
 import pytest
 import requests
 
-from conftest import FAST_HASH, LOGIN, PASSWORD, T, assert_created, login, report, user_body
+from conftest import (FAST_HASH, LOGIN, PASSWORD, T, assert_created, login, report, summary,
+                      user_body)
 
 LIMITS_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "api",
                         "limits.c")
@@ -99,7 +100,7 @@ def test_issue_10_janitor_empties_ended_windows_and_expired_tokens(make_db, star
         assert_created(servers[i % 2].register(user_body(f"once{i}")))
         login(servers[(i + 1) % 2], username=f"once{i}")
     before = counts(db)
-    print(f"before: rate_limits={before[0]} auth_tokens={before[1]}")
+    summary(f"housekeeping [{db.backend}] before: rate_limits={before[0]} auth_tokens={before[1]}")
     assert before[0] >= 4000, "a counter per name and per address"
     assert before[1] == 20, "one token per login, none expired yet"
     live = [k for (k,) in db.query("SELECT key FROM rate_limits WHERE key LIKE 'accounts_ip:%'")]
@@ -139,7 +140,7 @@ def test_issue_10_janitor_empties_ended_windows_and_expired_tokens(make_db, star
         for t in threads:
             t.join(timeout=2 * T)
     after = counts(db)
-    print(f"after: rate_limits={after[0]} auth_tokens={after[1]}")
+    summary(f"housekeeping [{db.backend}] after: rate_limits={after[0]} auth_tokens={after[1]}")
     statuses = report("registrations while the janitor sweeps", burst_results)
     assert all(k.startswith("201") for k in statuses), statuses
 

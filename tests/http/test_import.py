@@ -21,7 +21,7 @@ import urllib.request
 import pytest
 
 from conftest import (FAST_HASH, LOGIN, ME, T, assert_error, assert_me, auth, cli_ok,
-                      cli_user, roster_bin, run_roster)
+                      cli_user, roster_bin, run_roster, summary)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = os.path.join(HERE, "..", "django_seed", "seed.py")
@@ -238,7 +238,8 @@ def test_import_logins_tokens_profiles_groups(source, make_db, start_servers, tm
     report = str(tmp_path / "report.json")
     r = do_import(db, source, "--report", report)
     assert "duplicate groups:" in r.stdout and "winner #" in r.stdout, r.stdout
-    print(r.stdout)
+    for line in r.stdout.splitlines():
+        summary(f"import {source.kind} -> {db.backend}: {line}")
     rep = check_report(source, report)
     db.assert_invariants()
     ids = source.ids

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from conftest import (FAST_HASH, LOGIN, ME, PASSWORD, assert_error, assert_invalid, auth,
-                      cli, cli_json, cli_user, invite, login, token_of, user_body)
+                      cli, cli_json, cli_user, invite, login, summary, token_of, user_body)
 from smtp_server import SmtpServer, link_token, text_of, to_addr
 
 VERIFY = "/users/email/verify/"
@@ -194,7 +194,7 @@ def test_reset_known_unknown_inactive_same_answer_and_timing(mserver, smtp, db):
     # shows in every one of three measurements, load in one of them.
     for attempt in range(3):
         medians = reset_medians(mserver, addrs, 100, bodies)
-        print(f"reset timing medians (ms), measurement {attempt + 1}: " +
+        summary(f"reset timing medians (ms) [{db.backend}], measurement {attempt + 1}: " +
               ", ".join(f"{k} {v:.2f}" for k, v in medians.items()))
         if max(medians.values()) <= min(medians.values()) * 1.2:
             break
@@ -447,7 +447,7 @@ def test_scenario_smtp_outage_during_a_burst_nothing_lost_none_twice(db, start_s
     time.sleep(max(0.0, 20 - (time.monotonic() - t0)))  # the server is away 20 s
     smtp.start()
     sent, twice, lost = wait_delivered(smtp, addrs, 30)
-    print(f"outage: mails queued 100, sent {sent}, sent twice {twice}, lost {lost}")
+    summary(f"outage [{db.backend}]: mails queued 100, sent {sent}, sent twice {twice}, lost {lost}")
     assert (sent, twice, lost) == (100, 0, 0)
     errors = db.query("SELECT count(*) FROM mail_outbox WHERE attempts > 1 AND last_error <> ''")
     assert errors[0][0] > 0  # the outage was seen and kept as the last error
@@ -484,7 +484,7 @@ def test_scenario_kill9_holding_claimed_mails_all_delivered_after_the_lease(
     kill9(a)
     b = start_servers(db, args=mail_args(smtp, "--mail-lease", "3s"))[0]
     sent, twice, lost = wait_delivered(smtp, addrs, 60)
-    print(f"crash: mails queued 40, claimed by the killed instance {held}, sent {sent}, "
+    summary(f"crash [{db.backend}]: mails queued 40, claimed by the killed instance {held}, sent {sent}, "
           f"sent twice {twice}, lost {lost}")
     assert held > 0 and lost == 0 and sent == 40
     assert twice <= 1  # at most the one in flight at the kill is sent again
@@ -504,7 +504,7 @@ def test_scenario_two_instances_500_mails_each_delivered_exactly_once(db, start_
     sent, twice, lost = delivered(smtp, addrs)
     per_instance = [sum(1 for r in s.log_records() if r.get("msg") == "mail sent")
                     for s in servers]
-    print(f"two instances: mails queued 500, sent {sent}, sent twice {twice}, lost {lost}; "
+    summary(f"two instances [{db.backend}]: mails queued 500, sent {sent}, sent twice {twice}, lost {lost}; "
           f"sent per instance {per_instance}")
     assert (sent, twice, lost) == (500, 0, 0)
     assert len(smtp.snapshot()) == 500
