@@ -140,6 +140,8 @@ mark(const struct plan *p, const char *tbl, int64_t id)
 	memset(&key, 0, sizeof(key));
 	snprintf(key.tbl, sizeof(key.tbl), "%s", tbl);
 	key.source_id = id;
+	if (p->state.n_rows == 0) /* rows is NULL then, which bsearch may not take */
+		return NULL;
 	return bsearch(&key, p->state.rows, p->state.n_rows, sizeof(key), mark_cmp);
 }
 
@@ -523,7 +525,8 @@ plan_all(struct plan *p)
 	size_t n = p->src.n_users;
 	int64_t clash = 0;
 
-	qsort(p->state.rows, p->state.n_rows, sizeof(p->state.rows[0]), mark_cmp);
+	if (p->state.n_rows > 0) /* rows is NULL on a first import */
+		qsort(p->state.rows, p->state.n_rows, sizeof(p->state.rows[0]), mark_cmp);
 	p->users = xcalloc(n + 1, sizeof(*p->users));
 	p->invs = xcalloc(p->src.n_invs + 1, sizeof(*p->invs));
 	for (size_t i = 0, j = 0; i < n && j < p->state.n_native;) {

@@ -207,6 +207,8 @@ find_user(struct dj_source *s, const char *id)
 {
 	int64_t k = id != NULL ? strtoll(id, NULL, 10) : 0;
 
+	if (s->n_users == 0)
+		return NULL;
 	return bsearch(&k, s->users, s->n_users, sizeof(s->users[0]), by_id);
 }
 
