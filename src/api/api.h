@@ -272,9 +272,15 @@ bool api_token_well_formed(const char *token);
 enum api_err api_authenticate_token(struct http_req *req, const char *token,
     /* OUT: */ struct store_user *user, char *token_hash);
 
-/* PATCH /users/me/'s bio rule and write. */
-enum api_err api_me_set_bio(
-    struct http_req *req, int64_t user_id, const char *bio, size_t len, struct acct_errors *errs);
+/* The profile's members a change sets (NULL: unchanged), each with its length. */
+struct api_profile_edit {
+	const char *bio, *first_name, *last_name;
+	size_t bio_len, first_name_len, last_name_len;
+};
+
+/* PATCH /users/me/'s rules and write of the profile (problems already in `errs` stop it). */
+enum api_err api_me_update(struct http_req *req, int64_t user_id, const struct api_profile_edit *e,
+    struct acct_errors *errs);
 
 /* Invitations of `user_id` (who may invite): the token is shown once (`token`, when NONE). */
 enum api_err api_invite_create(struct http_req *req, int64_t user_id, const char *email, size_t len,
@@ -285,6 +291,54 @@ enum api_err api_invite_revoke(struct http_req *req, int64_t id, int64_t user_id
 /* Accepts the invitation of `token` for the account `user_id`. */
 enum api_err api_invite_accept(
     struct http_req *req, int64_t user_id, const char *token, size_t len);
+
+/*
+ * The account lifecycle by email (lifecycle.c), each on a worker (the hashing
+ * pool for the two that hash a password). A token arrives as the client sent
+ * it (NULL: absent): one not of a token's shape is API_ERR_TOKEN_INVALID, one
+ * the store refuses API_ERR_TOKEN_EXPIRED / _USED / _INVALID. The answers'
+ * messages are the API_MSG_* below, shown by the JSON API and the pages alike.
+ */
+#define API_MSG_EMAIL_VERIFIED "Your email address has been verified."
+#define API_MSG_VERIFY_SENT    "A verification link has been sent."
+#define API_MSG_RESET_SENT                                                                         \
+	"If an account uses this email, a password reset link has been sent to it."
+#define API_MSG_PASSWORD_RESET         "Your password has been reset."
+#define API_MSG_PASSWORD_CHANGED       "Your password has been changed."
+#define API_MSG_EMAIL_CHANGE_SENT      "A confirmation link has been sent to the new address."
+#define API_MSG_CURRENT_PASSWORD_WRONG "Your current password is incorrect."
+
+/* Whether a link's token of `purpose` (STORE_OTK_*) would be accepted now; reads only. */
+enum api_err api_otk_peek(struct http_req *req, const char *purpose, const char *token, size_t len);
+enum api_err api_email_verify_run(struct http_req *req, const char *token, size_t len);
+/* Queues a new verification mail unless the address is verified (the same answer either way). */
+enum api_err api_verify_resend_run(struct http_req *req, const struct store_user *user);
+
+struct api_reset; /* a reset request's normalized address */
+
+/* The address of a reset request (NULL: absent); API_ERR_NONE with `*out`. */
+enum api_err api_reset_check(const char *email, size_t len, struct acct_errors *errs,
+    /* OUT: */ struct api_reset **out);
+/* The limits, then the one read and one insert; the same answer for every address. */
+enum api_err api_reset_run(struct http_req *req, const struct api_reset *r);
+void api_reset_free(struct api_reset *r);
+
+/* On a hashing worker: a new password for the account of a reset link's token. */
+enum api_err api_reset_confirm_run(struct http_req *req, const char *token, size_t tlen,
+    const char *pw, size_t pwlen, struct acct_errors *errs);
+/*
+ * On a hashing worker: `user`'s password, changed after checking `cur`; every
+ * token but the one whose hash is `keep` is revoked.
+ */
+enum api_err api_password_change_run(struct http_req *req, const struct store_user *user,
+    const char *keep, const char *cur, size_t curlen, const char *pw, size_t pwlen,
+    struct acct_errors *errs);
+/* Queues the confirmation of `email` as `user`'s new address. */
+enum api_err api_email_change_run(struct http_req *req, const struct store_user *user,
+    const char *email, size_t len, struct acct_errors *errs);
+/* Confirms an email change; `*user_id` is the account changed when API_ERR_NONE. */
+enum api_err api_email_change_confirm_run(
+    struct http_req *req, const char *token, size_t len, /* OUT: */ int64_t *user_id);
 
 /* Handlers, called by the router with a complete request. */
 void api_register(struct http_req *req);

@@ -405,36 +405,59 @@ api_reply_me(struct http_req *req, int64_t user_id)
 	store_user_clear(&u);
 }
 
-/* The profile pages' bio rule and write (PATCH /users/me/ writes its members below). */
+/*
+ * The profile's rules and write, for PATCH /users/me/ and the profile page:
+ * `bio` (at most 500 characters), `first_name`, `last_name` (at most 150
+ * each); problems already in `errs` (the caller's) also stop the write.
+ */
 enum api_err
-api_me_set_bio(
-    struct http_req *req, int64_t user_id, const char *bio, size_t len, struct acct_errors *errs)
+api_me_update(struct http_req *req, int64_t user_id, const struct api_profile_edit *e,
+    struct acct_errors *errs)
 {
-	enum store_status st;
+	json_t *fields;
 
-	if (!acct_bio_check(bio, len, errs))
+	if (e->bio != NULL)
+		acct_bio_check(e->bio, e->bio_len, errs);
+	if (e->first_name != NULL)
+		acct_name_check("first_name", e->first_name, e->first_name_len, errs);
+	if (e->last_name != NULL)
+		acct_name_check("last_name", e->last_name, e->last_name_len, errs);
+	if (errs->n > 0)
 		return API_ERR_INVALID;
-	api_audit_arm_new(req, STORE_AUDIT_PROFILE_UPDATED, user_id, user_id,
-	    json_pack("{s:[s]}", "fields", "bio"));
-	st = store_user_update(api_store(req), user_id,
-	    &(struct store_user_update){
-	        .bio = bio, .is_active = -1, .is_admin = -1, .can_invite_teachers = -1});
-	return api_store_err(st, API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL);
+	fields = json_array();
+	if (e->bio != NULL)
+		json_array_append_new(fields, json_string("bio"));
+	if (e->first_name != NULL)
+		json_array_append_new(fields, json_string("first_name"));
+	if (e->last_name != NULL)
+		json_array_append_new(fields, json_string("last_name"));
+	if (json_array_size(fields) > 0) /* a change: nothing to record for an empty PATCH */
+		api_audit_arm_new(req, STORE_AUDIT_PROFILE_UPDATED, user_id, user_id,
+		    json_pack("{s:o}", "fields", fields));
+	else
+		json_decref(fields);
+	return api_store_err(store_user_update(api_store(req), user_id,
+	                         &(struct store_user_update){.bio = e->bio,
+	                             .first_name = e->first_name,
+	                             .last_name = e->last_name,
+	                             .is_active = -1,
+	                             .is_admin = -1,
+	                             .can_invite_teachers = -1}),
+	    API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL);
 }
 
 /*
- * PATCH: `bio` (at most 500 characters), `first_name`, `last_name` (at most
- * 150 each), then the updated account; or `email` alone, which queues a
- * confirmation to the new address (202, lifecycle.c): the address changes
- * when its link is confirmed.
+ * PATCH: the profile's members (api_me_update), then the updated account; or
+ * `email` alone, which queues a confirmation to the new address (202,
+ * lifecycle.c): the address changes when its link is confirmed.
  */
 static void
 me_patch(struct http_req *req, const struct store_user *user)
 {
-	int64_t user_id = user->id;
 	struct acct_errors errs = {.n = 0};
+	struct api_profile_edit e = {0};
 	json_t *obj = NULL, *v;
-	enum api_err err = API_ERR_NONE;
+	enum api_err err;
 	const char *key;
 
 	if (api_body_object_new(req->body, req->body_len, &obj) != API_ERR_NONE) {
@@ -447,42 +470,30 @@ me_patch(struct http_req *req, const struct store_user *user)
 	}
 	json_object_foreach(obj, key, v)
 	{
-		bool name = strcmp(key, "first_name") == 0 || strcmp(key, "last_name") == 0;
+		const char **at = strcmp(key, "bio") == 0          ? &e.bio
+		                  : strcmp(key, "first_name") == 0 ? &e.first_name
+		                  : strcmp(key, "last_name") == 0  ? &e.last_name
+		                                                   : NULL;
+		size_t *len = at == &e.bio          ? &e.bio_len
+		              : at == &e.first_name ? &e.first_name_len
+		                                    : &e.last_name_len;
 
-		if (strcmp(key, "bio") != 0 && !name)
+		if (at == NULL)
 			acct_errors_add(&errs, key, ACCT_MSG_UNKNOWN_FIELD); /* obj outlives errs */
 		else if (!json_is_string(v))
 			acct_errors_add(&errs, key, ACCT_MSG_NOT_STRING);
-		else if (name)
-			acct_name_check(key, json_string_value(v), json_string_length(v), &errs);
-		else
-			acct_bio_check(json_string_value(v), json_string_length(v), &errs);
+		else {
+			*at = json_string_value(v);
+			*len = json_string_length(v);
+		}
 	}
-	v = json_object_get(obj, "bio");
-	if (errs.n > 0) {
+	err = api_me_update(req, user->id, &e, &errs);
+	if (err == API_ERR_INVALID)
 		api_reply_invalid(req, &errs);
-		goto out;
-	}
-	if (json_object_size(obj) > 0) { /* a change: nothing to record for an empty PATCH */
-		json_t *fields = json_array();
-
-		json_object_foreach(obj, key, v) json_array_append_new(fields, json_string(key));
-		api_audit_arm_new(req, STORE_AUDIT_PROFILE_UPDATED, user_id, user_id,
-		    json_pack("{s:o}", "fields", fields));
-	}
-	err = api_store_err(
-	    store_user_update(api_store(req), user_id,
-	        &(struct store_user_update){.bio = v != NULL ? json_string_value(v) : NULL,
-	            .first_name = json_string_value(json_object_get(obj, "first_name")),
-	            .last_name = json_string_value(json_object_get(obj, "last_name")),
-	            .is_active = -1,
-	            .is_admin = -1,
-	            .can_invite_teachers = -1}),
-	    API_ERR_NOT_AUTHENTICATED, API_ERR_INTERNAL);
-	if (err != API_ERR_NONE)
+	else if (err != API_ERR_NONE)
 		api_reply_error(req, err);
 	else
-		api_reply_me(req, user_id);
+		api_reply_me(req, user->id);
 out:
 	json_decref(obj);
 }

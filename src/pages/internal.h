@@ -124,6 +124,9 @@ const char *page_field(const struct page_form *f, const char *name);
  */
 enum api_err page_authenticate(
     struct http_req *req, /* OUT: */ struct store_user *user, char csrf[65]);
+/* page_authenticate, and the session token's hash in `token_hash` (may be NULL). */
+enum api_err page_authenticate_keep(
+    struct http_req *req, /* OUT: */ struct store_user *user, char csrf[65], char token_hash[65]);
 
 /* 303 to the login page (then back to `back`, a path with its query, when not NULL). */
 void page_login_first(struct http_req *req, const char *back);
@@ -138,12 +141,21 @@ json_t *page_user_json_new(const struct store_user *u);
 enum api_err page_invitation_lookup(struct http_req *req, const char *token,
     /* OUT: */ struct store_invitation *inv);
 
-/* ---- handlers (session.c, invitations.c) ---- */
+/* ---- handlers (session.c, profile.c, links.c, invitations.c) ---- */
 
 void page_login(struct http_req *req);
 void page_logout(struct http_req *req);
 void page_register(struct http_req *req);
+/* The profile and its forms: names and bio, password, email, verification mail. */
 void page_profile(struct http_req *req);
+void page_password_change(struct http_req *req);
+void page_email_change_request(struct http_req *req);
+void page_verify_resend(struct http_req *req);
+/* The pages of the mails' links, and the reset request. */
+void page_password_forgot(struct http_req *req);
+void page_password_reset(struct http_req *req);
+void page_email_verify(struct http_req *req);
+void page_email_change(struct http_req *req);
 void page_invitation(struct http_req *req);
 void page_invitations(struct http_req *req);
 

@@ -24,7 +24,7 @@
 #define CONTENT_MARKER "<!-- content -->"
 
 static const char *const page_names[] = {"error.html", "login.html", "register.html",
-    "profile.html", "invitation.html", "invitations.html"};
+    "profile.html", "invitation.html", "invitations.html", "forgot.html", "link.html"};
 #define NPAGES (sizeof(page_names) / sizeof(page_names[0]))
 
 static struct tmpl *pages[NPAGES];

@@ -1,7 +1,7 @@
 /*
- * The session pages: /account/login, /account/logout (POST), /account/register
- * and the profile /account/, and the helpers every page handler shares (the
- * form of a POST, deferring, fields and their errors, who is logged in).
+ * The session pages: /account/login, /account/logout (POST), /account/register,
+ * and the helpers every page handler shares (the form of a POST, deferring,
+ * fields and their errors, who is logged in).
  * A page session is the cookie roster_session holding a token of the token
  * table (made by the same login flow as POST /users/login/), so logout,
  * "log out everywhere" and every revocation end it as they end an API token.
@@ -487,10 +487,17 @@ page_register(struct http_req *req)
 		register_form(req, 200, NULL, NULL, NULL, NULL, NULL);
 }
 
-/* ---- /account/ (the profile) ---- */
+/* ---- who is logged in ---- */
 
 enum api_err
 page_authenticate(struct http_req *req, struct store_user *user, char csrf[65])
+{
+	return page_authenticate_keep(req, user, csrf, NULL);
+}
+
+enum api_err
+page_authenticate_keep(
+    struct http_req *req, struct store_user *user, char csrf[65], char token_hash[65])
 {
 	char token[65];
 	enum api_err err;
@@ -498,7 +505,7 @@ page_authenticate(struct http_req *req, struct store_user *user, char csrf[65])
 	memset(user, 0, sizeof(*user));
 	if (!page_session_token(req, token))
 		return API_ERR_NOT_AUTHENTICATED;
-	err = api_authenticate_token(req, token, user, NULL);
+	err = api_authenticate_token(req, token, user, token_hash);
 	if (err == API_ERR_NONE && csrf != NULL)
 		page_csrf_of(token, csrf);
 	sodium_memzero(token, sizeof(token));
@@ -537,74 +544,9 @@ page_time_new(const char *rfc3339)
 json_t *
 page_user_json_new(const struct store_user *u)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b}", "username", u->username, "email",
-	    u->email != NULL ? u->email : "", "role", u->role, "bio", u->bio != NULL ? u->bio : "",
-	    "date_joined", page_time_new(u->date_joined), "can_invite", u->can_invite_teachers);
-}
-
-static void
-profile_page(struct http_req *req, int status, const struct store_user *u, const char *csrf,
-    const char *bio, const struct acct_errors *errs)
-{
-	json_t *vars = json_pack("{s:s, s:s, s:o, s:b}", "title", "Your account", "csrf_token",
-	    csrf, "user", page_user_json_new(u), "saved", http_query(req, "saved") != NULL);
-
-	page_set_field(vars, "bio", bio != NULL ? bio : u->bio, NULL);
-	if (errs != NULL)
-		page_set_errors(vars, errs);
-	page_reply(req, status, "profile.html", vars, 0);
-}
-
-static void
-profile_finish(struct http_req *req)
-{
-	struct page_ctx *c = req->ctx;
-	struct store_user user;
-	struct acct_errors errs = {.n = 0};
-	char csrf[65];
-	enum api_err err = page_authenticate(req, &user, csrf);
-	const char *bio;
-	size_t len = 0;
-
-	if (err == API_ERR_NOT_AUTHENTICATED) {
-		page_login_first(req, NULL);
-		goto out;
-	}
-	if (err != API_ERR_NONE) {
-		page_reply_error(req, err);
-		goto out;
-	}
-	if (req->method != HTTP_POST) {
-		profile_page(req, 200, &user, csrf, NULL, NULL);
-		goto out;
-	}
-	bio = page_form_get(&c->form, "bio", &len);
-	err = api_me_set_bio(req, user.id, bio != NULL ? bio : "", len, &errs);
-	if (err == API_ERR_INVALID)
-		profile_page(req, 400, &user, csrf, bio, &errs);
-	else if (err != API_ERR_NONE)
-		page_reply_error(req, err);
-	else
-		page_redirect(req, "/account/?saved=1");
-out:
-	store_user_clear(&user);
-}
-
-void
-page_profile(struct http_req *req)
-{
-	struct page_ctx *c = ctx_new(req);
-
-	char token[65];
-
-	if (!page_session_token(req, token)) {
-		page_login_first(req, NULL);
-		return;
-	}
-	if (req->method == HTTP_POST && !page_session_form(req, &c->form, token)) {
-		sodium_memzero(token, sizeof(token));
-		return;
-	}
-	sodium_memzero(token, sizeof(token));
-	page_defer(req, HTTP_POOL_DB, profile_finish);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:b}", "username", u->username,
+	    "email", u->email != NULL ? u->email : "", "role", u->role, "bio",
+	    u->bio != NULL ? u->bio : "", "first_name", u->first_name != NULL ? u->first_name : "",
+	    "last_name", u->last_name != NULL ? u->last_name : "", "date_joined",
+	    page_time_new(u->date_joined), "can_invite", u->can_invite_teachers);
 }

@@ -471,7 +471,7 @@ def test_browser_flows_axe_and_screenshots(browser, site, db):
     axe(b, "b", "profile (after login)")
     b.cmd("fill", id="b", selector="#bio", value="Teaches chemistry")
     r = b.cmd("submit", id="b", selector="text=Save profile")
-    assert r["url"].endswith("/account/?saved=1")
+    assert r["url"].endswith("/account/?done=profile")
     assert db.query("SELECT bio FROM profiles")[0][0] == "Teaches chemistry"
     r = b.cmd("submit", id="b", selector="header button >> text=Log out")
     assert r["url"] == base + "/account/login"
