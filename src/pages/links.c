@@ -25,19 +25,19 @@ struct link_kind {
 	const char *path;    /* the form's action */
 	const char *purpose; /* STORE_OTK_* */
 	const char *title;
-	const char *intro;  /* above the button */
-	const char *button; /* the POST's */
-	bool password;      /* the form asks for a new password (reset) */
+	const char *intro;                  /* above the button */
+	const char *button;                 /* the POST's */
+	bool password;                      /* the form asks for a new password (reset) */
 	const char *done_href, *done_label; /* where to go after */
 };
 
-static const struct link_kind reset_kind = {
-    "/account/password/reset", STORE_OTK_RESET, "Choose a new password",
+static const struct link_kind reset_kind = {"/account/password/reset", STORE_OTK_RESET,
+    "Choose a new password",
     "Choose a new password for your account. Every session of the account ends.",
     "Set the new password", true, "/account/login", "Log in with the new password"};
 static const struct link_kind verify_kind = {"/account/email/verify", STORE_OTK_VERIFY,
-    "Verify your email address", "Confirm that this address is yours.",
-    "Verify my email address", false, "/account/", "Go to your account"};
+    "Verify your email address", "Confirm that this address is yours.", "Verify my email address",
+    false, "/account/", "Go to your account"};
 static const struct link_kind change_kind = {"/account/email/change", STORE_OTK_EMAIL_CHANGE,
     "Confirm your new email address",
     "Confirm that this address is yours and becomes the one of your account.",
@@ -103,7 +103,8 @@ link_refused(struct http_req *req, const struct link_kind *k, enum api_err err, 
 {
 	const struct api_err_info *info = api_err_info(err);
 
-	if (err == API_ERR_TOKEN_INVALID || err == API_ERR_TOKEN_EXPIRED || err == API_ERR_TOKEN_USED)
+	if (err == API_ERR_TOKEN_INVALID || err == API_ERR_TOKEN_EXPIRED ||
+	    err == API_ERR_TOKEN_USED)
 		link_page(req, info->status, k, NULL, info->message, NULL, NULL, token_url);
 	else
 		page_reply_error(req, err);
@@ -226,7 +227,8 @@ forgot_page(struct http_req *req, int status, const char *email, const char *for
 	page_reply(req, status, "forgot.html", vars, 0);
 }
 
-/* On a database worker: the limits, the one read and one insert; the same page for every address. */
+/* On a database worker: the limits, the one read and one insert; the same page for every address.
+ */
 static void
 forgot_finish(struct http_req *req)
 {
@@ -237,7 +239,8 @@ forgot_finish(struct http_req *req)
 	if (err == API_ERR_NONE)
 		forgot_page(req, 200, "", NULL, NULL, API_MSG_RESET_SENT);
 	else if (err == API_ERR_RATE_LIMITED)
-		forgot_page(req, info->status, page_field(&c->form, "email"), info->message, NULL, NULL);
+		forgot_page(
+		    req, info->status, page_field(&c->form, "email"), info->message, NULL, NULL);
 	else
 		page_reply_error(req, err);
 }

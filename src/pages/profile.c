@@ -70,7 +70,8 @@ profile_page(struct http_req *req, int status, const struct store_user *u, const
 	if (store_user_email_verified(api_store(req), u->id, &verified) != STORE_OK)
 		verified = false; /* shown as not verified; the resend answers alike */
 	json_object_set_new(user, "email_verified", json_boolean(verified));
-	json_object_set_new(user, "has_email", json_boolean(u->email != NULL && u->email[0] != '\0'));
+	json_object_set_new(
+	    user, "has_email", json_boolean(u->email != NULL && u->email[0] != '\0'));
 	vars = json_pack("{s:s, s:s, s:o, s:s?, s:s?}", "title", "Your account", "csrf_token", csrf,
 	    "user", user, "done", typed == NULL ? done_message(http_query(req, "done")) : NULL,
 	    "form_error", form_error);
@@ -90,8 +91,8 @@ profile_page(struct http_req *req, int status, const struct store_user *u, const
 
 /* A flow's answer on the profile: 303 with ?done=`done`, the problems, or the error page. */
 static void
-profile_answer(struct http_req *req, enum api_err err, const struct store_user *u,
-    const char *csrf, const struct acct_errors *errs, const char *done)
+profile_answer(struct http_req *req, enum api_err err, const struct store_user *u, const char *csrf,
+    const struct acct_errors *errs, const char *done)
 {
 	const struct api_err_info *info = api_err_info(err);
 	char loc[64];
@@ -100,7 +101,8 @@ profile_answer(struct http_req *req, enum api_err err, const struct store_user *
 		snprintf(loc, sizeof(loc), "/account/?done=%s", done);
 		page_redirect(req, loc);
 	} else if (err == API_ERR_INVALID) {
-		profile_page(req, 400, u, csrf, &((struct profile_ctx *)req->ctx)->form, errs, NULL);
+		profile_page(
+		    req, 400, u, csrf, &((struct profile_ctx *)req->ctx)->form, errs, NULL);
 	} else if (err == API_ERR_EMAIL_TAKEN) {
 		struct acct_errors taken = {.n = 0};
 

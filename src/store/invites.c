@@ -255,11 +255,18 @@ store_invite_by_token(struct store *s, const char *token_hash, struct store_invi
 {
 	char now[64];
 	struct store_arg args[] = {ARG_T(token_hash), ARG_T(now)};
+	char *mailed = NULL;
 	enum store_status st;
 
 	memset(out, 0, sizeof(*out));
 	store_time_rfc3339(0, now);
-	st = store_db_one(s, STMT_INV_BY_TOKEN_HASH, args, NARGS(args), read_invite, out);
+	/* A link's token minted for the invitation's mail names the invitation as its own does. */
+	st = mail_token_invitation(s, token_hash, now, &mailed);
+	if (st == STORE_OK && mailed != NULL)
+		args[0] = ARG_T(mailed);
+	if (st == STORE_OK)
+		st = store_db_one(s, STMT_INV_BY_TOKEN_HASH, args, NARGS(args), read_invite, out);
+	free(mailed);
 	if (st != STORE_OK)
 		store_invitation_clear(out);
 	return st;

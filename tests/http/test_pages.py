@@ -130,9 +130,14 @@ def test_pages_headers_on_every_page(site, db):
                             (f"/account/register?invitation={inv['token']}", True),
                             (f"/account/login?next=/account/invitation%3Ftoken%3D{inv['token']}",
                              True),
+                            ("/account/password/forgot", False),
+                            ("/account/password/reset?token=" + "0" * 64, True),
+                            ("/account/email/verify?token=" + "0" * 64, True),
+                            ("/account/email/change?token=" + "0" * 64, True),
                             ("/account/missing", False)):
         r = p.get(path)
-        assert r.status_code == (404 if path == "/account/missing" else 200), path
+        want = 404 if path == "/account/missing" else 400 if "0" * 64 in path else 200
+        assert r.status_code == want, path
         assert_page_headers(r, token_url=token_url)
         if not token_url:
             assert r.headers["Referrer-Policy"] == "same-origin", path

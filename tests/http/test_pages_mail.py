@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from conftest import FAST_HASH, ME, PASSWORD, T, auth, cli_user, token_of
-from smtp_server import link_token, smtp, to_addr  # noqa: F401 (smtp: a fixture)
+from smtp_server import link_token, smtp, text_of, to_addr  # noqa: F401 (smtp: a fixture)
 from test_pages import Pages, assert_page_headers, field_error
 
 NEW_PASSWORD = "another-Staple-battery-7"
@@ -188,6 +188,33 @@ def test_pages_profile_names_password_and_email_change(msite, smtp, db):
     assert form_error(r.text) == "This link has already been used."
 
 
+def test_pages_invitation_page_takes_the_mailed_link(msite, smtp, db):
+    cli_user(db, "inv9", "--can-invite-teachers")
+    r = msite.post("/users/invitations/", json={"email": "mt9@example.com"},
+                   headers=auth(token_of(msite, "inv9")))
+    assert r.status_code == 201, r.text
+    returned = r.json()["token"]
+    mailed = link_token(smtp.wait_for(to("mt9@example.com")), "/account/invitation")
+    assert mailed != returned  # minted when the mail was sent
+    p = Pages(msite)
+    link = f"/account/invitation?token={mailed}"
+    for method in ("GET", "HEAD", "GET"):
+        r = p.s.request(method, msite.url + link, timeout=T, allow_redirects=False)
+        assert r.status_code == 200 and r.headers["Referrer-Policy"] == "no-referrer"
+    r = p.get(link)
+    assert 'class="email">mt9@example.com' in r.text and "Create an account" in r.text
+    r = p.get(f"/account/register?invitation={mailed}")
+    assert 'value="mt9@example.com" readonly' in r.text
+    r = p.register("mt9", email="mt9@example.com", invitation=mailed,
+                   csrf_from=f"/account/register?invitation={mailed}")
+    assert r.status_code == 303, r.text[:400]
+    assert '<dd class="role">teacher</dd>' in p.get("/account/").text
+    assert "This invitation has already been used." in p.get(link).text
+    row = db.query("SELECT p.role, p.can_invite_teachers FROM users u JOIN profiles p"
+                   " ON p.user_id = u.id WHERE u.username = ?", "mt9")
+    assert row in ([("teacher", 0)], [("teacher", False)]), row
+
+
 def test_pages_profile_forms_need_a_session_and_csrf(msite, db):
     anon = Pages(msite)
     for path in ("/account/password", "/account/email", "/account/email/verify/resend"):
@@ -290,3 +317,43 @@ def test_browser_verify_forgot_reset_login_and_email_change(browser, msite, smtp
     b.cmd("close", id="m")
     row = db.query("SELECT email, email_verified FROM users WHERE username = ?", "bea")
     assert row[0][0] == "bea.new@example.com" and row[0][1] in (1, True), row
+
+
+@pytest.mark.scenario
+def test_browser_invitation_from_the_mail_to_a_teacher(browser, msite, smtp, db):
+    """An inviter creates an invitation on /account/invitations; the invitee opens the link
+    of the mail they got, registers, and is a teacher who may not invite."""
+    b, base = browser, msite.url
+    cli_user(db, "head1", "--can-invite-teachers")
+    b.cmd("context", id="i", bypass_csp=True)
+    browser_login(b, "i", base, "head1")
+    b.cmd("goto", id="i", url=base + "/account/invitations")
+    b.cmd("fill", id="i", selector="#email", value="mailed.teacher@example.com")
+    b.cmd("submit", id="i", selector="text=Create invitation")
+    msg = smtp.wait_for(to("mailed.teacher@example.com"))
+    m = re.search(r"(http://\S+/account/invitation\?token=[0-9a-f]{64})", text_of(msg))
+    assert m, text_of(msg)
+    link = m.group(1)
+    assert link.startswith(base + "/"), (link, base)  # without --public-url: this server
+    b.cmd("context", id="t", bypass_csp=True)
+    r = b.cmd("goto", id="t", url=link)
+    assert r["status"] == 200 and r["headers"]["referrer-policy"] == "no-referrer"
+    assert "mailed.teacher@example.com" in b.cmd("text", id="t", selector="dd.email")["text"]
+    axe(b, "t", "invitation (from the mail)")
+    b.cmd("submit", id="t", selector='main a[href^="/account/register?invitation="]')
+    assert b.cmd("attr", id="t", selector="#email", name="value")["value"] == \
+        "mailed.teacher@example.com"
+    r = browser_register(b, "t", base, "mailedteacher", None, goto=False)
+    assert r["url"] == base + "/account/", r
+    assert b.cmd("text", id="t", selector="dd.role")["text"] == "teacher"
+    assert b.cmd("count", id="t", selector='a[href="/account/invitations"]')["count"] == 0
+    row = db.query("SELECT p.role, p.can_invite_teachers FROM users u JOIN profiles p"
+                   " ON p.user_id = u.id WHERE u.username = ?", "mailedteacher")
+    assert row == [("teacher", 0)] or row == [("teacher", False)], row
+    # The mailed link is spent; the inviter's list says accepted.
+    r = b.cmd("goto", id="t", url=link)
+    assert "This invitation has already been used." in b.cmd("text", id="t", selector="main")["text"]
+    b.cmd("goto", id="i", url=base + "/account/invitations")
+    assert "accepted" in b.cmd("text", id="i", selector="main")["text"]
+    for ctx in ("i", "t"):
+        b.cmd("close", id=ctx)
