@@ -274,7 +274,7 @@ enum api_err
 api_email_change_run(struct http_req *req, const struct store_user *user, const char *email,
     size_t len, struct acct_errors *errs)
 {
-	char *display = NULL, *key = NULL;
+	char *display = NULL, *key = NULL, *ukey;
 	const char *msg = NULL;
 	enum store_status st;
 
@@ -282,10 +282,12 @@ api_email_change_run(struct http_req *req, const struct store_user *user, const 
 		acct_errors_add(errs, "email", msg != NULL ? msg : ACCT_MSG_EMAIL_INVALID);
 		return API_ERR_INVALID;
 	}
+	ukey = acct_username_key_any(display, strlen(display));
 	api_audit_arm_new(req, STORE_AUDIT_EMAIL_CHANGE_REQUESTED, user->id, user->id, NULL);
-	st = store_email_change_request(api_store(req), user->id, display, key);
+	st = store_email_change_request(api_store(req), user->id, display, key, ukey);
 	free(display);
 	free(key);
+	free(ukey);
 	return st == STORE_CONFLICT_EMAIL ? API_ERR_EMAIL_TAKEN : store_err(st);
 }
 

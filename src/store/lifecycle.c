@@ -320,7 +320,7 @@ store_password_change(struct store *s, int64_t user_id, const char *expect_hash,
 
 struct email_args {
 	int64_t user_id;
-	const char *new_email, *new_email_key;
+	const char *new_email, *new_email_key, *new_email_username_key;
 	char *payload;
 };
 
@@ -328,7 +328,8 @@ static enum store_status
 email_request_body(struct store *s, void *arg)
 {
 	struct email_args *a = arg;
-	struct store_arg key[] = {ARG_T(a->new_email_key)};
+	struct store_arg key[] = {
+	    ARG_T(a->new_email_key), ARG_T(a->new_email_username_key), ARG_I(a->user_id)};
 	bool taken = false;
 	struct store_mail_new confirm = {.kind = "email_change",
 	    .to = a->new_email,
@@ -337,7 +338,7 @@ email_request_body(struct store *s, void *arg)
 	struct store_mail_new notice = {
 	    .kind = "email_change_notice", .user_id = a->user_id, .payload = a->payload};
 	enum store_status st =
-	    store_db_one(s, STMT_EMAIL_HAS_ACCOUNT, key, 1, store_row_bool, &taken);
+	    store_db_one(s, STMT_EMAIL_CHANGE_TAKEN, key, NARGS(key), store_row_bool, &taken);
 
 	if (st == STORE_OK && taken)
 		return STORE_CONFLICT_EMAIL;
@@ -369,10 +370,10 @@ email_payload(const char *email, const char *key)
 }
 
 enum store_status
-store_email_change_request(
-    struct store *s, int64_t user_id, const char *new_email, const char *new_email_key)
+store_email_change_request(struct store *s, int64_t user_id, const char *new_email,
+    const char *new_email_key, const char *new_email_username_key)
 {
-	struct email_args a = {user_id, new_email, new_email_key, NULL};
+	struct email_args a = {user_id, new_email, new_email_key, new_email_username_key, NULL};
 	enum store_status st;
 
 	a.payload = email_payload(new_email, new_email_key);

@@ -53,6 +53,8 @@ enum store_stmt {
 	STMT_TOKEN_DELETE,
 	STMT_INV_EXPIRE_EMAIL,
 	STMT_EMAIL_HAS_ACCOUNT,
+	STMT_EMAIL_CHANGE_TAKEN, /* $1 email key, $2 its username key (may be NULL), $3 the account
+	                          */
 	STMT_INV_INSERT,
 	STMT_INV_RESEND,
 	STMT_INV_REVOKE,
@@ -328,6 +330,8 @@ extern const char *const store_pg_sql[];
 	                              " WHERE email_key = $1 AND status = 'pending'"               \
 	                              " AND expires_at <= $2",                                     \
 	    [STMT_EMAIL_HAS_ACCOUNT] = "SELECT EXISTS (SELECT 1 FROM users WHERE email_key = $1)", \
+	    [STMT_EMAIL_CHANGE_TAKEN] = "SELECT EXISTS (SELECT 1 FROM users WHERE email_key = $1"  \
+	                                " OR (username_key = $2 AND id <> $3))",                   \
 	    [STMT_INV_INSERT] = "INSERT INTO teacher_invitations (inviter_id, email, email_key,"   \
 	                        " token_hash, status, created_at, expires_at)"                     \
 	                        " VALUES ($1, $2, $3, $4, 'pending', $5, $6) RETURNING id",        \

@@ -818,11 +818,13 @@ RS_MUSTCHECK enum store_status store_password_change(struct store *s, int64_t us
 
 /*
  * An email change request: STORE_CONFLICT_EMAIL when an account has the new
- * address now; else an `email_change` mail to the new address and an
+ * address now, or another account's username is it (`new_email_username_key`,
+ * the address keyed as a username; may be NULL: only imported usernames can
+ * be email-shaped); else an `email_change` mail to the new address and an
  * `email_change_notice` to the current one. The address changes at confirm.
  */
-RS_MUSTCHECK enum store_status store_email_change_request(
-    struct store *s, int64_t user_id, const char *new_email, const char *new_email_key);
+RS_MUSTCHECK enum store_status store_email_change_request(struct store *s, int64_t user_id,
+    const char *new_email, const char *new_email_key, const char *new_email_username_key);
 
 /*
  * Consumes an email-change token and sets the new address (verified): the

@@ -2204,12 +2204,25 @@ STORE_TEST(email_change_race_one_wins)
 	struct store_user u = {0};
 	struct store_user_ref ref = {0, NULL, "new@example.com"};
 
+	int64_t shaped = mk_user("shaped@example.com"); /* as an imported username can be */
+
+	cr_assert_eq(store_email_change_request(
+	                 S, a, "New@example.com", "new@example.com", "new@example.com"),
+	    STORE_OK);
+	cr_assert_eq(store_email_change_request(
+	                 S, b, "new@example.com", "new@example.com", "new@example.com"),
+	    STORE_OK);
 	cr_assert_eq(
-	    store_email_change_request(S, a, "New@example.com", "new@example.com"), STORE_OK);
-	cr_assert_eq(
-	    store_email_change_request(S, b, "new@example.com", "new@example.com"), STORE_OK);
-	cr_assert_eq(store_email_change_request(S, b, "changea@example.com", "changea@example.com"),
+	    store_email_change_request(S, b, "changea@example.com", "changea@example.com", NULL),
 	    STORE_CONFLICT_EMAIL);
+	/* Another account's username is the address: taken across the two roles; one's own is not.
+	 */
+	cr_assert_eq(store_email_change_request(
+	                 S, b, "Shaped@example.com", "shaped@example.com.b", "shaped@example.com"),
+	    STORE_CONFLICT_EMAIL);
+	cr_assert_eq(store_email_change_request(S, shaped, "Shaped@example.com",
+	                 "shaped@example.com.b", "shaped@example.com"),
+	    STORE_OK);
 	cr_assert_eq(store_otk_mint(S, STORE_OTK_EMAIL_CHANGE, a, 0, "ea", 3600, "New@example.com",
 	                 "new@example.com"),
 	    STORE_OK);
