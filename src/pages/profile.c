@@ -35,6 +35,9 @@ ctx_free(void *p)
 	free(c);
 }
 
+/* At the top of a profile whose form was refused: the problems are next to their fields. */
+#define PROFILE_REFUSED "Nothing was changed: see the field marked below."
+
 /* What ?done= says on the profile; an unknown value says nothing. */
 static const char *
 done_message(const char *done)
@@ -101,14 +104,14 @@ profile_answer(struct http_req *req, enum api_err err, const struct store_user *
 		snprintf(loc, sizeof(loc), "/account/?done=%s", done);
 		page_redirect(req, loc);
 	} else if (err == API_ERR_INVALID) {
-		profile_page(
-		    req, 400, u, csrf, &((struct profile_ctx *)req->ctx)->form, errs, NULL);
+		profile_page(req, 400, u, csrf, &((struct profile_ctx *)req->ctx)->form, errs,
+		    PROFILE_REFUSED);
 	} else if (err == API_ERR_EMAIL_TAKEN) {
 		struct acct_errors taken = {.n = 0};
 
 		acct_errors_add(&taken, "email", info->message);
 		profile_page(req, info->status, u, csrf, &((struct profile_ctx *)req->ctx)->form,
-		    &taken, NULL);
+		    &taken, PROFILE_REFUSED);
 	} else if (err == API_ERR_NOT_AUTHENTICATED) {
 		page_login_first(req, NULL);
 	} else {

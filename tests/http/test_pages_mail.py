@@ -155,6 +155,7 @@ def test_pages_profile_names_password_and_email_change(msite, smtp, db):
                                       "new_password": NEW_PASSWORD}, csrf_from="/account/")
     assert r.status_code == 400
     assert field_error(r.text, "current_password") == "Your current password is incorrect."
+    assert form_error(r.text) == "Nothing was changed: see the field marked below."
     assert "wrong-password-1" not in r.text and NEW_PASSWORD not in r.text
     r = p.post("/account/password", {"current_password": PASSWORD, "new_password": "pc1"},
                csrf_from="/account/")
