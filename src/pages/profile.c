@@ -20,9 +20,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What a profile form's worker needs: its fields. */
+/*
+ * On a worker: the flow of one of the profile's forms, with the account
+ * logged in, `keep` its session token's hash and `f` the form posted.
+ */
+typedef enum api_err (*profile_run)(struct http_req *req, const struct store_user *u,
+    const char *keep, const struct page_form *f, struct acct_errors *errs);
+
+/* One of the profile's forms: its flow, the ?done= it answers with, its pool. */
+struct profile_form {
+	profile_run run;
+	const char *done;
+	enum http_pool pool;
+};
+
+/* What a profile form's worker needs: its fields and which form it is. */
 struct profile_ctx {
 	struct page_form form;
+	const struct profile_form *kind;
 };
 
 static void
@@ -119,16 +134,14 @@ profile_answer(struct http_req *req, enum api_err err, const struct store_user *
 	}
 }
 
-/*
- * On a worker: who is logged in (else the login page), then `run` for a POST
- * or the profile for a GET. `keep` is the session token's hash.
+/* On a worker: who is logged in (else the login page), then the form's flow (a GET: the profile).
  */
-typedef enum api_err (*profile_run)(struct http_req *req, const struct store_user *u,
-    const char *keep, const struct page_form *f, struct acct_errors *errs);
-
 static void
-profile_do(struct http_req *req, profile_run run, const char *done)
+profile_finish(struct http_req *req)
 {
+	const struct profile_form *kind = ((struct profile_ctx *)req->ctx)->kind;
+	profile_run run = req->method == HTTP_POST ? kind->run : NULL;
+	const char *done = kind->done;
 	struct store_user user;
 	struct acct_errors errs = {.n = 0};
 	char csrf[65], keep[65];
@@ -148,15 +161,16 @@ profile_do(struct http_req *req, profile_run run, const char *done)
 
 /*
  * The I/O thread's half of every profile form: a session cookie (else the
- * login page), the form and its CSRF token, then `fn` on `pool`.
+ * login page), the form and its CSRF token, then the flow on its pool.
  */
 static void
-profile_post(struct http_req *req, enum http_pool pool, http_handler fn)
+profile_post(struct http_req *req, const struct profile_form *kind)
 {
 	struct profile_ctx *c = xcalloc(1, sizeof(*c));
 	char token[65];
 	bool ok;
 
+	c->kind = kind;
 	req->ctx = c;
 	req->ctx_free = ctx_free;
 	if (!page_session_token(req, token)) {
@@ -166,7 +180,7 @@ profile_post(struct http_req *req, enum http_pool pool, http_handler fn)
 	ok = req->method != HTTP_POST || page_session_form(req, &c->form, token);
 	sodium_memzero(token, sizeof(token));
 	if (ok)
-		page_defer(req, pool, fn);
+		page_defer(req, kind->pool, profile_finish);
 }
 
 /* The form's field `name`: NULL when absent, with its length in `*len`. */
@@ -192,16 +206,12 @@ run_profile(struct http_req *req, const struct store_user *u, const char *keep,
 	return api_me_update(req, u->id, &e, errs);
 }
 
-static void
-profile_finish(struct http_req *req)
-{
-	profile_do(req, req->method == HTTP_POST ? run_profile : NULL, "profile");
-}
+static const struct profile_form names_form = {run_profile, "profile", HTTP_POOL_DB};
 
 void
 page_profile(struct http_req *req)
 {
-	profile_post(req, HTTP_POOL_DB, profile_finish);
+	profile_post(req, &names_form);
 }
 
 /* ---- POST /account/password ---- */
@@ -223,16 +233,12 @@ run_password(struct http_req *req, const struct store_user *u, const char *keep,
 	return api_password_change_run(req, u, keep, cur, curlen, pw, pwlen, errs);
 }
 
-static void
-password_finish(struct http_req *req)
-{
-	profile_do(req, run_password, "password");
-}
+static const struct profile_form password_form = {run_password, "password", HTTP_POOL_HASH};
 
 void
 page_password_change(struct http_req *req)
 {
-	profile_post(req, HTTP_POOL_HASH, password_finish);
+	profile_post(req, &password_form);
 }
 
 /* ---- POST /account/email ---- */
@@ -252,16 +258,12 @@ run_email(struct http_req *req, const struct store_user *u, const char *keep,
 	return api_email_change_run(req, u, email, len, errs);
 }
 
-static void
-email_finish(struct http_req *req)
-{
-	profile_do(req, run_email, "email");
-}
+static const struct profile_form email_form = {run_email, "email", HTTP_POOL_DB};
 
 void
 page_email_change_request(struct http_req *req)
 {
-	profile_post(req, HTTP_POOL_DB, email_finish);
+	profile_post(req, &email_form);
 }
 
 /* ---- POST /account/email/verify/resend ---- */
@@ -274,14 +276,10 @@ run_resend(struct http_req *req, const struct store_user *u, const char *keep,
 	return api_verify_resend_run(req, u);
 }
 
-static void
-resend_finish(struct http_req *req)
-{
-	profile_do(req, run_resend, "verify");
-}
+static const struct profile_form resend_form = {run_resend, "verify", HTTP_POOL_DB};
 
 void
 page_verify_resend(struct http_req *req)
 {
-	profile_post(req, HTTP_POOL_DB, resend_finish);
+	profile_post(req, &resend_form);
 }
