@@ -158,6 +158,47 @@ used_clear(struct used *u)
 	memset(u, 0, sizeof(*u));
 }
 
+/* What a flow does, in the token's transaction, once its token `u` is consumed at `now`. */
+typedef enum store_status (*otk_then)(
+    struct store *s, const struct used *u, const char *now, void *arg);
+
+struct otk_flow {
+	const char *purpose, *token_hash;
+	enum store_otk_why *why;
+	otk_then then;
+	void *arg;
+};
+
+static enum store_status
+otk_flow_body(struct store *s, void *arg)
+{
+	struct otk_flow *f = arg;
+	struct used u = {0};
+	char now[64];
+	enum store_status st;
+
+	store_time_rfc3339(0, now);
+	st = otk_use(s, f->purpose, f->token_hash, now, &u, f->why);
+	if (st == STORE_OK)
+		st = f->then(s, &u, now, f->arg);
+	used_clear(&u);
+	return st;
+}
+
+/*
+ * One transaction: the token of `purpose` consumed (or STORE_CONFLICT with
+ * `*why`), then `then`; either both commit or neither does.
+ */
+static enum store_status
+otk_flow(struct store *s, const char *purpose, const char *token_hash, enum store_otk_why *why,
+    otk_then then, void *arg)
+{
+	struct otk_flow f = {purpose, token_hash, why, then, arg};
+
+	*why = STORE_OTK_OK;
+	return store_tx(s, otk_flow_body, &f);
+}
+
 /* Uses up every unused token of `purpose` of the account ($1 user, $2 purpose, $3 now). */
 static enum store_status
 use_others(struct store *s, int64_t user_id, const char *purpose, const char *now)
@@ -167,36 +208,19 @@ use_others(struct store *s, int64_t user_id, const char *purpose, const char *no
 	return store_db_exec(s, STMT_OTK_USE_OTHERS, args, NARGS(args), NULL);
 }
 
-struct verify_args {
-	const char *token_hash;
-	enum store_otk_why *why;
-};
-
 static enum store_status
-verify_body(struct store *s, void *arg)
+verify_then(struct store *s, const struct used *u, const char *now, void *arg)
 {
-	struct verify_args *a = arg;
-	struct used u = {0};
-	char now[64];
-	enum store_status st;
+	struct store_arg id[] = {ARG_I(u->user_id)};
 
-	store_time_rfc3339(0, now);
-	st = otk_use(s, STORE_OTK_VERIFY, a->token_hash, now, &u, a->why);
-	if (st == STORE_OK) {
-		struct store_arg id[] = {ARG_I(u.user_id)};
-
-		st = store_db_exec(s, STMT_SET_VERIFIED, id, 1, NULL);
-	}
-	used_clear(&u);
-	return st;
+	(void)now, (void)arg;
+	return store_db_exec(s, STMT_SET_VERIFIED, id, 1, NULL);
 }
 
 enum store_status
 store_email_verify(struct store *s, const char *token_hash, enum store_otk_why *why)
 {
-	struct verify_args a = {token_hash, why};
-
-	return store_tx(s, verify_body, &a);
+	return otk_flow(s, STORE_OTK_VERIFY, token_hash, why, verify_then, NULL);
 }
 
 enum store_status
@@ -239,37 +263,23 @@ store_reset_request(struct store *s, const char *email, const char *email_key)
 	return store_tx(s, reset_request_body, &a);
 }
 
-struct confirm_args {
-	const char *token_hash, *password_hash;
-	enum store_otk_why *why;
-};
-
 static enum store_status
-reset_confirm_body(struct store *s, void *arg)
+reset_then(struct store *s, const struct used *u, const char *now, void *arg)
 {
-	struct confirm_args *a = arg;
-	struct used u = {0};
-	char now[64];
-	enum store_status st;
+	const char *password_hash = arg;
+	struct store_arg id[] = {ARG_I(u->user_id)};
+	struct store_arg pw[] = {ARG_I(u->user_id), ARG_T(password_hash)};
+	struct store_mail_new notice = {.kind = "password_changed", .user_id = u->user_id};
+	enum store_status st = store_db_exec(s, STMT_SET_PASSWORD, pw, NARGS(pw), NULL);
 
-	store_time_rfc3339(0, now);
-	st = otk_use(s, STORE_OTK_RESET, a->token_hash, now, &u, a->why);
-	if (st == STORE_OK) {
-		struct store_arg id[] = {ARG_I(u.user_id)};
-		struct store_arg pw[] = {ARG_I(u.user_id), ARG_T(a->password_hash)};
-		struct store_mail_new notice = {.kind = "password_changed", .user_id = u.user_id};
-
-		st = store_db_exec(s, STMT_SET_PASSWORD, pw, NARGS(pw), NULL);
-		if (st == STORE_OK) /* the link proved the mailbox */
-			st = store_db_exec(s, STMT_SET_VERIFIED, id, 1, NULL);
-		if (st == STORE_OK)
-			st = store_db_exec(s, STMT_TOKENS_REVOKE_USER, id, 1, NULL);
-		if (st == STORE_OK)
-			st = use_others(s, u.user_id, STORE_OTK_RESET, now);
-		if (st == STORE_OK)
-			st = store_mail_enqueue_locked(s, &notice, NULL);
-	}
-	used_clear(&u);
+	if (st == STORE_OK) /* the link proved the mailbox */
+		st = store_db_exec(s, STMT_SET_VERIFIED, id, 1, NULL);
+	if (st == STORE_OK)
+		st = store_db_exec(s, STMT_TOKENS_REVOKE_USER, id, 1, NULL);
+	if (st == STORE_OK)
+		st = use_others(s, u->user_id, STORE_OTK_RESET, now);
+	if (st == STORE_OK)
+		st = store_mail_enqueue_locked(s, &notice, NULL);
 	return st;
 }
 
@@ -277,10 +287,7 @@ enum store_status
 store_reset_confirm(
     struct store *s, const char *token_hash, const char *password_hash, enum store_otk_why *why)
 {
-	struct confirm_args a = {token_hash, password_hash, why};
-
-	*why = STORE_OTK_OK;
-	return store_tx(s, reset_confirm_body, &a);
+	return otk_flow(s, STORE_OTK_RESET, token_hash, why, reset_then, (void *)password_hash);
 }
 
 struct change_args {
@@ -382,37 +389,22 @@ store_email_change_request(struct store *s, int64_t user_id, const char *new_ema
 	return st;
 }
 
-struct email_confirm_args {
-	const char *token_hash;
-	int64_t *user_id;
-	enum store_otk_why *why;
-};
-
 static enum store_status
-email_confirm_body(struct store *s, void *arg)
+email_then(struct store *s, const struct used *u, const char *now, void *arg)
 {
-	struct email_confirm_args *a = arg;
-	struct used u = {0};
-	char now[64];
+	int64_t *user_id = arg;
+	struct store_arg set[] = {ARG_I(u->user_id), ARG_T(u->new_email), ARG_T(u->new_email_key)};
 	enum store_status st;
 
-	store_time_rfc3339(0, now);
-	st = otk_use(s, STORE_OTK_EMAIL_CHANGE, a->token_hash, now, &u, a->why);
-	if (st == STORE_OK && (u.new_email == NULL || u.new_email_key == NULL))
-		st = STORE_ERROR;
-	if (st == STORE_OK) {
-		struct store_arg set[] = {
-		    ARG_I(u.user_id), ARG_T(u.new_email), ARG_T(u.new_email_key)};
-
-		*a->user_id = u.user_id;
-		/* The unique index decides a race for the address: STORE_CONFLICT_EMAIL. */
-		st = store_db_exec(s, STMT_SET_EMAIL, set, NARGS(set), NULL);
-		if (st == STORE_OK)
-			st = use_others(s, u.user_id, STORE_OTK_EMAIL_CHANGE, now);
-		if (st == STORE_OK) /* a link to the old address verifies it no more */
-			st = use_others(s, u.user_id, STORE_OTK_VERIFY, now);
-	}
-	used_clear(&u);
+	if (u->new_email == NULL || u->new_email_key == NULL)
+		return STORE_ERROR;
+	*user_id = u->user_id;
+	/* The unique index decides a race for the address: STORE_CONFLICT_EMAIL. */
+	st = store_db_exec(s, STMT_SET_EMAIL, set, NARGS(set), NULL);
+	if (st == STORE_OK)
+		st = use_others(s, u->user_id, STORE_OTK_EMAIL_CHANGE, now);
+	if (st == STORE_OK) /* a link to the old address verifies it no more */
+		st = use_others(s, u->user_id, STORE_OTK_VERIFY, now);
 	return st;
 }
 
@@ -420,9 +412,6 @@ enum store_status
 store_email_change_confirm(
     struct store *s, const char *token_hash, int64_t *user_id, enum store_otk_why *why)
 {
-	struct email_confirm_args a = {token_hash, user_id, why};
-
 	*user_id = 0;
-	*why = STORE_OTK_OK;
-	return store_tx(s, email_confirm_body, &a);
+	return otk_flow(s, STORE_OTK_EMAIL_CHANGE, token_hash, why, email_then, user_id);
 }
