@@ -4,6 +4,8 @@ plus an offset table, for binary search (src/accounts/password.c)."""
 import gzip
 import sys
 
+from c_literal import c_string_lines
+
 src, out_path = sys.argv[1], sys.argv[2]
 with gzip.open(src, "rt", encoding="utf-8") as f:
     words = sorted({w.strip().lower() for w in f if w.strip()}, key=lambda w: w.encode())
@@ -23,7 +25,5 @@ with open(out_path, "w") as f:
         f.write("\t" + ", ".join(str(o) for o in offsets[i:i + 12]) + ",\n")
     f.write("};\n")
     f.write("const char acct_common_blob[] =\n")
-    for i in range(0, len(blob), 64):
-        chunk = blob[i:i + 64]
-        f.write('\t"' + "".join("\\%03o" % b for b in chunk) + '"\n')
+    f.writelines(c_string_lines(bytes(blob)))
     f.write(";\n")

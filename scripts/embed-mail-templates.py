@@ -6,6 +6,8 @@ Each file must be UTF-8 (the mails are) and named KIND.subject|txt|html."""
 import os
 import sys
 
+from c_literal import c_string_lines
+
 out_path, paths = sys.argv[1], sys.argv[2:]
 entries = []
 for p in sorted(paths, key=os.path.basename):
@@ -26,9 +28,6 @@ with open(out_path, "w") as f:
     f.write("const struct mail_embedded_template mail_embedded_templates[] = {\n")
     for name, data in entries:
         f.write('\t{"%s", %d,\n' % (name, len(data)))
-        for i in range(0, len(data), 64):
-            f.write('\t    "' + "".join("\\%03o" % b for b in data[i:i + 64]) + '"\n')
-        if not data:
-            f.write('\t    ""\n')
+        f.writelines(c_string_lines(data, "\t    "))
         f.write("\t},\n")
     f.write("\t{NULL, 0, NULL},\n};\n")

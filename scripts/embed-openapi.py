@@ -6,6 +6,8 @@ import sys
 
 import yaml
 
+from c_literal import c_string_lines
+
 src, out_path = sys.argv[1], sys.argv[2]
 with open(src, encoding="utf-8") as f:
     doc = yaml.safe_load(f)
@@ -18,6 +20,5 @@ with open(out_path, "w") as f:
     f.write("#include <stddef.h>\n\n")
     f.write("const size_t api_openapi_json_len = %d;\n" % len(data))
     f.write("const char api_openapi_json[] =\n")
-    for i in range(0, len(data), 64):
-        f.write('\t"' + "".join("\\%03o" % b for b in data[i:i + 64]) + '"\n')
+    f.writelines(c_string_lines(data))
     f.write(";\n")

@@ -7,6 +7,8 @@ usage: embed-pages.py OUT.c FILE...   (each FILE is stored under its base name)"
 import os
 import sys
 
+from c_literal import c_string_lines
+
 out_path, files = sys.argv[1], sys.argv[2:]
 names = [os.path.basename(f) for f in files]
 if len(set(names)) != len(names):
@@ -21,10 +23,7 @@ with open(out_path, "w") as out:
         if b"\0" in data:
             sys.exit(f"embed-pages: {path} holds a NUL byte")
         out.write('    {"%s", %d,\n' % (name, len(data)))
-        for i in range(0, len(data), 64):
-            out.write('\t"' + "".join("\\%03o" % b for b in data[i:i + 64]) + '"\n')
-        if not data:
-            out.write('\t""\n')
+        out.writelines(c_string_lines(data))
         out.write("    },\n")
     out.write("};\n")
     out.write("const size_t pages_nassets = %d;\n" % len(files))
