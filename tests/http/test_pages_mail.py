@@ -8,6 +8,7 @@ that send their mails to a real SMTP server (smtp_server.py). The browser
 tests of these flows are in test_pages.py.
 """
 import re
+import time
 
 import pytest
 import requests
@@ -358,3 +359,19 @@ def test_browser_invitation_from_the_mail_to_a_teacher(browser, msite, smtp, db)
     assert "accepted" in b.cmd("text", id="i", selector="main")["text"]
     for ctx in ("i", "t"):
         b.cmd("close", id=ctx)
+
+
+def test_pages_forgot_shares_the_reset_limits_with_the_api(db, start_servers, smtp):
+    """The page and POST /users/password/reset/ count against one limit per address."""
+    server = start_servers(db, args=[*mail_args(smtp), "--rate-limits", "on",
+                                     "--limit-reset-per-email", "2"])[0]
+    if 3600 - time.time() % 3600 < 5:  # the hour's window must not end midway
+        time.sleep(3600 - time.time() % 3600 + 0.2)
+    q = Pages(server)
+    assert q.post("/account/password/forgot", {"email": "lim@example.com"}).status_code == 200
+    assert server.post("/users/password/reset/", json={"email": "Lim@example.com"}).status_code == 202
+    r = q.post("/account/password/forgot", {"email": "lim@example.com"})
+    assert r.status_code == 429 and r.headers["Retry-After"].isdigit()
+    assert form_error(r.text) == "Too many requests; retry later."
+    assert 'value="lim@example.com"' in r.text
+    assert server.post("/users/password/reset/", json={"email": "lim@example.com"}).status_code == 429
