@@ -294,10 +294,11 @@ enum api_err api_invite_accept(
 
 /*
  * The account lifecycle by email (lifecycle.c), each on a worker (the hashing
- * pool for the two that hash a password). A token arrives as the client sent
- * it (NULL: absent): one not of a token's shape is API_ERR_TOKEN_INVALID, one
- * the store refuses API_ERR_TOKEN_EXPIRED / _USED / _INVALID. The answers'
- * messages are the API_MSG_* below, shown by the JSON API and the pages alike.
+ * pool for the two that hash a password) but api_reset_check and
+ * api_reset_free, which touch no store and run on the I/O thread. A token arrives as the client
+ * sent it (NULL: absent): one not of a token's shape is API_ERR_TOKEN_INVALID, one the store
+ * refuses API_ERR_TOKEN_EXPIRED / _USED / _INVALID. The answers' messages are the API_MSG_* below,
+ * shown by the JSON API and the pages alike.
  */
 #define API_MSG_EMAIL_VERIFIED "Your email address has been verified."
 #define API_MSG_VERIFY_SENT    "A verification link has been sent."
@@ -306,6 +307,7 @@ enum api_err api_invite_accept(
 #define API_MSG_PASSWORD_RESET         "Your password has been reset."
 #define API_MSG_PASSWORD_CHANGED       "Your password has been changed."
 #define API_MSG_EMAIL_CHANGE_SENT      "A confirmation link has been sent to the new address."
+#define API_MSG_EMAIL_CHANGED          "Your email address has been changed." /* the pages' */
 #define API_MSG_CURRENT_PASSWORD_WRONG "Your current password is incorrect."
 
 /* Whether a link's token of `purpose` (STORE_OTK_*) would be accepted now; reads only. */

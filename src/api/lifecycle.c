@@ -283,6 +283,11 @@ api_email_change_run(struct http_req *req, const struct store_user *user, const 
 		return API_ERR_INVALID;
 	}
 	ukey = acct_username_key_any(display, strlen(display));
+	if (ukey == NULL) { /* out of memory: a valid address always has a key */
+		free(display);
+		free(key);
+		return API_ERR_INTERNAL;
+	}
 	api_audit_arm_new(req, STORE_AUDIT_EMAIL_CHANGE_REQUESTED, user->id, user->id, NULL);
 	st = store_email_change_request(api_store(req), user->id, display, key, ukey);
 	free(display);
@@ -337,10 +342,12 @@ static void
 reply_flow(struct http_req *req, enum api_err err, const struct acct_errors *errs, int status,
     const char *message)
 {
+	static const struct acct_errors none = {.n = 0};
+
 	if (err == API_ERR_NONE)
 		reply_message(req, status, message);
 	else if (err == API_ERR_INVALID)
-		api_reply_invalid(req, errs);
+		api_reply_invalid(req, errs != NULL ? errs : &none);
 	else
 		api_reply_error(req, err);
 }

@@ -28,20 +28,41 @@ struct link_kind {
 	const char *intro;                  /* above the button */
 	const char *button;                 /* the POST's */
 	bool password;                      /* the form asks for a new password (reset) */
+	const char *done;                   /* what was done, on the page after the POST */
 	const char *done_href, *done_label; /* where to go after */
 };
 
-static const struct link_kind reset_kind = {"/account/password/reset", STORE_OTK_RESET,
-    "Choose a new password",
-    "Choose a new password for your account. Every session of the account ends.",
-    "Set the new password", true, "/account/login", "Log in with the new password"};
-static const struct link_kind verify_kind = {"/account/email/verify", STORE_OTK_VERIFY,
-    "Verify your email address", "Confirm that this address is yours.", "Verify my email address",
-    false, "/account/", "Go to your account"};
-static const struct link_kind change_kind = {"/account/email/change", STORE_OTK_EMAIL_CHANGE,
-    "Confirm your new email address",
-    "Confirm that this address is yours and becomes the one of your account.",
-    "Confirm the new address", false, "/account/", "Go to your account"};
+static const struct link_kind reset_kind = {
+    .path = "/account/password/reset",
+    .purpose = STORE_OTK_RESET,
+    .title = "Choose a new password",
+    .intro = "Choose a new password for your account. Every session of the account ends.",
+    .button = "Set the new password",
+    .password = true,
+    .done = API_MSG_PASSWORD_RESET,
+    .done_href = "/account/login",
+    .done_label = "Log in with the new password",
+};
+static const struct link_kind verify_kind = {
+    .path = "/account/email/verify",
+    .purpose = STORE_OTK_VERIFY,
+    .title = "Verify your email address",
+    .intro = "Confirm that this address is yours.",
+    .button = "Verify my email address",
+    .done = API_MSG_EMAIL_VERIFIED,
+    .done_href = "/account/",
+    .done_label = "Go to your account",
+};
+static const struct link_kind change_kind = {
+    .path = "/account/email/change",
+    .purpose = STORE_OTK_EMAIL_CHANGE,
+    .title = "Confirm your new email address",
+    .intro = "Confirm that this address is yours and becomes the one of your account.",
+    .button = "Confirm the new address",
+    .done = API_MSG_EMAIL_CHANGED,
+    .done_href = "/account/",
+    .done_label = "Go to your account",
+};
 
 struct link_ctx {
 	struct page_form form;
@@ -135,8 +156,9 @@ link_use(struct http_req *req)
 	size_t tlen = 0, pwlen = 0;
 	const char *token = page_form_get(&c->form, "token", &tlen);
 	const char *pw = page_form_get(&c->form, "password", &pwlen);
-	const char *done = NULL;
 	int64_t user_id = 0;
+	struct store_user who;
+	char loc[64];
 	enum api_err err;
 
 	if (k == &reset_kind) {
@@ -149,18 +171,22 @@ link_use(struct http_req *req)
 		} else {
 			err = api_reset_confirm_run(req, token, tlen, pw, pwlen, &errs);
 		}
-		done = API_MSG_PASSWORD_RESET;
 	} else if (k == &verify_kind) {
 		err = api_email_verify_run(req, token, tlen);
-		done = API_MSG_EMAIL_VERIFIED;
 	} else {
 		err = api_email_change_confirm_run(req, token, tlen, &user_id);
-		done = "Your email address has been changed.";
 	}
 	if (err == API_ERR_NONE) {
-		if (k == &reset_kind)
-			page_end_session(req); /* the reset ended every session of the account */
-		link_page(req, 200, k, NULL, NULL, NULL, done, false);
+		/* The reset ended every session of its account: forget this browser's if it was
+		 * one. */
+		if (k == &reset_kind && page_session_token(req, (char[65]){0})) {
+			if (page_authenticate(req, &who, NULL) == API_ERR_NOT_AUTHENTICATED)
+				page_end_session(req);
+			store_user_clear(&who);
+		}
+		/* After a POST, a page to reload safely: ?done= says what was done. */
+		snprintf(loc, sizeof(loc), "%s?done=1", k->path);
+		page_redirect(req, loc);
 	} else if (err == API_ERR_INVALID) {
 		link_page(req, 400, k, token, NULL, &errs, NULL, false);
 	} else if (err == API_ERR_EMAIL_TAKEN) {
@@ -176,6 +202,11 @@ link_handle(struct http_req *req, const struct link_kind *k)
 {
 	struct link_ctx *c = ctx_new(req, k);
 
+	if (req->method != HTTP_POST && http_query(req, "done") != NULL &&
+	    http_query(req, "token") == NULL) {
+		link_page(req, 200, k, NULL, NULL, NULL, k->done, false);
+		return;
+	}
 	if (req->method != HTTP_POST) {
 		page_defer(req, HTTP_POOL_DB, link_peek);
 		return;

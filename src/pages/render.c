@@ -141,6 +141,9 @@ page_path(const char *path)
 void
 page_security_headers(struct http_req *req, unsigned flags)
 {
+	/* Whatever the answer (an error page too), a token in the URL never leaves in a Referer. */
+	if (http_query(req, "token") != NULL || http_query(req, "invitation") != NULL)
+		flags |= PAGE_TOKEN_URL;
 	(void)http_reply_header(req, "Content-Security-Policy",
 	    "default-src 'self'; frame-ancestors 'none'; form-action 'self'");
 	(void)http_reply_header(req, "X-Content-Type-Options", "nosniff");

@@ -53,8 +53,8 @@ enum store_stmt {
 	STMT_TOKEN_DELETE,
 	STMT_INV_EXPIRE_EMAIL,
 	STMT_EMAIL_HAS_ACCOUNT,
-	STMT_EMAIL_CHANGE_TAKEN, /* $1 email key, $2 its username key (may be NULL), $3 the account
-	                          */
+	/* $1 an email key, $2 it as a username key (may be NULL), $3 the account changing. */
+	STMT_EMAIL_CHANGE_TAKEN,
 	STMT_INV_INSERT,
 	STMT_INV_RESEND,
 	STMT_INV_REVOKE,

@@ -86,8 +86,11 @@ def test_pages_forgot_reset_then_login(msite, smtp, db):
     assert f'name="token" value="{token}"' in r.text  # the form again, the link still good
     r = q.post("/account/password/reset", {"token": token, "password": NEW_PASSWORD},
                csrf_from=link)
+    assert r.status_code == 303, r.text[:400]
+    assert r.headers["Location"] == "/account/password/reset?done=1"  # reloading it posts nothing
+    r = q.get(r.headers["Location"])
     assert r.status_code == 200 and "Your password has been reset." in r.text, r.text[:400]
-    assert 'href="/account/login"' in r.text
+    assert 'href="/account/login"' in r.text and 'name="token"' not in r.text
     # Every session ended: the page's cookie and the API token.
     r = requests.get(msite.url + "/auth/check", cookies={"roster_session": old_session}, timeout=T)
     assert r.status_code == 401
@@ -122,7 +125,8 @@ def test_pages_verify_link_and_resend_from_profile(msite, smtp, db):
     assert_page_headers(r, token_url=True, personal=False)
     assert db.query("SELECT email_verified FROM users WHERE username = ?", "vl1")[0][0] in (0, False)
     r = anon.post("/account/email/verify", {"token": second}, csrf_from=link)
-    assert r.status_code == 200 and "Your email address has been verified." in r.text
+    assert r.status_code == 303 and r.headers["Location"] == "/account/email/verify?done=1"
+    assert "Your email address has been verified." in anon.get(r.headers["Location"]).text
     assert db.query("SELECT email_verified FROM users WHERE username = ?", "vl1")[0][0] in (1, True)
     r = p.get("/account/")
     assert "(verified)" in r.text and "Send a new verification link" not in r.text
@@ -184,7 +188,8 @@ def test_pages_profile_names_password_and_email_change(msite, smtp, db):
     assert r.status_code == 200 and "Confirm the new address" in r.text
     assert 'class="email">pc1@example.com' in p.get("/account/").text  # not yet
     r = p.post("/account/email/change", {"token": token}, csrf_from=link)
-    assert r.status_code == 200 and "Your email address has been changed." in r.text
+    assert r.status_code == 303 and r.headers["Location"] == "/account/email/change?done=1"
+    assert "Your email address has been changed." in p.get(r.headers["Location"]).text
     assert 'class="email">pc1-new@example.com' in p.get("/account/").text
     r = p.post("/account/email/change", {"token": token}, csrf_from="/account/login")
     assert form_error(r.text) == "This link has already been used."
