@@ -1,7 +1,8 @@
 /*
  * pages/internal.h: what the files of src/pages/ share: the form parser
  * (form.c), rendering and replies (render.c), the session cookie and the
- * CSRF defence (session.c).
+ * CSRF defence (csrf.c, session.c); the handlers are in session.c,
+ * profile.c, links.c and invitations.c.
  */
 #ifndef ROSTER_PAGES_INTERNAL_H
 #define ROSTER_PAGES_INTERNAL_H

@@ -1,10 +1,11 @@
 /*
  * pages: the HTML pages under /account/ (register, login, logout, the
- * profile, an invitation, the invitations of an inviter), served by `roster
- * serve` itself. They call the same flows as the JSON API (api/api.h) and
- * answer in HTML with the API's messages; http/'s errors on their routes are
- * HTML pages too (page_render_http_err). Templates and the stylesheet are
- * embedded at build time (scripts/embed-pages.py) and parsed once at start.
+ * profile and its forms, the forgotten password, the pages of the mails'
+ * links: reset, verify, email change, an invitation; the invitations of an
+ * inviter), served by `roster serve` itself. They call the same flows as the JSON API (api/api.h)
+ * and answer in HTML with the API's messages; http/'s errors on their routes are HTML pages too
+ * (page_render_http_err). Templates and the stylesheet are embedded at build time
+ * (scripts/embed-pages.py) and parsed once at start.
  */
 #ifndef ROSTER_PAGES_H
 #define ROSTER_PAGES_H
