@@ -48,6 +48,13 @@ reply_message(struct http_req *req, int status, const char *message)
 
 /* ---- the flows, shared with the pages (each on a worker) ---- */
 
+/* A link's token as its SHA-256 hex; false when absent or not of a token's shape. */
+static bool
+link_hash(const char *token, size_t len, char hash[65])
+{
+	return token != NULL && api_invitation_token_hash(token, len, hash);
+}
+
 enum api_err
 api_otk_peek(struct http_req *req, const char *purpose, const char *token, size_t len)
 {
@@ -56,7 +63,7 @@ api_otk_peek(struct http_req *req, const char *purpose, const char *token, size_
 	char hash[65];
 	enum store_status st;
 
-	if (token == NULL || !api_invitation_token_hash(token, len, hash))
+	if (!link_hash(token, len, hash))
 		return API_ERR_TOKEN_INVALID;
 	st = store_otk_check(api_store(req), purpose, hash, &why, &user_id);
 	if (st == STORE_OK && why != STORE_OTK_OK)
@@ -71,7 +78,7 @@ api_email_verify_run(struct http_req *req, const char *token, size_t len)
 	char hash[65];
 	enum store_status st;
 
-	if (token == NULL || !api_invitation_token_hash(token, len, hash))
+	if (!link_hash(token, len, hash))
 		return API_ERR_TOKEN_INVALID;
 	api_audit_arm_new(req, STORE_AUDIT_EMAIL_VERIFIED, 0, 0, NULL);
 	st = store_email_verify(api_store(req), hash, &why);
@@ -192,7 +199,7 @@ api_reset_confirm_run(struct http_req *req, const char *token, size_t tlen, cons
 	enum api_err err = API_ERR_NONE;
 	enum store_status st;
 
-	if (token == NULL || !api_invitation_token_hash(token, tlen, hash))
+	if (!link_hash(token, tlen, hash))
 		return API_ERR_TOKEN_INVALID;
 	st = store_otk_check(api_store(req), STORE_OTK_RESET, hash, &why, &user_id);
 	if (st == STORE_OK && why == STORE_OTK_OK)
@@ -304,7 +311,7 @@ api_email_change_confirm_run(struct http_req *req, const char *token, size_t len
 	enum store_status st;
 
 	*user_id = 0;
-	if (token == NULL || !api_invitation_token_hash(token, len, hash))
+	if (!link_hash(token, len, hash))
 		return API_ERR_TOKEN_INVALID;
 	api_audit_arm_new(req, STORE_AUDIT_EMAIL_CHANGED, 0, 0, NULL);
 	st = store_email_change_confirm(api_store(req), hash, user_id, &why);
@@ -437,7 +444,7 @@ reset_confirm_finish(struct http_req *req)
 
 	if (!body_string(req, "token", &obj, &token, &tlen))
 		goto out;
-	if (!api_invitation_token_hash(token, tlen, (char[65]){0})) {
+	if (!link_hash(token, tlen, (char[65]){0})) {
 		api_reply_error(
 		    req, API_ERR_TOKEN_INVALID); /* a dead link before a missing field */
 		goto out;

@@ -112,6 +112,8 @@ page_form_get(const struct page_form *f, const char *name, size_t *len)
 				*len = f->f[i].len;
 			return f->f[i].value;
 		}
+	if (len != NULL)
+		*len = 0;
 	return NULL;
 }
 

@@ -34,7 +34,7 @@ struct page_form {
  */
 bool page_form_parse(const char *body, size_t len, /* OUT: */ struct page_form *out);
 
-/* The value of `name` (its length in `*len` when not NULL), or NULL when absent. */
+/* The value of `name` (its length in `*len` when not NULL), or NULL (and 0) when absent. */
 const char *page_form_get(const struct page_form *f, const char *name, size_t *len);
 
 void page_form_clear(struct page_form *f);
@@ -120,13 +120,11 @@ void page_set_errors(json_t *vars, const struct acct_errors *errs);
 const char *page_field(const struct page_form *f, const char *name);
 
 /*
- * On a worker: the account of the session cookie, and the CSRF token of its
- * forms in `csrf` (may be NULL). API_ERR_NOT_AUTHENTICATED without a session.
+ * On a worker: the account of the session cookie, the CSRF token of its
+ * forms in `csrf` and the session token's hash in `token_hash` (each may be
+ * NULL). API_ERR_NOT_AUTHENTICATED without a session.
  */
 enum api_err page_authenticate(
-    struct http_req *req, /* OUT: */ struct store_user *user, char csrf[65]);
-/* page_authenticate, and the session token's hash in `token_hash` (may be NULL). */
-enum api_err page_authenticate_keep(
     struct http_req *req, /* OUT: */ struct store_user *user, char csrf[65], char token_hash[65]);
 
 /* 303 to the login page (then back to `back`, a path with its query, when not NULL). */

@@ -59,7 +59,7 @@ invitation_page(struct http_req *req, int status, const char *token, const char 
 	struct store_user user;
 	char csrf[65] = "", next[200];
 	enum api_err err = page_invitation_lookup(req, token, &inv);
-	enum api_err auth = page_authenticate(req, &user, csrf);
+	enum api_err auth = page_authenticate(req, &user, csrf, NULL);
 	json_t *vars;
 
 	if (auth != API_ERR_NONE && auth != API_ERR_NOT_AUTHENTICATED) {
@@ -106,7 +106,7 @@ invitation_accept(struct http_req *req)
 	struct inv_ctx *c = req->ctx;
 	const char *token = page_form_get(&c->form, "token", NULL);
 	struct store_user user;
-	enum api_err err = page_authenticate(req, &user, NULL);
+	enum api_err err = page_authenticate(req, &user, NULL, NULL);
 	size_t len = 0;
 
 	if (err == API_ERR_NONE) {
@@ -262,7 +262,7 @@ invitations_finish(struct http_req *req)
 	struct inv_ctx *c = req->ctx;
 	struct store_user user;
 	char csrf[65];
-	enum api_err err = page_authenticate(req, &user, csrf);
+	enum api_err err = page_authenticate(req, &user, csrf, NULL);
 
 	if (err == API_ERR_NONE && !user.can_invite_teachers)
 		err = API_ERR_FORBIDDEN;

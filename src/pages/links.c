@@ -96,11 +96,12 @@ ctx_new(struct http_req *req, const struct link_kind *kind)
 /*
  * The page of a link: the form with the token when `token` is not NULL, the
  * reason the link does not work (`form_error`), the field problems `errs`,
- * or what was done (`done`).
+ * or what was done (`done`). A GET of the link has the token in its URL:
+ * page_security_headers then sends no-referrer by itself.
  */
 static void
 link_page(struct http_req *req, int status, const struct link_kind *k, const char *token,
-    const char *form_error, const struct acct_errors *errs, const char *done, bool token_url)
+    const char *form_error, const struct acct_errors *errs, const char *done)
 {
 	char secret[65], csrf[65];
 	json_t *vars;
@@ -115,18 +116,18 @@ link_page(struct http_req *req, int status, const struct link_kind *k, const cha
 	page_set_field(vars, "password", "", NULL);
 	if (errs != NULL)
 		page_set_errors(vars, errs);
-	page_reply(req, status, "link.html", vars, token_url ? PAGE_TOKEN_URL : 0);
+	page_reply(req, status, "link.html", vars, 0);
 }
 
 /* A token's refusal, or the error page for what is not about the link. */
 static void
-link_refused(struct http_req *req, const struct link_kind *k, enum api_err err, bool token_url)
+link_refused(struct http_req *req, const struct link_kind *k, enum api_err err)
 {
 	const struct api_err_info *info = api_err_info(err);
 
 	if (err == API_ERR_TOKEN_INVALID || err == API_ERR_TOKEN_EXPIRED ||
 	    err == API_ERR_TOKEN_USED)
-		link_page(req, info->status, k, NULL, info->message, NULL, NULL, token_url);
+		link_page(req, info->status, k, NULL, info->message, NULL, NULL);
 	else
 		page_reply_error(req, err);
 }
@@ -141,9 +142,9 @@ link_peek(struct http_req *req)
 	    api_otk_peek(req, c->kind->purpose, token, token != NULL ? strlen(token) : 0);
 
 	if (err == API_ERR_NONE)
-		link_page(req, 200, c->kind, token, NULL, NULL, NULL, true);
+		link_page(req, 200, c->kind, token, NULL, NULL, NULL);
 	else
-		link_refused(req, c->kind, err, true);
+		link_refused(req, c->kind, err);
 }
 
 /* POST: on a worker, the flow of the link's kind with the form's token. */
@@ -180,7 +181,7 @@ link_use(struct http_req *req)
 		/* The reset ended every session of its account: forget this browser's if it was
 		 * one. */
 		if (k == &reset_kind && page_session_token(req, (char[65]){0})) {
-			if (page_authenticate(req, &who, NULL) == API_ERR_NOT_AUTHENTICATED)
+			if (page_authenticate(req, &who, NULL, NULL) == API_ERR_NOT_AUTHENTICATED)
 				page_end_session(req);
 			store_user_clear(&who);
 		}
@@ -188,12 +189,12 @@ link_use(struct http_req *req)
 		snprintf(loc, sizeof(loc), "%s?done=1", k->path);
 		page_redirect(req, loc);
 	} else if (err == API_ERR_INVALID) {
-		link_page(req, 400, k, token, NULL, &errs, NULL, false);
+		link_page(req, 400, k, token, NULL, &errs, NULL);
 	} else if (err == API_ERR_EMAIL_TAKEN) {
 		link_page(req, api_err_info(err)->status, k, NULL, api_err_info(err)->message, NULL,
-		    NULL, false);
+		    NULL);
 	} else {
-		link_refused(req, k, err, false);
+		link_refused(req, k, err);
 	}
 }
 
@@ -204,7 +205,7 @@ link_handle(struct http_req *req, const struct link_kind *k)
 
 	if (req->method != HTTP_POST && http_query(req, "done") != NULL &&
 	    http_query(req, "token") == NULL) {
-		link_page(req, 200, k, NULL, NULL, NULL, k->done, false);
+		link_page(req, 200, k, NULL, NULL, NULL, k->done);
 		return;
 	}
 	if (req->method != HTTP_POST) {

@@ -145,7 +145,7 @@ profile_finish(struct http_req *req)
 	struct store_user user;
 	struct acct_errors errs = {.n = 0};
 	char csrf[65], keep[65];
-	enum api_err err = page_authenticate_keep(req, &user, csrf, keep);
+	enum api_err err = page_authenticate(req, &user, csrf, keep);
 
 	if (err == API_ERR_NONE && run == NULL) {
 		profile_page(req, 200, &user, csrf, NULL, NULL, NULL);
@@ -183,14 +183,6 @@ profile_post(struct http_req *req, const struct profile_form *kind)
 		page_defer(req, kind->pool, profile_finish);
 }
 
-/* The form's field `name`: NULL when absent, with its length in `*len`. */
-static const char *
-field(const struct page_form *f, const char *name, size_t *len)
-{
-	*len = 0;
-	return page_form_get(f, name, len);
-}
-
 /* ---- POST /account/: names and bio ---- */
 
 static enum api_err
@@ -200,9 +192,9 @@ run_profile(struct http_req *req, const struct store_user *u, const char *keep,
 	struct api_profile_edit e = {0};
 
 	(void)keep;
-	e.bio = field(f, "bio", &e.bio_len);
-	e.first_name = field(f, "first_name", &e.first_name_len);
-	e.last_name = field(f, "last_name", &e.last_name_len);
+	e.bio = page_form_get(f, "bio", &e.bio_len);
+	e.first_name = page_form_get(f, "first_name", &e.first_name_len);
+	e.last_name = page_form_get(f, "last_name", &e.last_name_len);
 	return api_me_update(req, u->id, &e, errs);
 }
 
@@ -221,8 +213,8 @@ run_password(struct http_req *req, const struct store_user *u, const char *keep,
     const struct page_form *f, struct acct_errors *errs)
 {
 	size_t curlen, pwlen;
-	const char *cur = field(f, "current_password", &curlen);
-	const char *pw = field(f, "new_password", &pwlen);
+	const char *cur = page_form_get(f, "current_password", &curlen);
+	const char *pw = page_form_get(f, "new_password", &pwlen);
 
 	if (cur == NULL || curlen == 0)
 		acct_errors_add(errs, "current_password", ACCT_MSG_REQUIRED);
@@ -248,7 +240,7 @@ run_email(struct http_req *req, const struct store_user *u, const char *keep,
     const struct page_form *f, struct acct_errors *errs)
 {
 	size_t len;
-	const char *email = field(f, "email", &len);
+	const char *email = page_form_get(f, "email", &len);
 
 	(void)keep;
 	if (email == NULL || len == 0) {

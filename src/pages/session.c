@@ -490,14 +490,7 @@ page_register(struct http_req *req)
 /* ---- who is logged in ---- */
 
 enum api_err
-page_authenticate(struct http_req *req, struct store_user *user, char csrf[65])
-{
-	return page_authenticate_keep(req, user, csrf, NULL);
-}
-
-enum api_err
-page_authenticate_keep(
-    struct http_req *req, struct store_user *user, char csrf[65], char token_hash[65])
+page_authenticate(struct http_req *req, struct store_user *user, char csrf[65], char token_hash[65])
 {
 	char token[65];
 	enum api_err err;
