@@ -82,11 +82,19 @@ profile_page(struct http_req *req, int status, const struct store_user *u, const
     const struct page_form *typed, const struct acct_errors *errs, const char *form_error)
 {
 	bool verified = false;
-	json_t *vars, *user = page_user_json_new(u);
+	json_t *vars, *user;
 	static const char *const kept[] = {"first_name", "last_name", "bio"};
+	enum store_status st = store_user_email_verified(api_store(req), u->id, &verified);
 
-	if (store_user_email_verified(api_store(req), u->id, &verified) != STORE_OK)
-		verified = false; /* shown as not verified; the resend answers alike */
+	if (st == STORE_NOT_FOUND) { /* deleted meanwhile: as a session that no longer works */
+		page_login_first(req, NULL);
+		return;
+	}
+	if (st != STORE_OK) { /* as GET /users/me/ answers it: 500, or 503 with Retry-After */
+		page_reply_error(req, api_store_err(st, API_ERR_INTERNAL, API_ERR_INTERNAL));
+		return;
+	}
+	user = page_user_json_new(u);
 	json_object_set_new(user, "email_verified", json_boolean(verified));
 	json_object_set_new(
 	    user, "has_email", json_boolean(u->email != NULL && u->email[0] != '\0'));
